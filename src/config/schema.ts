@@ -1,0 +1,105 @@
+/**
+ * The settings vmbridge reads from its YAML file (and environment overrides).
+ * Every key here is documented in config/vmbridge.example.yaml; keep the two in step.
+ */
+import { z } from 'zod';
+
+const folderName = z.string().min(1).max(200).refine((s) => !/[\r\n\0]/.test(s), 'no CR, LF or NUL');
+
+export const settingsSchema = z.strictObject({
+  spool: z.strictObject({
+    /** Asterisk's astspooldir; voicemail lives in <dir>/voicemail. */
+    dir: z.string().min(1).default('/var/spool/asterisk'),
+    /** voicemail.conf: the list of mailboxes and their IMAP users. */
+    voicemailConf: z.string().min(1).default('/etc/asterisk/voicemail.conf'),
+    /** asterisk.conf, for lockmode; optional. */
+    asteriskConf: z.string().min(1).optional(),
+    /** Watch the spool for new files (inotify). */
+    watch: z.boolean().default(true),
+    /** Safety-net sweep over every mailbox, in seconds (0 turns it off). */
+    sweepSeconds: z.number().int().min(0).max(86_400).default(300),
+  }).default({ dir: '/var/spool/asterisk', voicemailConf: '/etc/asterisk/voicemail.conf', watch: true, sweepSeconds: 300 }),
+
+  redis: z.strictObject({
+    url: z.string().min(1).default('redis://127.0.0.1:6379'),
+    /** Key and queue prefix, so several deployments can share one Redis. */
+    prefix: z.string().min(1).max(64).regex(/^[A-Za-z0-9_.:-]+$/).default('vmbridge'),
+  }).default({ url: 'redis://127.0.0.1:6379', prefix: 'vmbridge' }),
+
+  imap: z.strictObject({
+    host: z.string().min(1),
+    port: z.number().int().min(1).max(65_535).default(993),
+    /** true: implicit TLS (port 993). false: plain, upgraded with STARTTLS when the server offers it. */
+    secure: z.boolean().default(true),
+    /** Refuse to log in over an unencrypted connection (set false only for loopback test servers). */
+    requireTls: z.boolean().default(true),
+    tls: z.strictObject({
+      /** Verify the server certificate. Turning this off is logged as a warning at start. */
+      rejectUnauthorized: z.boolean().default(true),
+      /** Extra CA bundle (PEM file). */
+      caFile: z.string().min(1).optional(),
+      servername: z.string().min(1).optional(),
+    }).default({ rejectUnauthorized: true }),
+    login: z.strictObject({
+      /** per-user: each mailbox logs in as its own IMAP user. master: a master user logs in on its behalf. */
+      mode: z.enum(['per-user', 'master']).default('per-user'),
+      /**
+       * IMAP user name of a mailbox when voicemail.conf has no imapuser= for it.
+       * Placeholders: {mailbox} {context} {email}.
+       */
+      userTemplate: z.string().min(1).default('{email}'),
+      masterUser: z.string().min(1).optional(),
+      masterPassword: z.string().min(1).optional(),
+      masterPasswordFile: z.string().min(1).optional(),
+      /** How the master login is written: Dovecot's `user*master`. */
+      masterSeparator: z.string().min(1).max(4).default('*'),
+      /** YAML file mapping IMAP user to password, for users without imappassword= in voicemail.conf. */
+      passwordsFile: z.string().min(1).optional(),
+    }).default({ mode: 'per-user', userTemplate: '{email}', masterSeparator: '*' }),
+    folders: z.strictObject({
+      /** Folder that holds new (unseen), urgent (unseen + \Flagged) and old (\Seen) voicemail. */
+      inbox: folderName.default('INBOX'),
+      /** Parent for Work/Family/Friends, e.g. "Voicemail"; empty for top level. */
+      parent: z.string().max(200).default(''),
+      work: folderName.default('Work'),
+      family: folderName.default('Family'),
+      friends: folderName.default('Friends'),
+    }).default({ inbox: 'INBOX', parent: '', work: 'Work', family: 'Family', friends: 'Friends' }),
+    /** Open IMAP connections at most, over all accounts. */
+    maxConnections: z.number().int().min(1).max(10_000).default(50),
+    /** Seconds of no use after which an account's connection is logged out. */
+    idleCloseSeconds: z.number().int().min(1).max(86_400).default(300),
+  }),
+
+  email: z.strictObject({
+    /** From: of voicemail emails. */
+    from: z.string().min(3).default('"Voicemail" <voicemail@localhost>'),
+    /** Domain used in the deterministic Message-ID. */
+    messageIdDomain: z.string().min(1).regex(/^[A-Za-z0-9.-]+$/).default('vmbridge.invalid'),
+    /** X-Asterisk-VM-Server-Name (Asterisk's fromstring). */
+    serverName: z.string().default('vmbridge'),
+    /** Time zone for dates in the email when the mailbox has no tz= (IANA name). */
+    timezone: z.string().min(1).default('UTC'),
+  }).default({ from: '"Voicemail" <voicemail@localhost>', messageIdDomain: 'vmbridge.invalid', serverName: 'vmbridge', timezone: 'UTC' }),
+
+  sync: z.strictObject({
+    /** Reconciles run at once in one process (different mailboxes). */
+    concurrency: z.number().int().min(1).max(256).default(4),
+    /** A plan deleting more than this share of a mailbox stops and reports instead. */
+    maxDeleteShare: z.number().min(0).max(1).default(0.5),
+    /** ...unless it deletes fewer than this many messages. */
+    maxDeleteFloor: z.number().int().min(0).default(5),
+  }).default({ concurrency: 4, maxDeleteShare: 0.5, maxDeleteFloor: 5 }),
+
+  http: z.strictObject({
+    /** Health/readiness/metrics listener; port 0 turns it off. */
+    host: z.string().min(1).default('127.0.0.1'),
+    port: z.number().int().min(0).max(65_535).default(0),
+  }).default({ host: '127.0.0.1', port: 0 }),
+
+  log: z.strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  }).default({ level: 'info' }),
+});
+
+export type Settings = z.infer<typeof settingsSchema>;

@@ -1,0 +1,57 @@
+/**
+ * Typed errors. Each names what is at fault (a file, a setting, a mailbox) and, where it can,
+ * what to do about it. `code` is stable and machine-readable.
+ */
+export class VmbridgeError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A settings file or environment variable is missing, malformed or out of range. */
+export class ConfigError extends VmbridgeError {
+  readonly file: string | undefined;
+  readonly key: string | undefined;
+  constructor(message: string, where: { file?: string; key?: string } = {}, options?: { cause?: unknown }) {
+    super('CONFIG', message, options);
+    this.file = where.file;
+    this.key = where.key;
+  }
+}
+
+/** A spool file or path could not be used. The file is named; nothing is changed on disk. */
+export class SpoolError extends VmbridgeError {
+  readonly path: string;
+  constructor(path: string, message: string, options?: { cause?: unknown }) {
+    super('SPOOL', `${path}: ${message}`, options);
+    this.path = path;
+  }
+}
+
+/** A context or mailbox name that cannot be used as a spool path segment (`..`, `/`, NUL, ...). */
+export class UnsafeNameError extends VmbridgeError {
+  readonly value: string;
+  constructor(what: string, value: string) {
+    super('UNSAFE_NAME', `${what} ${JSON.stringify(value)} is not a safe spool name (letters, digits and . _ - + only; not . or ..)`);
+    this.value = value;
+  }
+}
+
+/** An IMAP command failed in a way the caller should see. */
+export class ImapError extends VmbridgeError {
+  readonly account: string;
+  constructor(account: string, message: string, options?: { cause?: unknown }) {
+    super('IMAP', `${account}: ${message}`, options);
+    this.account = account;
+  }
+}
+
+/** A reconcile refused to go on because its plan looked dangerous (for example, mass deletion). */
+export class SafetyStopError extends VmbridgeError {
+  constructor(message: string) {
+    super('SAFETY_STOP', message);
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * What vmbridge knows about Asterisk's voicemail spool. Pure data: no I/O here.
+ * Facts behind these shapes: Asterisk's app_voicemail (file storage), see docs/asterisk-spool.md.
+ */
+
+/** Spool folder directory names, in app_voicemail's order (mailbox_folders[]). */
+export const SPOOL_FOLDERS = [
+  'INBOX', 'Old', 'Work', 'Family', 'Friends',
+  'Cust1', 'Cust2', 'Cust3', 'Cust4', 'Cust5',
+  'Deleted', 'Urgent',
+] as const;
+export type SpoolFolder = (typeof SPOOL_FOLDERS)[number];
+
+/** The folders vmbridge keeps in step with IMAP. Cust1..5 and Deleted are left alone. */
+export const SYNCED_SPOOL_FOLDERS = ['INBOX', 'Urgent', 'Old', 'Work', 'Family', 'Friends'] as const;
+export type SyncedSpoolFolder = (typeof SYNCED_SPOOL_FOLDERS)[number];
+
+export function isSyncedSpoolFolder(name: string): name is SyncedSpoolFolder {
+  return (SYNCED_SPOOL_FOLDERS as readonly string[]).includes(name);
+}
+
+/** A voicemail box: `<mailbox>@<context>`. Both parts are validated spool path segments. */
+export interface MailboxRef {
+  readonly context: string;
+  readonly mailbox: string;
+}
+
+export function mailboxKey(ref: MailboxRef): string {
+  return `${ref.mailbox}@${ref.context}`;
+}
+
+/** Parsed `msgNNNN.txt` ([message] category). Unknown keys are kept in `raw`. */
+export interface Envelope {
+  readonly origmailbox?: string;
+  readonly context?: string;
+  readonly macrocontext?: string;
+  readonly exten?: string;
+  readonly rdnis?: string;
+  readonly priority?: string;
+  readonly callerchan?: string;
+  /** As Asterisk writes it: `"Name" <num>`, `num`, `Name` or `Unknown`. */
+  readonly callerid?: string;
+  readonly origdate?: string;
+  /** Epoch seconds. */
+  readonly origtime?: number;
+  readonly category?: string;
+  /** `<unix-seconds>-<8 hex>`; absent before Asterisk 11. */
+  readonly msgId?: string;
+  /** '', 'Urgent' or 'PRIORITY'. */
+  readonly flag?: string;
+  /** Seconds. */
+  readonly duration?: number;
+  readonly raw: Readonly<Record<string, string>>;
+}
+
+export interface AudioFile {
+  /** Extension as on disk, case kept (`WAV` is wav49, `wav` is PCM). */
+  readonly ext: string;
+  readonly path: string;
+  readonly size: number;
+}
+
+/** One complete message in the spool: a `msgNNNN.txt` plus its audio siblings. */
+export interface SpoolMessage {
+  /** Stable identity within the mailbox: the envelope's msg_id, or one derived from the envelope. */
+  readonly id: string;
+  /** True when `id` was derived because the envelope has no msg_id. */
+  readonly derivedId: boolean;
+  readonly folder: SpoolFolder;
+  readonly msgnum: number;
+  readonly txtPath: string;
+  readonly audio: readonly AudioFile[];
+  readonly envelope: Envelope;
+}
+
+/** A problem found while reading the spool: named, logged, and the rest goes on. */
+export interface SpoolProblem {
+  readonly path: string;
+  readonly problem: string;
+}
+
+/** Result of reading one mailbox's spool directory. */
+export interface SpoolSnapshot {
+  readonly ref: MailboxRef;
+  readonly messages: readonly SpoolMessage[];
+  readonly problems: readonly SpoolProblem[];
+}
