@@ -1,0 +1,57 @@
+/**
+ * The mailboxes vmbridge keeps in step, straight from voicemail.conf (no second user list): who owns
+ * each, in which time zone, and which IMAP account holds its voicemail.
+ */
+import type { Settings } from '../config/schema.js';
+import { boxOption, boxTimezone, type VoicemailBox, type VoicemailConf } from '../config/voicemail-conf.js';
+import type { ImapAccount } from '../imap/account.js';
+import { mailboxKey, type MailboxRef } from '../spool/types.js';
+
+export interface BoxInfo {
+  readonly ref: MailboxRef;
+  readonly owner: { readonly fullName: string; readonly email: string };
+  readonly timezone: string;
+  readonly account: ImapAccount;
+}
+
+export interface Directory {
+  readonly boxes: ReadonlyMap<string, BoxInfo>;
+  /** Boxes that could not be mapped to an IMAP account, each with the reason. */
+  readonly problems: readonly { readonly mailbox: string; readonly file: string; readonly line: number; readonly problem: string }[];
+}
+
+export function buildDirectory(conf: VoicemailConf, settings: Settings, passwords: ReadonlyMap<string, string>): Directory {
+  const boxes = new Map<string, BoxInfo>();
+  const problems: { mailbox: string; file: string; line: number; problem: string }[] = [];
+  for (const box of conf.boxes) {
+    const ref: MailboxRef = { context: box.context, mailbox: box.mailbox };
+    const key = mailboxKey(ref);
+    const email = box.emails[0] ?? '';
+    const user = boxOption(conf, box, 'imapuser') ?? fillTemplate(settings.imap.login.userTemplate, box, email);
+    if (!user) {
+      problems.push({ mailbox: key, file: box.file, line: box.line, problem: `no IMAP user: set imapuser= for it, or an imap.login.userTemplate that gives one (${settings.imap.login.userTemplate} is empty here)` });
+      continue;
+    }
+    if (/[\r\n\0]/.test(user)) {
+      problems.push({ mailbox: key, file: box.file, line: box.line, problem: 'the IMAP user name contains a control character' });
+      continue;
+    }
+    const password = boxOption(conf, box, 'imappassword') ?? boxOption(conf, box, 'imapsecret') ?? passwords.get(user);
+    if (settings.imap.login.mode === 'per-user' && password === undefined) {
+      problems.push({ mailbox: key, file: box.file, line: box.line, problem: `no password for IMAP user ${JSON.stringify(user)}: set imappassword= or add it to imap.login.passwordsFile` });
+      continue;
+    }
+    boxes.set(key, {
+      ref,
+      owner: { fullName: box.fullName || box.mailbox, email },
+      timezone: boxTimezone(conf, box) ?? settings.email.timezone,
+      account: settings.imap.login.mode === 'master' ? { user } : { user, password: password as string },
+    });
+  }
+  return { boxes, problems };
+}
+
+function fillTemplate(template: string, box: VoicemailBox, email: string): string {
+  if (template.includes('{email}') && !email) return '';
+  return template.replaceAll('{mailbox}', box.mailbox).replaceAll('{context}', box.context).replaceAll('{email}', email);
+}

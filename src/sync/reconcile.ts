@@ -1,0 +1,177 @@
+/**
+ * The reconcile loop for one mailbox (level-triggered: it looks at both sides each time, so any
+ * number of missed or repeated events lead to the same result):
+ *
+ *   observe spool ─┐
+ *   observe IMAP  ─┼─> plan(spool, imap, records) -> safety check -> apply each op -> record it
+ *   load records  ─┘
+ *
+ * Every op is idempotent and its record is written right after it, so a crash at any point is
+ * followed by a reconcile that finishes the job without duplicates.
+ */
+import { readFile } from 'node:fs/promises';
+import type { Settings } from '../config/schema.js';
+import { SafetyStopError, SpoolError } from '../errors.js';
+import type { ImapPool } from '../imap/pool.js';
+import { rolePaths } from '../imap/folders.js';
+import { observeImap } from '../imap/observe.js';
+import { appendEmail, deleteEmail, updateEmail, type Identity } from '../imap/operations.js';
+import { buildVoicemailEmail } from '../imap/voicemail-email.js';
+import type { Logger } from '../log.js';
+import { readMailbox } from '../spool/read-mailbox.js';
+import { isSyncedSpoolFolder, mailboxKey, type SpoolMessage, type SpoolProblem } from '../spool/types.js';
+import type { BoxInfo } from './directory.js';
+import { initialFlags, placementWish } from './placement.js';
+import { countDeletions, plan, type Held, type Op, type Plan, type SpoolSide } from './plan.js';
+import type { StateStore } from './state-store.js';
+
+export interface ReconcileDeps {
+  readonly spoolDir: string;
+  readonly settings: Settings;
+  readonly state: StateStore;
+  readonly imap: ImapPool;
+  readonly log: Logger;
+}
+
+export interface ReconcileOptions {
+  /** Plan only; change nothing. */
+  readonly dryRun?: boolean;
+  /** Called after each op is applied (progress output, tests). */
+  readonly onOp?: (op: Op) => void;
+}
+
+export interface ReconcileResult {
+  readonly plan: Plan;
+  readonly applied: number;
+  readonly skipped: readonly { readonly op: Op; readonly problem: string }[];
+  readonly spoolProblems: readonly SpoolProblem[];
+  /** Counts after the reconcile, from the spool (the source of MWI); absent on a dry run. */
+  readonly spoolTotal: number;
+}
+
+export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: ReconcileOptions = {}): Promise<ReconcileResult> {
+  const { settings, state } = deps;
+  const log = deps.log.child({ mailbox: mailboxKey(box.ref) });
+  const snapshot = await readMailbox(deps.spoolDir, box.ref);
+  for (const p of snapshot.problems) log.warn({ file: p.path, problem: p.problem }, 'spool file skipped');
+
+  const messages = new Map<string, SpoolMessage>();
+  const spool = new Map<string, SpoolSide[]>();
+  for (const m of snapshot.messages) {
+    if (!isSyncedSpoolFolder(m.folder)) continue;
+    const list = spool.get(m.id) ?? [];
+    list.push({ folder: m.folder });
+    spool.set(m.id, list);
+    if (!messages.has(m.id)) messages.set(m.id, m);
+  }
+
+  return deps.imap.withClient(box.account, async (client, caps) => {
+    const paths = await rolePaths(client, settings.imap.folders);
+    const observed = await observeImap(client, box.ref, paths, settings.email.messageIdDomain);
+    const { records, dropped } = await state.load(box.ref);
+    if (dropped.length > 0) log.warn({ ids: dropped }, 'unreadable sync records dropped; they are re-learnt from both sides');
+
+    const thePlan = plan({
+      spool,
+      imap: observed.copies,
+      records,
+      uidValidity: observed.uidValidity,
+      options: { imapToSpool: false },
+    });
+    logHeld(log, thePlan.held);
+    checkSafety(thePlan, spool.size, observed.copies.size, settings, mailboxKey(box.ref));
+    if (opts.dryRun || thePlan.ops.length === 0) {
+      return { plan: thePlan, applied: 0, skipped: [], spoolProblems: snapshot.problems, spoolTotal: spool.size };
+    }
+
+    const identity = (id: string): Identity => ({ ref: box.ref, id, domain: settings.email.messageIdDomain });
+    const skipped: { op: Op; problem: string }[] = [];
+    let applied = 0;
+    for (const op of thePlan.ops) {
+      switch (op.kind) {
+        case 'append': {
+          const message = messages.get(op.id);
+          if (!message) throw new Error(`plan asked to append ${op.id}, which the spool snapshot does not hold`);
+          let raw: Buffer;
+          try {
+            raw = await buildVoicemailEmail({
+              ref: box.ref,
+              message,
+              owner: box.owner,
+              timezone: box.timezone,
+              from: settings.email.from,
+              serverName: settings.email.serverName,
+              messageIdDomain: settings.email.messageIdDomain,
+              readAudio: (path) => readFile(path),
+            });
+          } catch (err) {
+            // One unreadable message must not hold up the rest of the mailbox.
+            if (!(err instanceof SpoolError) && !isFsError(err)) throw err;
+            const problem = err instanceof Error ? err.message : String(err);
+            log.warn({ file: message.txtPath, problem }, 'voicemail not turned into an email');
+            skipped.push({ op, problem });
+            continue;
+          }
+          const role = placementWish(op.folder).role;
+          const at = await appendEmail(client, paths[role], raw, initialFlags(op.folder), identity(op.id));
+          await state.put(box.ref, op.id, { folder: op.folder, role, uid: at.uid, uidValidity: at.uidValidity });
+          log.info({ id: op.id, folder: op.folder, uid: at.uid, reason: op.reason }, 'email appended');
+          break;
+        }
+        case 'update-email': {
+          const at = await updateEmail(client, caps, paths[op.from], op.uid, paths[op.to], op.seen, op.flagged, identity(op.id));
+          await state.put(box.ref, op.id, { folder: op.folder, role: op.to, uid: at.uid, uidValidity: at.uidValidity });
+          log.info({ id: op.id, folder: op.folder, uid: at.uid, reason: op.reason }, 'email updated');
+          break;
+        }
+        case 'delete-email': {
+          const { expunged } = await deleteEmail(client, caps, paths[op.role], op.uid);
+          if (op.reason !== 'duplicate-email') await state.remove(box.ref, op.id);
+          if (!expunged) {
+            log.warn({ id: op.id, uid: op.uid, reason: op.reason }, 'server has no UIDPLUS: email left flagged \\Deleted (a bare EXPUNGE would also remove the user\'s own deleted mail)');
+          } else {
+            log.info({ id: op.id, uid: op.uid, reason: op.reason }, 'email deleted');
+          }
+          break;
+        }
+        case 'record':
+          await state.put(box.ref, op.id, op.record);
+          break;
+        case 'forget':
+          await state.remove(box.ref, op.id);
+          break;
+        case 'move-voicemail':
+        case 'delete-voicemail':
+          // plan() only emits these with imapToSpool, which this build does not turn on.
+          throw new Error(`${op.kind} is not supported: the spool is read-only here`);
+      }
+      applied++;
+      opts.onOp?.(op);
+    }
+    return { plan: thePlan, applied, skipped, spoolProblems: snapshot.problems, spoolTotal: spool.size };
+  });
+}
+
+/**
+ * A plan that would delete a large share of a mailbox is more likely a wrong account, a wrong spool
+ * path or an emptied folder than a user's wish: stop and report instead.
+ */
+export function checkSafety(p: Plan, spoolTotal: number, imapTotal: number, settings: Settings, what: string): void {
+  const { emails, voicemails } = countDeletions(p);
+  const { maxDeleteShare, maxDeleteFloor } = settings.sync;
+  const tooMany = (n: number, total: number): boolean => n > maxDeleteFloor && n > total * maxDeleteShare;
+  if (tooMany(emails, imapTotal)) {
+    throw new SafetyStopError(`${what}: the plan would delete ${emails} of ${imapTotal} voicemail emails (limit sync.maxDeleteShare=${maxDeleteShare}, sync.maxDeleteFloor=${maxDeleteFloor}); nothing was changed. Check spool.dir and the IMAP account, then run 'vmbridge sync --mailbox ${what} --dry-run'.`);
+  }
+  if (tooMany(voicemails, spoolTotal)) {
+    throw new SafetyStopError(`${what}: the plan would delete ${voicemails} of ${spoolTotal} voicemails (limit sync.maxDeleteShare=${maxDeleteShare}, sync.maxDeleteFloor=${maxDeleteFloor}); nothing was changed.`);
+  }
+}
+
+function logHeld(log: Logger, held: readonly Held[]): void {
+  for (const h of held) log.debug({ id: h.id, reason: h.reason, detail: h.detail }, 'held');
+}
+
+function isFsError(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'string' && (err as { syscall?: unknown }).syscall !== undefined;
+}

@@ -1,0 +1,58 @@
+/**
+ * The last-synced records of each mailbox, in Redis: one hash per mailbox, one field per message
+ * identity. It is a cache that can be rebuilt (plan() adopts pairs it finds on both sides), so a
+ * lost Redis loses no voicemail; it only forgets which side changed last.
+ *
+ * Records are written one by one, right after the op they describe, so a crash leaves at most the
+ * op in flight unrecorded, and that op is safe to repeat.
+ */
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { SYNCED_SPOOL_FOLDERS, type MailboxRef } from '../spool/types.js';
+import { IMAP_ROLES } from './placement.js';
+import type { SyncRecord } from './plan.js';
+
+const recordSchema = z.object({
+  folder: z.enum(SYNCED_SPOOL_FOLDERS),
+  role: z.enum(IMAP_ROLES),
+  uid: z.number().int().positive(),
+  uidValidity: z.string(),
+});
+
+export class StateStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  key(ref: MailboxRef): string {
+    return `${this.prefix}:state:${ref.context}:${ref.mailbox}`;
+  }
+
+  /** Loads every record; a field that does not parse is dropped (and re-learnt by adoption). */
+  async load(ref: MailboxRef): Promise<{ records: Map<string, SyncRecord>; dropped: string[] }> {
+    const raw = await this.redis.hgetall(this.key(ref));
+    const records = new Map<string, SyncRecord>();
+    const dropped: string[] = [];
+    for (const [id, json] of Object.entries(raw)) {
+      try {
+        records.set(id, recordSchema.parse(JSON.parse(json)));
+      } catch {
+        dropped.push(id);
+      }
+    }
+    return { records, dropped };
+  }
+
+  async put(ref: MailboxRef, id: string, record: SyncRecord): Promise<void> {
+    await this.redis.hset(this.key(ref), id, JSON.stringify(record));
+  }
+
+  async remove(ref: MailboxRef, id: string): Promise<void> {
+    await this.redis.hdel(this.key(ref), id);
+  }
+
+  async clear(ref: MailboxRef): Promise<void> {
+    await this.redis.del(this.key(ref));
+  }
+}
