@@ -1,0 +1,237 @@
+/**
+ * The `vmbridge` command.
+ */
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { loadSettings } from '../config/load-settings.js';
+import type { Settings } from '../config/schema.js';
+import { VmbridgeError } from '../errors.js';
+import { ImapPool } from '../imap/pool.js';
+import { createLogger, type Logger } from '../log.js';
+import { acquireMailboxLock } from '../queue/mailbox-lock.js';
+import { lockKey, ReconcileRequester } from '../queue/reconcile-queue.js';
+import { loadDirectory, startService, warnAboutSettings } from '../service.js';
+import { mailboxKey } from '../spool/types.js';
+import type { Op } from '../sync/plan.js';
+import { reconcileMailbox } from '../sync/reconcile.js';
+import { StateStore } from '../sync/state-store.js';
+import { parseNotifyArgs } from './notify-args.js';
+
+const VERSION = '0.1.0';
+
+const HELP: Record<string, string> = {
+  main: `vmbridge ${VERSION} - keeps Asterisk voicemail and IMAP mailboxes in step
+
+Usage: vmbridge <command> [options]
+
+Commands:
+  run                 Run the service: import every voicemail, then keep spool and IMAP in step
+  sync                Reconcile mailboxes once, printing the plan (use --dry-run to only plan)
+  notify <args>       Tell a running vmbridge that a mailbox changed (voicemail.conf externnotify)
+
+Options for every command:
+  -c, --config FILE   Settings file (default: $VMBRIDGE_CONFIG, then /etc/vmbridge/vmbridge.yaml)
+  -h, --help          Help for a command: vmbridge <command> --help
+  -V, --version       Print the version
+
+Settings are documented in config/vmbridge.example.yaml; any key can be overridden with an
+environment variable such as VMBRIDGE_IMAP_HOST or VMBRIDGE_IMAP_LOGIN__MODE.`,
+  run: `Usage: vmbridge run [--config FILE]
+
+Runs everything in one process: the reconcile workers, the spool watcher and the periodic sweep.
+At start every mailbox in voicemail.conf is reconciled (the initial import). Logs are JSON lines on
+standard error. SIGHUP re-reads voicemail.conf; SIGINT/SIGTERM stop after the jobs in progress.`,
+  sync: `Usage: vmbridge sync [--mailbox MAILBOX@CONTEXT]... [--dry-run] [--config FILE]
+
+Reconciles the named mailboxes (default: every mailbox in voicemail.conf) once, now, and prints
+what it plans and does. It takes the same per-mailbox lock as the service, so it is safe to run
+while the service runs.
+
+  -m, --mailbox M@C   Only this mailbox (repeatable)
+  -n, --dry-run       Print the plan; change nothing`,
+  notify: `Usage: vmbridge notify <context> <mailbox> [<new> <old> <urgent>]
+       vmbridge notify "" <mailbox>@<context> [<new> <old> <urgent>]
+
+A drop-in for voicemail.conf's externnotify, which Asterisk runs with either argument shape.
+It queues a reconcile of that mailbox for the running service and returns at once. The counts are
+ignored: vmbridge always counts from the spool.
+
+  externnotify = /usr/local/bin/vmbridge notify`,
+};
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
+    process.stdout.write(`${HELP.main}\n`);
+    return command === undefined ? 2 : 0;
+  }
+  if (command === '-V' || command === '--version') {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  switch (command) {
+    case 'run':
+      return cmdRun(rest);
+    case 'sync':
+      return cmdSync(rest);
+    case 'notify':
+      return cmdNotify(rest);
+    default:
+      process.stderr.write(`vmbridge: unknown command ${JSON.stringify(command)}\n\n${HELP.main}\n`);
+      return 2;
+  }
+}
+
+function parse(command: string, args: readonly string[], extra: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {}, positionals = false) {
+  const { values, positionals: pos } = parseArgs({
+    args: [...args],
+    allowPositionals: positionals,
+    strict: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      help: { type: 'boolean', short: 'h' },
+      ...extra,
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${HELP[command]}\n`);
+    return undefined;
+  }
+  // parseArgs types its result from the options literal; with options merged in here that type is
+  // lost, so the values are read by name below.
+  return { values: values as Record<string, string | boolean | string[] | undefined>, positionals: pos };
+}
+
+async function settingsFrom(file: string | undefined): Promise<Settings> {
+  const { settings, warnings } = await loadSettings({ file, env: process.env });
+  for (const w of warnings) process.stderr.write(`vmbridge: warning: ${w}\n`);
+  return settings;
+}
+
+async function cmdRun(args: readonly string[]): Promise<number> {
+  const parsed = parse('run', args);
+  if (!parsed) return 0;
+  const settings = await settingsFrom(parsed.values.config as string | undefined);
+  const log = createLogger(settings.log.level);
+  const service = await startService(settings, log);
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    await service.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGHUP', () => {
+    service.reload().catch((err: Error) => log.error({ err: err.message }, 'reload failed; keeping the old mailbox list'));
+  });
+  // Runs until a signal stops it.
+  return new Promise<number>(() => undefined);
+}
+
+async function cmdSync(args: readonly string[]): Promise<number> {
+  const parsed = parse('sync', args, {
+    mailbox: { type: 'string', short: 'm', multiple: true },
+    'dry-run': { type: 'boolean', short: 'n' },
+  });
+  if (!parsed) return 0;
+  const settings = await settingsFrom(parsed.values.config as string | undefined);
+  const log = createLogger(settings.log.level === 'info' ? 'warn' : settings.log.level);
+  warnAboutSettings(settings, log);
+  const dryRun = parsed.values['dry-run'] === true;
+  const directory = await loadDirectory(settings, log);
+  const wanted = (parsed.values.mailbox as string[] | undefined) ?? [];
+  for (const w of wanted) {
+    if (!directory.boxes.has(w)) {
+      process.stderr.write(`vmbridge: mailbox ${JSON.stringify(w)} is not in ${settings.spool.voicemailConf} (or has no IMAP account; see the warnings above). Write it as MAILBOX@CONTEXT.\n`);
+      return 1;
+    }
+  }
+  const boxes = [...directory.boxes.values()].filter((b) => wanted.length === 0 || wanted.includes(mailboxKey(b.ref)));
+  const redis = new Redis(settings.redis.url, { maxRetriesPerRequest: 2, connectionName: `${settings.redis.prefix}:cli` });
+  const pool = new ImapPool(settings.imap, log);
+  const state = new StateStore(redis, settings.redis.prefix);
+  let failures = 0;
+  try {
+    let n = 0;
+    for (const box of boxes) {
+      n++;
+      const name = mailboxKey(box.ref);
+      const lock = await acquireMailboxLock(redis, lockKey(settings.redis.prefix, box.ref));
+      try {
+        const result = await reconcileMailbox({ spoolDir: settings.spool.dir, settings, state, imap: pool, log }, box, {
+          dryRun,
+        });
+        process.stdout.write(`[${n}/${boxes.length}] ${name}: ${describePlan(result.plan.ops, dryRun)}${result.plan.held.length ? `, ${result.plan.held.length} held` : ''}${result.skipped.length ? `, ${result.skipped.length} skipped` : ''}\n`);
+        for (const op of result.plan.ops) process.stdout.write(`    ${dryRun ? 'would ' : ''}${describeOp(op)}\n`);
+        for (const h of result.plan.held) process.stdout.write(`    held ${h.id}: ${h.reason} (${h.detail})\n`);
+        for (const s of result.skipped) process.stdout.write(`    skipped ${s.op.id}: ${s.problem}\n`);
+      } catch (err) {
+        failures++;
+        process.stdout.write(`[${n}/${boxes.length}] ${name}: FAILED: ${err instanceof Error ? err.message : String(err)}\n`);
+      } finally {
+        await lock.release();
+      }
+    }
+  } finally {
+    await pool.close();
+    redis.disconnect();
+  }
+  return failures > 0 ? 1 : 0;
+}
+
+function describePlan(ops: readonly Op[], dryRun: boolean): string {
+  if (ops.length === 0) return 'in step, nothing to do';
+  return `${ops.length} change${ops.length === 1 ? '' : 's'}${dryRun ? ' planned' : ' applied'}`;
+}
+
+function describeOp(op: Op): string {
+  switch (op.kind) {
+    case 'append':
+      return `append ${op.id} as ${op.folder} (${op.reason})`;
+    case 'update-email':
+      return `update email ${op.id} uid ${op.uid}: ${op.from}->${op.to} for ${op.folder} (${op.reason})`;
+    case 'delete-email':
+      return `delete email ${op.id} uid ${op.uid} in ${op.role} (${op.reason})`;
+    case 'move-voicemail':
+      return `move voicemail ${op.id} ${op.from}->${op.to} (${op.reason})`;
+    case 'delete-voicemail':
+      return `delete voicemail ${op.id} from ${op.folder} (${op.reason})`;
+    case 'record':
+      return `record ${op.id} as ${op.record.folder} (${op.reason})`;
+    case 'forget':
+      return `forget ${op.id} (${op.reason})`;
+  }
+}
+
+async function cmdNotify(args: readonly string[]): Promise<number> {
+  const parsed = parse('notify', args, {}, true);
+  if (!parsed) return 0;
+  const { ref } = parseNotifyArgs(parsed.positionals);
+  const settings = await settingsFrom(parsed.values.config as string | undefined);
+  const redis = new Redis(settings.redis.url, { maxRetriesPerRequest: 2, connectTimeout: 5_000, connectionName: `${settings.redis.prefix}:notify` });
+  const requester = new ReconcileRequester(redis, settings.redis.prefix);
+  try {
+    await requester.request(ref, 'notify');
+  } finally {
+    await requester.close();
+    redis.disconnect();
+  }
+  return 0;
+}
+
+export function report(err: unknown, log?: Logger): number {
+  if (err instanceof VmbridgeError) {
+    process.stderr.write(`vmbridge: ${err.message}\n`);
+    return 1;
+  }
+  if (err instanceof Error && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    process.stderr.write(`vmbridge: ${err.message}\nTry: vmbridge --help\n`);
+    return 2;
+  }
+  log?.error({ err }, 'failed');
+  process.stderr.write(`vmbridge: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  return 1;
+}

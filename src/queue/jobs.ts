@@ -1,0 +1,15 @@
+/** Queue names and job payloads. Payloads are validated on both ends: a job is data from Redis. */
+import { z } from 'zod';
+import { isSafeName } from '../spool/names.js';
+
+export const QUEUE_RECONCILE = 'reconcile';
+
+const safeName = z.string().refine(isSafeName, 'not a safe spool name');
+
+export const reconcileJobSchema = z.strictObject({
+  context: safeName,
+  mailbox: safeName,
+  /** What asked for it (watcher, notify, sweep, start, cli): for logs and metrics only. */
+  reason: z.string().max(64),
+});
+export type ReconcileJob = z.infer<typeof reconcileJobSchema>;

@@ -1,0 +1,112 @@
+/**
+ * `vmbridge run`: everything in one process. Reads voicemail.conf, queues a reconcile of every
+ * mailbox at start (the initial import), then keeps them in step from three triggers: the spool
+ * watcher, `vmbridge notify` (externnotify) and a periodic sweep as the safety net.
+ */
+import { Redis } from 'ioredis';
+import type { Settings } from './config/schema.js';
+import { readPasswordsFile } from './config/passwords.js';
+import { readVoicemailConf } from './config/voicemail-conf.js';
+import { ImapPool } from './imap/pool.js';
+import type { Logger } from './log.js';
+import { ReconcileRequester } from './queue/reconcile-queue.js';
+import { watchSpool, type SpoolWatcher } from './spool/watcher.js';
+import type { MailboxRef } from './spool/types.js';
+import { buildDirectory, type Directory } from './sync/directory.js';
+import type { ReconcileResult } from './sync/reconcile.js';
+import { StateStore } from './sync/state-store.js';
+import { createReconcileWorker, type ReconcileWorker } from '../workers/reconcile.js';
+
+export interface ServiceOptions {
+  readonly onReconciled?: (ref: MailboxRef, result: ReconcileResult, ms: number) => void;
+}
+
+export interface Service {
+  readonly directory: () => Directory;
+  readonly requester: ReconcileRequester;
+  /** Re-reads voicemail.conf (SIGHUP). */
+  reload(): Promise<void>;
+  /** Queues a reconcile of every mailbox. */
+  requestAll(reason: string, force?: boolean): Promise<number>;
+  close(): Promise<void>;
+}
+
+export async function loadDirectory(settings: Settings, log: Logger): Promise<Directory> {
+  const conf = await readVoicemailConf(settings.spool.voicemailConf);
+  for (const p of conf.problems) log.warn({ file: p.file, line: p.line, problem: p.problem }, 'voicemail.conf line skipped');
+  const passwords = await readPasswordsFile(settings.imap.login.passwordsFile);
+  const directory = buildDirectory(conf, settings, passwords);
+  for (const p of directory.problems) log.warn({ mailbox: p.mailbox, file: p.file, line: p.line, problem: p.problem }, 'mailbox not synced');
+  return directory;
+}
+
+export function warnAboutSettings(settings: Settings, log: Logger): void {
+  if (!settings.imap.tls.rejectUnauthorized) {
+    log.warn({ setting: 'imap.tls.rejectUnauthorized' }, 'TLS certificates of the IMAP server are NOT verified');
+  }
+  if (!settings.imap.secure && !settings.imap.requireTls) {
+    log.warn({ setting: 'imap.requireTls' }, 'IMAP logins may travel unencrypted');
+  }
+}
+
+export async function startService(settings: Settings, log: Logger, opts: ServiceOptions = {}): Promise<Service> {
+  warnAboutSettings(settings, log);
+  let directory = await loadDirectory(settings, log);
+  const redis = new Redis(settings.redis.url, { maxRetriesPerRequest: null, connectionName: `${settings.redis.prefix}:main` });
+  redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection problem'));
+  const state = new StateStore(redis, settings.redis.prefix);
+  const imap = new ImapPool(settings.imap, log);
+  const requester = new ReconcileRequester(redis, settings.redis.prefix);
+  const worker: ReconcileWorker = createReconcileWorker({
+    spoolDir: settings.spool.dir,
+    settings,
+    state,
+    imap,
+    log,
+    redis,
+    directory: () => directory,
+    ...(opts.onReconciled ? { onReconciled: opts.onReconciled } : {}),
+  });
+
+  const requestAll = async (reason: string, force = false): Promise<number> => {
+    let queued = 0;
+    for (const box of directory.boxes.values()) if (await requester.request(box.ref, reason, { force })) queued++;
+    return queued;
+  };
+
+  let watcher: SpoolWatcher | undefined;
+  if (settings.spool.watch) {
+    watcher = watchSpool(settings.spool.dir, (ref) => {
+      requester.request(ref, 'watcher').catch((err: Error) => log.warn({ err: err.message }, 'cannot queue reconcile'));
+    }, { log });
+  }
+  const queued = await requestAll('start', true);
+  log.info({ mailboxes: directory.boxes.size, queued }, 'vmbridge started');
+
+  let sweep: NodeJS.Timeout | undefined;
+  if (settings.spool.sweepSeconds > 0) {
+    sweep = setInterval(() => {
+      requestAll('sweep').catch((err: Error) => log.warn({ err: err.message }, 'sweep failed'));
+    }, settings.spool.sweepSeconds * 1000);
+    sweep.unref();
+  }
+
+  return {
+    directory: () => directory,
+    requester,
+    requestAll,
+    async reload() {
+      directory = await loadDirectory(settings, log);
+      log.info({ mailboxes: directory.boxes.size }, 'voicemail.conf reloaded');
+      await requestAll('reload');
+    },
+    async close() {
+      if (sweep) clearInterval(sweep);
+      watcher?.close();
+      await worker.close();
+      await requester.close();
+      await imap.close();
+      redis.disconnect();
+    },
+  };
+}

@@ -1,0 +1,206 @@
+/**
+ * Spool to IMAP against a real private Dovecot and Redis: initial import, new messages, and every
+ * phone-side change made the way Asterisk makes it. An independent imapflow session plays the
+ * user's mail client; mailparser reads what it sees.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { simpleParser } from 'mailparser';
+import { identityMessageId } from '../../src/imap/identity-header.js';
+import { ImapPool } from '../../src/imap/pool.js';
+import type { Service } from '../../src/service.js';
+import { loadDirectory } from '../../src/service.js';
+import type { MailboxRef } from '../../src/spool/types.js';
+import { reconcileMailbox } from '../../src/sync/reconcile.js';
+import { StateStore } from '../../src/sync/state-store.js';
+import { Redis } from 'ioredis';
+import { deleteMessage, hearMessage, leaveVoicemail, listFolder, moveMessage } from '../support/asterisk-spool.js';
+import { startHarness, type Harness } from '../support/harness.js';
+import { VOICEMAIL_FOLDERS, type MailClient } from '../support/mail-client.js';
+import { waitFor } from '../support/wait.js';
+
+const DOMAIN = 'vmbridge.test';
+const box = (mailbox: string): MailboxRef => ({ context: 'default', mailbox });
+const mid = (ref: MailboxRef, id: string): string => identityMessageId(ref, id, DOMAIN);
+
+describe('spool to IMAP on real Dovecot and Redis', { timeout: 240_000 }, () => {
+  let h: Harness;
+  let service: Service;
+  const refs = [box('1000'), box('1001'), box('1002')];
+  const clients = new Map<string, MailClient>();
+  const client = (ref: MailboxRef): MailClient => clients.get(ref.mailbox)!;
+
+  before(async () => {
+    h = await startHarness({ boxes: refs.map((r) => ({ mailbox: r.mailbox, fullName: `Owner ${r.mailbox}` })) });
+    for (const ref of refs) clients.set(ref.mailbox, await h.mail(ref));
+  });
+  after(async () => {
+    await h?.stop();
+  });
+
+  it('imports 3 mailboxes x 50 voicemails once each, and a second run plans nothing', async () => {
+    const ids = new Map<string, string[]>();
+    for (const ref of refs) {
+      const list: string[] = [];
+      for (let i = 0; i < 50; i++) {
+        const left = await leaveVoicemail(h.spoolDir, ref, { callerid: `"Caller ${i}" <555${String(i).padStart(4, '0')}>`, duration: 3 + (i % 7), origtime: 1_795_000_000 + i * 60 });
+        list.push(left.msgId);
+      }
+      ids.set(ref.mailbox, list);
+    }
+    service = await h.startService();
+    for (const ref of refs) {
+      const seen = await waitFor(`50 emails for ${ref.mailbox}`, async () => {
+        const all = await client(ref).list(['INBOX']);
+        return all.length >= 50 ? all : undefined;
+      }, { timeoutMs: 60_000, intervalMs: 200 });
+      assert.equal(seen.length, 50, 'exactly 50, no duplicates');
+      const got = new Set(seen.map((e) => e.messageId));
+      for (const id of ids.get(ref.mailbox)!) assert.ok(got.has(mid(ref, id)), `email for ${id}`);
+      for (const e of seen) assert.equal(e.flags.has('\\Seen'), false, 'new voicemail is unseen');
+    }
+
+    // A second, independent run of the same reconcile plans nothing.
+    const redis = new Redis(h.redisUrl);
+    const pool = new ImapPool(h.settings.imap, h.log);
+    try {
+      const directory = await loadDirectory(h.settings, h.log);
+      for (const ref of refs) {
+        const result = await reconcileMailbox(
+          { spoolDir: h.spoolDir, settings: h.settings, state: new StateStore(redis, h.settings.redis.prefix), imap: pool, log: h.log },
+          directory.boxes.get(`${ref.mailbox}@default`)!,
+          { dryRun: true },
+        );
+        assert.deepEqual(result.plan.ops, [], `${ref.mailbox}: nothing to do`);
+      }
+    } finally {
+      await pool.close();
+      redis.disconnect();
+    }
+  });
+
+  it('a new voicemail appears as an email with readable headers, X-Asterisk-VM-* headers and its recordings', async () => {
+    const ref = box('1001');
+    const left = await leaveVoicemail(h.spoolDir, ref, { callerid: '"Zoë Example" <5551234>', duration: 75, origtime: 1_795_347_150 });
+    const email = await waitFor('the new email', async () => (await client(ref).list(['INBOX'])).find((e) => e.messageId === mid(ref, left.msgId)));
+    const parsed = await simpleParser(await client(ref).source('INBOX', email.uid));
+    assert.equal(parsed.subject, 'Voicemail from Zoë Example (5551234), 1:15');
+    assert.match(parsed.text ?? '', /5551234/);
+    assert.match(parsed.text ?? '', /1:15/);
+    const header = (name: string): string => String(parsed.headers.get(name.toLowerCase()) ?? '');
+    assert.equal(header('X-Asterisk-VM-Context'), 'default');
+    assert.equal(header('X-Asterisk-VM-Extension'), '1001');
+    assert.equal(header('X-Asterisk-VM-Caller-ID-Num'), '5551234');
+    assert.equal(header('X-Asterisk-VM-Duration'), '75');
+    assert.equal(header('X-Asterisk-VM-Orig-time'), '1795347150');
+    assert.equal(header('X-Asterisk-VM-Message-ID'), left.msgId);
+    assert.equal(parsed.messageId, mid(ref, left.msgId));
+    const files = await listFolder(h.spoolDir, ref, 'INBOX');
+    const mine = files.find((f) => f.msgId === left.msgId)!;
+    const names = parsed.attachments.map((a) => a.filename).sort();
+    const num = String(mine.msgnum).padStart(4, '0');
+    assert.deepEqual(names, [`msg${num}.WAV`, `msg${num}.gsm`, `msg${num}.wav`].sort());
+    const wav = parsed.attachments.find((a) => a.filename === `msg${num}.wav`)!;
+    assert.equal(wav.contentType, 'audio/wav');
+    assert.deepEqual(wav.content, await readFile(join(h.spoolDir, 'voicemail', 'default', '1001', 'INBOX', `msg${num}.wav`)));
+  });
+
+  it('heard on the phone sets \\Seen; urgent is \\Flagged; saved to Work/Family/Friends moves; deleted on the phone expunges', async () => {
+    const ref = box('1002');
+    const mc = client(ref);
+    const a = await leaveVoicemail(h.spoolDir, ref, { callerid: '"A" <1>', duration: 4 });
+    const b = await leaveVoicemail(h.spoolDir, ref, { callerid: '"B" <2>', duration: 4 });
+    const c = await leaveVoicemail(h.spoolDir, ref, { callerid: '"C" <3>', duration: 4 });
+    const d = await leaveVoicemail(h.spoolDir, ref, { callerid: '"D" <4>', duration: 4 });
+    const u = await leaveVoicemail(h.spoolDir, ref, { callerid: '"U" <5>', duration: 4, urgent: true });
+    const find = async (id: string) => (await mc.list(VOICEMAIL_FOLDERS)).filter((e) => e.messageId === mid(ref, id));
+    await waitFor('all five emails', async () => (await mc.list(['INBOX'])).length >= 55 || undefined, { timeoutMs: 30_000 });
+
+    const urgent = await find(u.msgId);
+    assert.equal(urgent.length, 1);
+    assert.equal(urgent[0]!.flags.has('\\Flagged'), true, 'urgent is flagged');
+    assert.equal(urgent[0]!.flags.has('\\Seen'), false, 'urgent is unseen');
+
+    const num = async (id: string, folder: 'INBOX' | 'Old' | 'Work' | 'Family' | 'Friends' | 'Urgent') =>
+      (await listFolder(h.spoolDir, ref, folder)).find((m) => m.msgId === id)!.msgnum;
+
+    await hearMessage(h.spoolDir, ref, await num(a.msgId, 'INBOX'));
+    await waitFor('heard -> \\Seen', async () => {
+      const e = await find(a.msgId);
+      return e.length === 1 && e[0]!.folder === 'INBOX' && e[0]!.flags.has('\\Seen');
+    });
+
+    for (const [msg, folder] of [[b, 'Work'], [c, 'Family'], [d, 'Friends']] as const) {
+      await moveMessage(h.spoolDir, ref, 'INBOX', await num(msg.msgId, 'INBOX'), folder);
+      await waitFor(`saved to ${folder}`, async () => {
+        const e = await find(msg.msgId);
+        return e.length === 1 && e[0]!.folder === folder;
+      });
+    }
+
+    // Deleted on the phone: exactly that email is expunged; the user's own \Deleted mail stays.
+    await mc.client.append('INBOX', Buffer.from('From: a@b\r\nSubject: mine\r\nMessage-ID: <mine@example>\r\n\r\nhello\r\n'), ['\\Deleted']);
+    await deleteMessage(h.spoolDir, ref, 'Old', await num(a.msgId, 'Old'));
+    await waitFor('deleted on phone -> email gone', async () => (await find(a.msgId)).length === 0);
+    const all = await mc.list(['INBOX'], { includeDeleted: true });
+    assert.equal(all.filter((e) => e.messageId === mid(ref, a.msgId)).length, 0, 'expunged, not just flagged');
+    assert.equal(all.filter((e) => e.messageId === '<mine@example>').length, 1, "the user's own \\Deleted message is untouched");
+
+    // Urgent heard: to Old, \Seen.
+    await moveMessage(h.spoolDir, ref, 'Urgent', await num(u.msgId, 'Urgent'), 'Old');
+    await waitFor('urgent heard -> \\Seen', async () => {
+      const e = await find(u.msgId);
+      return e.length === 1 && e[0]!.flags.has('\\Seen');
+    });
+  });
+
+  it('bad input is logged with the file at fault and every other message still syncs', async () => {
+    const ref = box('1000');
+    const mc = client(ref);
+    const inbox = join(h.spoolDir, 'voicemail', 'default', '1000', 'INBOX');
+    const before = (await mc.list(['INBOX'])).length;
+    // Malformed and binary envelopes, each with audio beside it (so they are "messages" to read).
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(join(inbox, 'msg0900.txt'), 'this is not an envelope\n');
+    await writeFile(join(inbox, 'msg0900.wav'), Buffer.alloc(100));
+    await writeFile(join(inbox, 'msg0901.txt'), Buffer.from([0, 1, 2, 3, 255, 254, 0, 0, 10]));
+    await writeFile(join(inbox, 'msg0901.wav'), Buffer.alloc(100));
+    // CR/LF and non-ASCII in the caller ID name; ISO-8859-1 bytes in another.
+    const inj = await leaveVoicemail(h.spoolDir, ref, { callerid: '"Evil\r\nBcc: victim@example.com\r\nX: y" <5550000>', duration: 9 });
+    const latin = await leaveVoicemail(h.spoolDir, ref, { callerid: '"Jos\u00e9" <5550001>', duration: 9, latin1: true });
+    const good = await leaveVoicemail(h.spoolDir, ref, { callerid: '"Fine" <5550002>', duration: 9 });
+    await waitFor('the good messages', async () => (await mc.list(['INBOX'])).length >= before + 3 || undefined, { timeoutMs: 20_000 });
+    const emails = await mc.list(['INBOX']);
+    assert.equal(emails.length, before + 3, 'the broken ones are not imported, the rest are');
+    for (const id of [inj.msgId, latin.msgId, good.msgId]) assert.ok(emails.some((e) => e.messageId === mid(ref, id)));
+
+    const injected = emails.find((e) => e.messageId === mid(ref, inj.msgId))!;
+    const raw = await mc.source('INBOX', injected.uid);
+    const headerBlock = raw.toString('latin1').split('\r\n\r\n')[0]!;
+    assert.equal(/^Bcc:/im.test(headerBlock), false, 'no injected header');
+    assert.equal(/^X: y/im.test(headerBlock), false, 'no injected header');
+    const parsed = await simpleParser(raw);
+    assert.match(parsed.subject ?? '', /^Voicemail from Evil Bcc: victim@example\.com X: y \(5550000\), 0:09$/);
+
+    const latinEmail = emails.find((e) => e.messageId === mid(ref, latin.msgId))!;
+    const latinParsed = await simpleParser(await mc.source('INBOX', latinEmail.uid));
+    assert.equal(latinParsed.subject, 'Voicemail from José (5550001), 0:09');
+
+    const problems = h.logLines.filter((l) => l.includes('spool file skipped'));
+    assert.ok(problems.some((l) => l.includes('msg0900.txt')), 'malformed .txt named in the log');
+    assert.ok(problems.some((l) => l.includes('msg0901.txt')), 'binary .txt named in the log');
+  });
+
+  it('a voicemail.conf line that does not parse and an unsafe mailbox name are logged; the others still sync', async () => {
+    await h.writeConf('[default]\nthis line is nonsense\n../../etc => 1,Bad,bad@example.invalid\n');
+    await service.reload();
+    const lines = h.logLines.filter((l) => l.includes('voicemail.conf line skipped'));
+    assert.ok(lines.some((l) => l.includes(h.confPath) && l.includes('nonsense') || l.includes('"line"')), 'bad line named with its file');
+    assert.ok(lines.some((l) => l.includes('../../etc') || l.includes('not a safe')), 'unsafe mailbox reported');
+    const ref = box('1001');
+    const left = await leaveVoicemail(h.spoolDir, ref, { callerid: '"After reload" <1>', duration: 2 });
+    await waitFor('sync goes on after a bad config line', async () => (await client(ref).list(['INBOX'])).some((e) => e.messageId === mid(ref, left.msgId)));
+  });
+});

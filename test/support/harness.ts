@@ -1,0 +1,127 @@
+/**
+ * Everything an integration test needs: a private Dovecot and Redis, a spool directory, a
+ * voicemail.conf naming the test mailboxes, settings pointing at all of them, a log that is kept
+ * for assertions, and independent mail-client sessions.
+ */
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { settingsSchema, type Settings } from '../../src/config/schema.js';
+import { createLogger, type Logger } from '../../src/log.js';
+import { startService, type Service, type ServiceOptions } from '../../src/service.js';
+import type { MailboxRef } from '../../src/spool/types.js';
+import { startDovecot, type DovecotServer } from './dovecot.js';
+import { MailClient } from './mail-client.js';
+import { startRedis } from './redis.js';
+
+export interface HarnessBox {
+  readonly mailbox: string;
+  readonly context?: string;
+  readonly fullName?: string;
+  readonly email?: string;
+}
+
+export interface Harness {
+  readonly dir: string;
+  readonly spoolDir: string;
+  readonly confPath: string;
+  readonly dovecot: DovecotServer;
+  readonly redisUrl: string;
+  readonly settings: Settings;
+  readonly logLines: string[];
+  readonly log: Logger;
+  /** The IMAP user and password of a mailbox (user = "u<mailbox>" in context default). */
+  account(ref: MailboxRef): { user: string; pass: string };
+  mail(ref: MailboxRef): Promise<MailClient>;
+  startService(opts?: ServiceOptions): Promise<Service>;
+  writeConf(extraLines?: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function userOf(ref: MailboxRef): string {
+  return ref.context === 'default' ? `u${ref.mailbox}` : `u${ref.mailbox}-${ref.context}`;
+}
+
+export async function startHarness(opts: {
+  boxes: readonly HarnessBox[];
+  settings?: (base: Record<string, unknown>) => Record<string, unknown>;
+  confExtra?: string;
+  logLevel?: 'info' | 'debug' | 'warn';
+}): Promise<Harness> {
+  const dir = await mkdtemp(join(tmpdir(), 'vmb-h-'));
+  const spoolDir = join(dir, 'spool');
+  await mkdir(join(spoolDir, 'voicemail'), { recursive: true });
+  const confPath = join(dir, 'voicemail.conf');
+  const refs = opts.boxes.map((b) => ({ ...b, context: b.context ?? 'default' }));
+  const dovecot = await startDovecot({
+    users: refs.map((b) => ({ user: userOf(b), pass: `pw-${userOf(b)}` })),
+  });
+  const redis = await startRedis();
+
+  const writeConf = async (extra = ''): Promise<void> => {
+    const byContext = new Map<string, string[]>();
+    for (const b of refs) {
+      const lines = byContext.get(b.context) ?? [];
+      const user = userOf(b);
+      lines.push(`${b.mailbox} => 1234,${b.fullName ?? `Owner ${b.mailbox}`},${b.email ?? `${user}@example.invalid`},,imapuser=${user}|imappassword=pw-${user}|tz=utc`);
+      byContext.set(b.context, lines);
+    }
+    const text = ['[general]', 'format=wav49|gsm|wav', '', '[zonemessages]', 'utc=UTC|\'vm-received\' q \'digits/at\' IMp', ''];
+    for (const [ctx, lines] of byContext) text.push(`[${ctx}]`, ...lines, '');
+    text.push(opts.confExtra ?? '', extra);
+    await writeFile(confPath, text.join('\n'));
+  };
+  await writeConf();
+
+  const base: Record<string, unknown> = {
+    spool: { dir: spoolDir, voicemailConf: confPath, watch: true, sweepSeconds: 0 },
+    redis: { url: redis.url, prefix: `t${process.pid}` },
+    imap: { host: '127.0.0.1', port: dovecot.port, secure: false, requireTls: false },
+    email: { from: '"Voicemail" <voicemail@example.invalid>', messageIdDomain: 'vmbridge.test', serverName: 'vmbridge-test', timezone: 'UTC' },
+    sync: { concurrency: 4, maxDeleteShare: 0.5, maxDeleteFloor: 5 },
+    log: { level: opts.logLevel ?? 'info' },
+  };
+  const settings = settingsSchema.parse(opts.settings ? opts.settings(base) : base);
+
+  const logLines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line) logLines.push(line);
+      cb();
+    },
+  });
+  const log = createLogger(settings.log.level, { destination: sink });
+  const services: Service[] = [];
+  const clients: MailClient[] = [];
+
+  return {
+    dir,
+    spoolDir,
+    confPath,
+    dovecot,
+    redisUrl: redis.url,
+    settings,
+    logLines,
+    log,
+    account: (ref) => ({ user: userOf(ref), pass: `pw-${userOf(ref)}` }),
+    async mail(ref) {
+      const c = await MailClient.open(dovecot.port, userOf(ref), `pw-${userOf(ref)}`);
+      clients.push(c);
+      return c;
+    },
+    async startService(serviceOpts) {
+      const s = await startService(settings, log, serviceOpts);
+      services.push(s);
+      return s;
+    },
+    writeConf,
+    async stop() {
+      for (const c of clients) await c.close();
+      for (const s of services) await s.close().catch(() => undefined);
+      await redis.stop();
+      await dovecot.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,83 @@
+/**
+ * The reconcile worker: takes "mailbox X may have changed" jobs and runs the reconcile loop for X,
+ * never twice at once for one mailbox on any host (a Redis lock), several mailboxes in parallel.
+ */
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import { SafetyStopError } from '../src/errors.js';
+import type { Logger } from '../src/log.js';
+import { QUEUE_RECONCILE, reconcileJobSchema, type ReconcileJob } from '../src/queue/jobs.js';
+import { acquireMailboxLock } from '../src/queue/mailbox-lock.js';
+import { lockKey, pendingKey } from '../src/queue/reconcile-queue.js';
+import { mailboxKey, type MailboxRef } from '../src/spool/types.js';
+import type { Directory } from '../src/sync/directory.js';
+import { reconcileMailbox, type ReconcileDeps, type ReconcileResult } from '../src/sync/reconcile.js';
+
+export interface ReconcileWorkerDeps extends ReconcileDeps {
+  readonly redis: Redis;
+  readonly directory: () => Directory;
+  /** Told after each finished reconcile (metrics, MWI, tests). */
+  readonly onReconciled?: (ref: MailboxRef, result: ReconcileResult, ms: number) => void;
+}
+
+export interface ReconcileWorker {
+  readonly worker: Worker<ReconcileJob>;
+  close(): Promise<void>;
+}
+
+export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorker {
+  const { settings, log } = deps;
+  const prefix = settings.redis.prefix;
+  // BullMQ blocks on this connection waiting for jobs, so it cannot be shared with other commands.
+  const connection = new Redis(settings.redis.url, { maxRetriesPerRequest: null, connectionName: `${prefix}:worker` });
+  const worker = new Worker<ReconcileJob>(
+    QUEUE_RECONCILE,
+    async (job: Job<ReconcileJob>) => {
+      const data = reconcileJobSchema.parse(job.data);
+      const ref: MailboxRef = { context: data.context, mailbox: data.mailbox };
+      const box = deps.directory().boxes.get(mailboxKey(ref));
+      if (!box) {
+        log.warn({ mailbox: mailboxKey(ref), reason: data.reason }, 'mailbox is not in voicemail.conf (or has no IMAP account): not synced');
+        return { skipped: true };
+      }
+      const lock = await acquireMailboxLock(deps.redis, lockKey(prefix, ref));
+      const started = performance.now();
+      try {
+        // Cleared only once the lock is ours: a request arriving from here on queues one more run.
+        await deps.redis.del(pendingKey(prefix, ref));
+        const result = await reconcileMailbox(deps, box);
+        const ms = performance.now() - started;
+        if (result.applied > 0 || result.skipped.length > 0) {
+          log.info({ mailbox: mailboxKey(ref), reason: data.reason, ops: result.applied, skipped: result.skipped.length, held: result.plan.held.length, ms: Math.round(ms) }, 'reconciled');
+        }
+        deps.onReconciled?.(ref, result, ms);
+        return { ops: result.applied };
+      } catch (err) {
+        if (err instanceof SafetyStopError) {
+          log.error({ mailbox: mailboxKey(ref), err: err.message }, 'reconcile stopped for safety');
+          throw new UnrecoverableError(err.message);
+        }
+        throw err;
+      } finally {
+        await lock.release().catch(() => undefined);
+      }
+    },
+    {
+      connection,
+      prefix,
+      concurrency: settings.sync.concurrency,
+      autorun: true,
+    },
+  );
+  worker.on('failed', (job, err) => {
+    log.warn({ mailbox: job ? `${job.data.mailbox}@${job.data.context}` : undefined, attempt: job?.attemptsMade, err: err.message }, 'reconcile failed; retried with backoff');
+  });
+  worker.on('error', (err) => log.error({ err: err.message }, 'reconcile worker error'));
+  return {
+    worker,
+    async close() {
+      await worker.close();
+      connection.disconnect();
+    },
+  };
+}
