@@ -36,7 +36,7 @@ export async function loadDirectory(settings: Settings, log: Logger): Promise<Di
   for (const p of conf.problems) log.warn({ file: p.file, line: p.line, problem: p.problem }, 'voicemail.conf line skipped');
   const passwords = await readPasswordsFile(settings.imap.login.passwordsFile);
   const directory = buildDirectory(conf, settings, passwords);
-  for (const p of directory.problems) log.warn({ mailbox: p.mailbox, file: p.file, line: p.line, problem: p.problem }, 'mailbox not synced');
+  for (const p of directory.problems) log.warn({ mailbox: p.mailbox, file: p.file, line: p.line, problem: p.problem }, 'voicemail.conf mailbox problem');
   return directory;
 }
 

@@ -4,6 +4,15 @@
  */
 import { z } from 'zod';
 
+function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const folderName = z.string().min(1).max(200).refine((s) => !/[\r\n\0]/.test(s), 'no CR, LF or NUL');
 
 export const settingsSchema = z.strictObject({
@@ -79,7 +88,7 @@ export const settingsSchema = z.strictObject({
     /** X-Asterisk-VM-Server-Name (Asterisk's fromstring). */
     serverName: z.string().default('vmbridge'),
     /** Time zone for dates in the email when the mailbox has no tz= (IANA name). */
-    timezone: z.string().min(1).default('UTC'),
+    timezone: z.string().min(1).refine(isTimeZone, 'not a time zone name known to this system (e.g. Europe/Berlin, UTC)').default('UTC'),
   }).default({ from: '"Voicemail" <voicemail@localhost>', messageIdDomain: 'vmbridge.invalid', serverName: 'vmbridge', timezone: 'UTC' }),
 
   sync: z.strictObject({

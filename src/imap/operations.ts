@@ -11,8 +11,8 @@ import type { MailboxRef } from '../spool/types.js';
 import { ImapError } from '../errors.js';
 import type { ServerCapabilities } from './capabilities.js';
 import { ensureFolder } from './folders.js';
-import { identitySearchValue } from './identity-header.js';
-import { rememberOwner } from './observe.js';
+import { identitySearchValue, parseIdentityMessageId } from './identity-header.js';
+import { messageIdFromHeaders, rememberOwner } from './observe.js';
 
 export interface EmailLocation {
   readonly uid: number;
@@ -29,11 +29,22 @@ function who(client: ImapFlow): string {
   return String(client.options?.auth?.user ?? 'imap');
 }
 
-/** UIDs in the selected folder that carry this identity and are not flagged \Deleted. */
+/**
+ * UIDs in the selected folder that carry exactly this identity and are not flagged \Deleted.
+ * SEARCH HEADER matches substrings without regard to case, so every hit is read back and compared.
+ */
 async function findByIdentity(client: ImapFlow, identity: Identity): Promise<number[]> {
   const value = identitySearchValue(identity.ref, identity.id, identity.domain);
   const uids = await client.search({ header: { 'message-id': value }, deleted: false }, { uid: true });
-  return Array.isArray(uids) ? uids.sort((a, b) => a - b) : [];
+  if (!Array.isArray(uids) || uids.length === 0) return [];
+  const exact: number[] = [];
+  for (const row of await client.fetchAll(uids.join(','), { uid: true, headers: ['message-id'] }, { uid: true })) {
+    const parsed = parseIdentityMessageId(messageIdFromHeaders(row.headers) ?? '', identity.domain);
+    if (parsed && parsed.id === identity.id && parsed.ref.context === identity.ref.context && parsed.ref.mailbox === identity.ref.mailbox) {
+      exact.push(row.uid);
+    }
+  }
+  return exact.sort((a, b) => a - b);
 }
 
 export async function appendEmail(

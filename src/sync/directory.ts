@@ -41,10 +41,15 @@ export function buildDirectory(conf: VoicemailConf, settings: Settings, password
       problems.push({ mailbox: key, file: box.file, line: box.line, problem: `no password for IMAP user ${JSON.stringify(user)}: set imappassword= or add it to imap.login.passwordsFile` });
       continue;
     }
+    let timezone = boxTimezone(conf, box) ?? settings.email.timezone;
+    if (!isTimeZone(timezone)) {
+      problems.push({ mailbox: key, file: box.file, line: box.line, problem: `unknown time zone ${JSON.stringify(timezone)}: dates use ${settings.email.timezone} instead` });
+      timezone = settings.email.timezone;
+    }
     boxes.set(key, {
       ref,
       owner: { fullName: box.fullName || box.mailbox, email },
-      timezone: boxTimezone(conf, box) ?? settings.email.timezone,
+      timezone,
       account: settings.imap.login.mode === 'master' ? { user } : { user, password: password as string },
     });
   }
@@ -54,4 +59,13 @@ export function buildDirectory(conf: VoicemailConf, settings: Settings, password
 function fillTemplate(template: string, box: VoicemailBox, email: string): string {
   if (template.includes('{email}') && !email) return '';
   return template.replaceAll('{mailbox}', box.mailbox).replaceAll('{context}', box.context).replaceAll('{email}', email);
+}
+
+function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
 }
