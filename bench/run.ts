@@ -1,0 +1,283 @@
+/**
+ * `npm run bench`: how fast vmbridge turns voicemail into email, against the floor of what the
+ * same IMAP server can do at all, measured in the same run on the same machine.
+ *
+ *   floor   bare APPEND round trip (one warm connection), IDLE notification delay, and bare
+ *           parallel APPEND throughput (as many connections as vmbridge's sync.concurrency)
+ *   vmbridge  new voicemail (the .txt renamed into INBOX, as Asterisk does) until an independent
+ *           IMAP session sees the email, with 1 and with 100 mailboxes; initial import throughput
+ *           of 1,000 voicemails of about 50 KB; peak RSS of the vmbridge process
+ *
+ * Numbers go to bench/results/latest.json and a table is printed. Timings are never asserted in
+ * tests: these machines are shared and noisy, so every figure is compared with its floor here.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { ImapFlow } from 'imapflow';
+import { stringify } from 'yaml';
+import { buildVoicemailEmail } from '../src/imap/voicemail-email.js';
+import type { MailboxRef } from '../src/spool/types.js';
+import { leaveVoicemail } from '../test/support/asterisk-spool.js';
+import { startDovecot } from '../test/support/dovecot.js';
+import { shortTempDir } from '../test/support/processes.js';
+import { startRedis } from '../test/support/redis.js';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const LATENCY_SAMPLES = Number(process.env.BENCH_SAMPLES ?? 200);
+const IDLE_SAMPLES = Number(process.env.BENCH_IDLE_SAMPLES ?? 60);
+const IMPORT_MESSAGES = Number(process.env.BENCH_IMPORT ?? 1000);
+const IMPORT_MAILBOXES = 10;
+const CONCURRENCY = 4;
+const AUDIO = randomBytes(36 * 1024); // base64 in the email: ~49 KB, about 50 KB with headers and body
+
+interface Stats { n: number; p50: number; p95: number; p99: number; max: number; mean: number }
+
+function stats(samples: number[]): Stats {
+  const s = [...samples].sort((a, b) => a - b);
+  const at = (q: number): number => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
+  const round = (x: number): number => Math.round(x * 10) / 10;
+  return { n: s.length, p50: round(at(0.5)), p95: round(at(0.95)), p99: round(at(0.99)), max: round(s[s.length - 1] ?? NaN), mean: round(s.reduce((a, b) => a + b, 0) / s.length) };
+}
+
+function progress(what: string, i: number, n: number): void {
+  if (process.stderr.isTTY) process.stderr.write(`\r${what}: ${i}/${n}   `);
+  else if (i === n || i % Math.max(1, Math.floor(n / 5)) === 0) process.stderr.write(`${what}: ${i}/${n}\n`);
+  if (process.stderr.isTTY && i === n) process.stderr.write('\n');
+}
+
+async function open(port: number, user: string): Promise<ImapFlow> {
+  const c = new ImapFlow({ host: '127.0.0.1', port, secure: false, auth: { user, pass: `pw-${user}` }, logger: false, disableAutoIdle: true });
+  c.on('error', () => undefined);
+  await c.connect();
+  return c;
+}
+
+async function sampleEmail(): Promise<Buffer> {
+  const dir = await shortTempDir('vmb-s');
+  const ref: MailboxRef = { context: 'default', mailbox: 'sample' };
+  const left = await leaveVoicemail(dir, ref, { callerid: '"Bench Caller" <5551234>', duration: 5, formats: ['wav'], audio: AUDIO });
+  const { readMailbox } = await import('../src/spool/read-mailbox.js');
+  const snap = await readMailbox(dir, ref);
+  const message = snap.messages.find((m) => m.id === left.msgId)!;
+  return buildVoicemailEmail({
+    ref, message, owner: { fullName: 'Sample', email: 'sample@example.invalid' }, timezone: 'UTC',
+    from: 'voicemail@example.invalid', serverName: 'bench', messageIdDomain: 'bench.invalid', readAudio: (p) => readFile(p),
+  });
+}
+
+async function floorAppend(port: number, raw: Buffer): Promise<Stats> {
+  const c = await open(port, 'floor0');
+  const samples: number[] = [];
+  for (let i = 0; i < LATENCY_SAMPLES; i++) {
+    const t = performance.now();
+    await c.append('INBOX', raw);
+    samples.push(performance.now() - t);
+    progress('floor: APPEND round trip', i + 1, LATENCY_SAMPLES);
+  }
+  await c.logout();
+  return stats(samples);
+}
+
+async function floorIdle(port: number, raw: Buffer): Promise<Stats> {
+  const watcher = await open(port, 'floor1');
+  const writer = await open(port, 'floor1');
+  await watcher.mailboxOpen('INBOX');
+  const samples: number[] = [];
+  for (let i = 0; i < IDLE_SAMPLES; i++) {
+    const seen = new Promise<number>((r) => watcher.once('exists', () => r(performance.now())));
+    const idling = watcher.idle();
+    await new Promise((r) => setTimeout(r, 30)); // let IDLE start before the change
+    await writer.append('INBOX', raw);
+    const t = performance.now();
+    samples.push((await seen) - t);
+    await idling;
+    progress('floor: IDLE notification', i + 1, IDLE_SAMPLES);
+  }
+  await watcher.logout();
+  await writer.logout();
+  return stats(samples);
+}
+
+async function floorParallelAppend(port: number, raw: Buffer): Promise<{ messages: number; seconds: number; perSecond: number }> {
+  const conns = await Promise.all(Array.from({ length: IMPORT_MAILBOXES }, (_, i) => open(port, `par${i}`)));
+  const perBox = Math.ceil(IMPORT_MESSAGES / IMPORT_MAILBOXES);
+  let done = 0;
+  const t = performance.now();
+  // As vmbridge does: CONCURRENCY mailboxes at a time, each one APPEND after another.
+  let next = 0;
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    for (;;) {
+      const i = next++;
+      if (i >= conns.length) return;
+      for (let k = 0; k < perBox; k++) {
+        await conns[i]!.append('INBOX', raw);
+        progress('floor: parallel APPEND', ++done, perBox * conns.length);
+      }
+    }
+  }));
+  const seconds = (performance.now() - t) / 1000;
+  await Promise.all(conns.map((c) => c.logout()));
+  return { messages: perBox * conns.length, seconds: Math.round(seconds * 100) / 100, perSecond: Math.round((perBox * conns.length) / seconds) };
+}
+
+interface Vmbridge { child: ChildProcess; ready: Promise<void> }
+
+function startVmbridge(configPath: string, logPath: string): Vmbridge {
+  const child = spawn(process.execPath, [join(ROOT, 'dist/src/cli/bin.js'), 'run', '--config', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  const ready = new Promise<void>((resolveReady, reject) => {
+    child.stderr!.on('data', (d: Buffer) => {
+      log += d.toString();
+      if (log.includes('vmbridge started')) resolveReady();
+    });
+    child.once('exit', (code) => reject(new Error(`vmbridge exited with ${code}:\n${log.slice(-2000)}`)));
+  });
+  child.once('exit', () => void writeFile(logPath, log));
+  return { child, ready };
+}
+
+function peakRssMiB(pid: number): Promise<number> {
+  return readFile(`/proc/${pid}/status`, 'utf8').then((s) => Math.round(Number(/VmHWM:\s+(\d+)/.exec(s)?.[1] ?? 0) / 1024));
+}
+
+/** New voicemail -> visible email, one at a time, round-robin over `boxes`. */
+async function vmLatency(spoolDir: string, port: number, boxes: MailboxRef[], label: string): Promise<Stats> {
+  const observers = new Map<string, ImapFlow>();
+  for (const b of boxes) observers.set(b.mailbox, await open(port, `u${b.mailbox}`));
+  const counts = new Map<string, number>();
+  for (const b of boxes) {
+    const st = await observers.get(b.mailbox)!.status('INBOX', { messages: true });
+    counts.set(b.mailbox, st ? (st.messages ?? 0) : 0);
+  }
+  const samples: number[] = [];
+  for (let i = 0; i < LATENCY_SAMPLES; i++) {
+    const b = boxes[i % boxes.length]!;
+    const obs = observers.get(b.mailbox)!;
+    const want = counts.get(b.mailbox)! + 1;
+    await leaveVoicemail(spoolDir, b, { callerid: `"Latency ${i}" <${1000 + i}>`, duration: 5, formats: ['wav'], audio: AUDIO });
+    const t = performance.now();
+    for (;;) {
+      const st = await obs.status('INBOX', { messages: true });
+      if (st && (st.messages ?? 0) >= want) break;
+      if (performance.now() - t > 30_000) throw new Error(`${label}: voicemail ${i} for ${b.mailbox} not visible after 30 s`);
+    }
+    samples.push(performance.now() - t);
+    counts.set(b.mailbox, want);
+    progress(`vmbridge: latency, ${label}`, i + 1, LATENCY_SAMPLES);
+  }
+  await Promise.all([...observers.values()].map((c) => c.logout()));
+  return stats(samples);
+}
+
+async function main(): Promise<void> {
+  const dir = await shortTempDir('vmb-b');
+  const spoolDir = join(dir, 'spool');
+  await mkdir(join(spoolDir, 'voicemail'), { recursive: true });
+  const lat1: MailboxRef[] = [{ context: 'default', mailbox: '100' }];
+  const lat100: MailboxRef[] = Array.from({ length: 100 }, (_, i) => ({ context: 'default', mailbox: String(200 + i) }));
+  const imp: MailboxRef[] = Array.from({ length: IMPORT_MAILBOXES }, (_, i) => ({ context: 'default', mailbox: String(400 + i) }));
+  const vmUsers = [...lat1, ...lat100, ...imp].map((r) => `u${r.mailbox}`);
+  const floorUsers = ['floor0', 'floor1', ...Array.from({ length: IMPORT_MAILBOXES }, (_, i) => `par${i}`)];
+  process.stderr.write('starting private Dovecot and Redis\n');
+  const dovecot = await startDovecot({ users: [...vmUsers, ...floorUsers].map((u) => ({ user: u, pass: `pw-${u}` })) });
+  const redis = await startRedis();
+  let vm: Vmbridge | undefined;
+  try {
+    const raw = await sampleEmail();
+    const floor = {
+      appendRoundTripMs: await floorAppend(dovecot.port, raw),
+      idleNotificationMs: await floorIdle(dovecot.port, raw),
+      parallelAppend: await floorParallelAppend(dovecot.port, raw),
+    };
+
+    const confPath = join(dir, 'voicemail.conf');
+    const boxLines = [...lat1, ...lat100, ...imp].map((r) => `${r.mailbox} => 1,Bench ${r.mailbox},u${r.mailbox}@example.invalid,,imapuser=u${r.mailbox}|imappassword=pw-u${r.mailbox}`);
+    await writeFile(confPath, ['[general]', 'format=wav', '', '[default]', ...boxLines, ''].join('\n'));
+    const configPath = join(dir, 'vmbridge.yaml');
+    await writeFile(configPath, stringify({
+      spool: { dir: spoolDir, voicemailConf: confPath, watch: true, sweepSeconds: 0 },
+      redis: { url: redis.url, prefix: 'bench' },
+      imap: { host: '127.0.0.1', port: dovecot.port, secure: false, requireTls: false, maxConnections: 500 },
+      email: { messageIdDomain: 'bench.invalid' },
+      sync: { concurrency: CONCURRENCY },
+      log: { level: 'warn' },
+    }));
+
+    // Import: 1,000 voicemails already in the spool when vmbridge starts.
+    const perBox = Math.ceil(IMPORT_MESSAGES / IMPORT_MAILBOXES);
+    for (const [i, b] of imp.entries()) {
+      for (let k = 0; k < perBox; k++) await leaveVoicemail(spoolDir, b, { callerid: `"Import ${k}" <${k}>`, duration: 5, formats: ['wav'], audio: AUDIO });
+      progress('spool: writing the import set', (i + 1) * perBox, perBox * imp.length);
+    }
+    const watchers = await Promise.all(imp.map((b) => open(dovecot.port, `u${b.mailbox}`)));
+    vm = startVmbridge(configPath, join(ROOT, 'bench/results/vmbridge.log'));
+    await vm.ready;
+    const t0 = performance.now();
+    let total = 0;
+    while (total < perBox * imp.length) {
+      const st = await Promise.all(watchers.map((w) => w.status('INBOX', { messages: true })));
+      total = st.reduce((a, s) => a + (s ? (s.messages ?? 0) : 0), 0);
+      progress('vmbridge: import', total, perBox * imp.length);
+      if (performance.now() - t0 > 600_000) throw new Error(`import stalled at ${total}`);
+      if (total < perBox * imp.length) await new Promise((r) => setTimeout(r, 50));
+    }
+    const importSeconds = (performance.now() - t0) / 1000;
+    await Promise.all(watchers.map((w) => w.logout()));
+    const importResult = { messages: perBox * imp.length, seconds: Math.round(importSeconds * 100) / 100, perSecond: Math.round((perBox * imp.length) / importSeconds) };
+
+    const latency1 = await vmLatency(spoolDir, dovecot.port, lat1, '1 mailbox');
+    const latency100 = await vmLatency(spoolDir, dovecot.port, lat100, '100 mailboxes');
+    const rss = await peakRssMiB(vm.child.pid!);
+
+    const results = {
+      date: new Date().toISOString(),
+      machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
+      settings: { concurrency: CONCURRENCY, messageBytes: raw.length, latencySamples: LATENCY_SAMPLES },
+      floor,
+      vmbridge: { latency1MailboxMs: latency1, latency100MailboxesMs: latency100, import: importResult, peakRssMiB: rss },
+      targets: {
+        latencyP99WithinAppendP99Plus50ms: latency1.p99 <= floor.appendRoundTripMs.p99 + 50 && latency100.p99 <= floor.appendRoundTripMs.p99 + 50,
+        importAtLeastHalfOfBareParallelAppend: importResult.perSecond >= floor.parallelAppend.perSecond / 2,
+      },
+    };
+    await mkdir(join(ROOT, 'bench/results'), { recursive: true });
+    await writeFile(join(ROOT, 'bench/results/latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+    const row = (name: string, s: Stats): string => `| ${name} | ${s.n} | ${s.p50} | ${s.p95} | ${s.p99} | ${s.max} |`;
+    const table = [
+      `vmbridge benchmark, ${results.date}, ${results.machine.cpus} CPUs, Node ${results.machine.node}, messages of ${raw.length} bytes`,
+      '',
+      '| latency (ms) | n | p50 | p95 | p99 | max |',
+      '| --- | --- | --- | --- | --- | --- |',
+      row('floor: bare APPEND round trip', floor.appendRoundTripMs),
+      row('floor: IDLE notification', floor.idleNotificationMs),
+      row('vmbridge: new voicemail -> visible email, 1 mailbox', latency1),
+      row('vmbridge: new voicemail -> visible email, 100 mailboxes', latency100),
+      '',
+      '| throughput | messages | seconds | msg/s |',
+      '| --- | --- | --- | --- |',
+      `| floor: bare APPEND, ${CONCURRENCY} connections at a time | ${floor.parallelAppend.messages} | ${floor.parallelAppend.seconds} | ${floor.parallelAppend.perSecond} |`,
+      `| vmbridge: initial import | ${importResult.messages} | ${importResult.seconds} | ${importResult.perSecond} |`,
+      '',
+      `peak RSS of vmbridge run: ${rss} MiB`,
+      `target p99 <= APPEND p99 + 50 ms: ${results.targets.latencyP99WithinAppendP99Plus50ms ? 'met' : 'MISSED'}`,
+      `target import >= half of bare parallel APPEND: ${results.targets.importAtLeastHalfOfBareParallelAppend ? 'met' : 'MISSED'}`,
+    ].join('\n');
+    await writeFile(join(ROOT, 'bench/results/latest.md'), `${table}\n`);
+    process.stdout.write(`\n${table}\n`);
+  } finally {
+    if (vm && vm.child.exitCode === null) {
+      const exited = new Promise((r) => vm!.child.once('exit', r));
+      vm.child.kill('SIGTERM');
+      await exited;
+    }
+    await redis.stop();
+    await dovecot.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exitCode = 1;
+});

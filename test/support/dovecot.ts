@@ -1,0 +1,301 @@
+/**
+ * A private Dovecot IMAP server on 127.0.0.1 for one test file: own config, users, mail and
+ * sockets under a short temp folder, started from the installed `dovecot` binary and stopped by
+ * the PID it wrote. The config comes from dovecot.conf.tmpl, which scripts/servers.sh fills too.
+ */
+import { chmod, chown, mkdir, readFile, appendFile, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { userInfo } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './ports.js';
+import { forgetOnExit, killOnExit, requireExecutable, runDaemonLauncher, shortTempDir, sleep, stopPid } from './processes.js';
+
+export interface DovecotUser {
+  readonly user: string;
+  readonly pass: string;
+  /** Per-user quota, e.g. `*:messages=3` or `*:storage=200K`; replaces the whole default rule. */
+  readonly quotaRule?: string;
+}
+
+export interface DovecotOptions {
+  readonly users: readonly DovecotUser[];
+  /** Log in as `<user>*<master user>` with the master password to act as any existing user. */
+  readonly masterUser?: { readonly user: string; readonly pass: string };
+  /** Post-login capabilities to leave out, e.g. ['UIDPLUS'] (see DOVECOT_IMAP_CAPABILITIES). */
+  readonly omitCapabilities?: readonly string[];
+}
+
+export interface DovecotServer {
+  readonly host: '127.0.0.1';
+  readonly port: number;
+  /** Instance folder: config, passwd files, mail, log, sockets. Removed by stop(). */
+  readonly dir: string;
+  readonly confPath: string;
+  readonly logPath: string;
+  /** The master process; stop() signals only this PID. */
+  readonly pid: number;
+  /** Adds a user while the server runs and returns once that user can log in. */
+  addUser(user: string, pass: string, quotaRule?: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * What Dovecot 2.3 advertises after login with this config. `imap_capability` replaces the whole
+ * list (the quota plugin does not add QUOTA back), so a variant must spell out everything it keeps.
+ */
+export const DOVECOT_IMAP_CAPABILITIES: readonly string[] = (
+  'IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS ' +
+  'THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS ' +
+  'LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH ' +
+  'LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ NOTIFY ' +
+  'SPECIAL-USE QUOTA'
+).split(' ');
+
+const TEMPLATE = new URL('./dovecot.conf.tmpl', import.meta.url);
+const START_ATTEMPTS = 5;
+const READY_TIMEOUT_MS = 10_000;
+let instanceCounter = 0;
+
+/** Who the Dovecot processes run as. Root can use the package's users; anyone else runs as self. */
+interface RunAs {
+  readonly loginUser: string;
+  readonly internalUser: string;
+  readonly internalGroup: string;
+  readonly mailUid: number;
+  readonly mailGid: number;
+  /** Owner and mode of the passwd files, which the auth process (internal user) reads. */
+  readonly passwdGid: number | undefined;
+  readonly passwdMode: number;
+}
+
+function groupByName(name: string): number | undefined {
+  for (const line of readFileSync('/etc/group', 'utf8').split('\n')) {
+    const [group, , gid] = line.split(':');
+    if (group === name && gid !== undefined) return Number(gid);
+  }
+  return undefined;
+}
+
+function groupById(gid: number): string | undefined {
+  for (const line of readFileSync('/etc/group', 'utf8').split('\n')) {
+    const [group, , id] = line.split(':');
+    if (group && Number(id) === gid) return group;
+  }
+  return undefined;
+}
+
+function runAs(): RunAs {
+  const uid = process.getuid?.() ?? -1;
+  if (uid === 0) {
+    // imap-login refuses to run as root and mail processes may not be uid 0: use the package's
+    // dovenull/dovecot users and nobody (65534) for all mail, which needs no useradd.
+    const dovecotGid = groupByName('dovecot');
+    if (dovecotGid === undefined) {
+      throw new Error('the dovecot system group is missing; reinstall dovecot-core (scripts/install-deps.sh)');
+    }
+    return { loginUser: 'dovenull', internalUser: 'dovecot', internalGroup: 'dovecot', mailUid: 65534, mailGid: 65534, passwdGid: dovecotGid, passwdMode: 0o640 };
+  }
+  // Unprivileged: every Dovecot process runs as the current user (no chroot in the template).
+  const me = userInfo();
+  const group = groupById(me.gid);
+  if (!group) throw new Error(`no group name for gid ${me.gid} in /etc/group`);
+  return { loginUser: me.username, internalUser: me.username, internalGroup: group, mailUid: me.uid, mailGid: me.gid, passwdGid: undefined, passwdMode: 0o600 };
+}
+
+function checkField(what: string, value: string, forbidden: RegExp): void {
+  if (value === '' || forbidden.test(value)) throw new Error(`invalid ${what} for a passwd-file: ${JSON.stringify(value)}`);
+}
+
+function passwdLine(u: DovecotUser): string {
+  // ':' separates fields, '*' is the master-user separator, whitespace separates extra fields.
+  checkField('user name', u.user, /[:*\s]/);
+  checkField('password', u.pass, /[:\r\n]/);
+  if (u.quotaRule !== undefined) checkField('quota rule', u.quotaRule, /\s/);
+  const extra = u.quotaRule !== undefined ? `userdb_quota_rule=${u.quotaRule}` : '';
+  return `${u.user}:{PLAIN}${u.pass}::::::${extra}\n`;
+}
+
+/** Fills every @NAME@ of the shared template; a placeholder left over is a bug. */
+export function renderDovecotConf(template: string, values: Readonly<Record<string, string>>): string {
+  return template.replace(/@([A-Z_]+)@/g, (whole, name: string) => {
+    const v = values[name];
+    if (v === undefined) throw new Error(`dovecot.conf.tmpl: no value for ${whole}`);
+    return v;
+  });
+}
+
+function capabilityLine(omit: readonly string[] | undefined): string {
+  if (!omit || omit.length === 0) return '';
+  const drop = new Set(omit.map((c) => c.toUpperCase()));
+  const known = new Set(DOVECOT_IMAP_CAPABILITIES.map((c) => c.toUpperCase()));
+  // A typo would otherwise give a server that silently still has the capability.
+  for (const c of drop) if (!known.has(c)) throw new Error(`omitCapabilities: Dovecot does not advertise ${c}`);
+  return `imap_capability = ${DOVECOT_IMAP_CAPABILITIES.filter((c) => !drop.has(c.toUpperCase())).join(' ')}`;
+}
+
+function quoteImap(s: string): string {
+  return `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+}
+
+/**
+ * One raw IMAP exchange: read the greeting (it must name our instance, so a stranger that took
+ * the port is not mistaken for ours), LOGIN, LOGOUT. Resolves with the tagged status word.
+ */
+function loginProbe(port: number, instance: string, user: string, pass: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    let buffer = '';
+    let greeted = false;
+    const done = (err: Error | undefined, status?: string): void => {
+      socket.destroy();
+      if (err) reject(err);
+      else resolve(status ?? '');
+    };
+    socket.setTimeout(5_000, () => done(new Error('IMAP probe timed out')));
+    socket.on('error', (err) => done(err));
+    socket.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString('latin1');
+      let nl: number;
+      while ((nl = buffer.indexOf('\r\n')) >= 0) {
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 2);
+        if (!greeted) {
+          greeted = true;
+          if (!line.includes(`${instance} ready.`)) return done(new Error(`port ${port} is answered by another server: ${line}`));
+          socket.write(`a LOGIN ${quoteImap(user)} ${quoteImap(pass)}\r\n`);
+        } else if (line.startsWith('a ')) {
+          socket.write('z LOGOUT\r\n');
+          return done(undefined, line.split(' ')[1] ?? '');
+        }
+      }
+    });
+  });
+}
+
+async function waitForLogin(port: number, instance: string, user: string, pass: string, expect: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    try {
+      const status = await loginProbe(port, instance, user, pass);
+      if (status === expect) return;
+      last = `LOGIN answered ${status}`;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // Only "nobody listens yet" is worth waiting for; anything else is a real failure.
+      if (code !== 'ECONNREFUSED' && code !== 'ECONNRESET') throw err;
+      last = String(code);
+    }
+    if (Date.now() > deadline) throw new Error(`Dovecot on port ${port}: LOGIN ${user} never gave ${expect} (${last})`);
+    await sleep(20);
+  }
+}
+
+async function readPid(pidPath: string, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const text = await readFile(pidPath, 'utf8').catch(() => '');
+    const pid = Number.parseInt(text.trim(), 10);
+    if (pid > 0) return pid;
+    if (Date.now() > deadline) throw new Error(`${pidPath} did not appear`);
+    await sleep(10);
+  }
+}
+
+async function tail(path: string, lines = 20): Promise<string> {
+  const text = await readFile(path, 'utf8').catch(() => '');
+  return text.split('\n').slice(-lines).join('\n');
+}
+
+export async function startDovecot(opts: DovecotOptions): Promise<DovecotServer> {
+  const bin = requireExecutable('dovecot', 'dovecot-core + dovecot-imapd');
+  const who = runAs();
+  const dir = await shortTempDir('vmb-');
+  const confPath = join(dir, 'dovecot.conf');
+  const logPath = join(dir, 'dovecot.log');
+  const baseDir = join(dir, 'run');
+  const usersPath = join(dir, 'users.passwd');
+  const mastersPath = join(dir, 'masters.passwd');
+  const instance = `vmb-${process.pid}-${++instanceCounter}`;
+  let started = false;
+  try {
+    // The mail and auth processes run as other users: they must be able to traverse the folder.
+    await chmod(dir, 0o711);
+    await mkdir(join(dir, 'mail'));
+    await chown(join(dir, 'mail'), who.mailUid, who.mailGid);
+    await writeFile(usersPath, opts.users.map(passwdLine).join(''));
+    await writeFile(mastersPath, opts.masterUser ? passwdLine(opts.masterUser) : '');
+    for (const p of [usersPath, mastersPath]) {
+      if (who.passwdGid !== undefined) await chown(p, 0, who.passwdGid);
+      await chmod(p, who.passwdMode);
+    }
+    const template = await readFile(TEMPLATE, 'utf8');
+
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      await writeFile(confPath, renderDovecotConf(template, {
+        INSTANCE: instance,
+        DIR: dir,
+        BASE_DIR: baseDir,
+        PORT: String(port),
+        LOGIN_USER: who.loginUser,
+        INTERNAL_USER: who.internalUser,
+        INTERNAL_GROUP: who.internalGroup,
+        MAIL_UID: String(who.mailUid),
+        MAIL_GID: String(who.mailGid),
+        CAPABILITY: capabilityLine(opts.omitCapabilities),
+      }));
+      // The master binds its listeners before it forks into the background, so a port taken in
+      // the meantime shows up here as a failed start.
+      const result = await runDaemonLauncher(bin, ['-c', confPath], join(dir, 'start.out'));
+      if (result.code !== 0) {
+        const why = `${result.output}\n${await tail(logPath)}`;
+        if (/Address already in use/.test(why) && attempt < START_ATTEMPTS) continue;
+        throw new Error(`dovecot -c ${confPath} failed (exit ${result.code}):\n${why.trim()}`);
+      }
+      const pid = await readPid(join(baseDir, 'master.pid'), 5_000);
+      killOnExit(pid, dir);
+      started = true;
+
+      // A listening port is not enough: LOGIN also needs the auth process. A real user must get
+      // OK; with no users, a made-up one must get NO (auth answered).
+      const probe = opts.users[0] ?? { user: 'nobody-probe', pass: 'x' };
+      try {
+        await waitForLogin(port, instance, probe.user, probe.pass, opts.users[0] ? 'OK' : 'NO', READY_TIMEOUT_MS);
+      } catch (err) {
+        await stopPid(pid).catch(() => undefined);
+        forgetOnExit(pid);
+        started = false;
+        throw new Error(`${(err as Error).message}\n${await tail(logPath)}`, { cause: err });
+      }
+
+      let stopped = false;
+      return {
+        host: '127.0.0.1',
+        port,
+        dir,
+        confPath,
+        logPath,
+        pid,
+        async addUser(user: string, pass: string, quotaRule?: string): Promise<void> {
+          await appendFile(usersPath, passwdLine(quotaRule === undefined ? { user, pass } : { user, pass, quotaRule }));
+          // passwd-file re-reads a changed file, but checks at most once per wall-clock second:
+          // probing in the same second would fail (and a failed LOGIN costs 500 ms).
+          await sleep(1_010 - (Date.now() % 1_000));
+          await waitForLogin(port, instance, user, pass, 'OK', 5_000);
+        },
+        async stop(): Promise<void> {
+          if (stopped) return;
+          stopped = true;
+          await stopPid(pid);
+          forgetOnExit(pid);
+          await rm(dir, { recursive: true, force: true });
+        },
+      };
+    }
+  } catch (err) {
+    if (!started) await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}

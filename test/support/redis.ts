@@ -1,0 +1,133 @@
+/**
+ * A private, throwaway Redis on 127.0.0.1 for one test file: no persistence, own temp folder,
+ * started from the installed `redis-server` and stopped by the PID in its pidfile.
+ */
+import { readFile, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { freePort } from './ports.js';
+import { forgetOnExit, isAlive, killOnExit, requireExecutable, runDaemonLauncher, shortTempDir, sleep, stopPid } from './processes.js';
+
+export interface RedisServer {
+  readonly url: string;
+  readonly host: '127.0.0.1';
+  readonly port: number;
+  /** The redis-server process; stop() signals only this PID. */
+  readonly pid: number;
+  readonly dir: string;
+  stop(): Promise<void>;
+}
+
+const START_ATTEMPTS = 5;
+const READY_TIMEOUT_MS = 10_000;
+
+/** Sends one inline command on a fresh connection and returns the raw reply. */
+function command(port: number, line: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    let reply = '';
+    const finish = (err?: Error): void => {
+      socket.destroy();
+      if (err) reject(err);
+      else resolve(reply);
+    };
+    socket.setTimeout(2_000, () => finish(new Error('Redis probe timed out')));
+    socket.on('error', (err) => finish(err));
+    socket.on('connect', () => socket.write(`${line}\r\n`));
+    socket.on('data', (chunk: Buffer) => {
+      reply += chunk.toString('utf8');
+      // A simple reply is one line; a bulk reply ($len) is complete once len bytes follow.
+      const bulk = /^\$(\d+)\r\n/.exec(reply);
+      if (bulk ? Buffer.byteLength(reply) >= bulk[0].length + Number(bulk[1]) + 2 : reply.endsWith('\r\n')) finish();
+    });
+  });
+}
+
+async function readPid(path: string): Promise<number | undefined> {
+  const pid = Number.parseInt((await readFile(path, 'utf8').catch(() => '')).trim(), 10);
+  return pid > 0 ? pid : undefined;
+}
+
+type Ready = { readonly pid: number } | { readonly failed: string };
+
+/**
+ * Waits for PONG from the server whose PID is in our pidfile. INFO's process_id must match it,
+ * so a foreign Redis that got the port first is never taken for ours.
+ */
+async function waitReady(port: number, pidPath: string, logPath: string): Promise<Ready> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    const pid = await readPid(pidPath);
+    if (pid !== undefined && !isAlive(pid)) {
+      return { failed: await readFile(logPath, 'utf8').catch(() => 'redis-server exited') };
+    }
+    if (pid !== undefined) {
+      try {
+        if ((await command(port, 'PING')).startsWith('+PONG')) {
+          const info = await command(port, 'INFO server');
+          if (new RegExp(`^process_id:${pid}\\r?$`, 'm').test(info)) return { pid };
+          return { failed: `port ${port} is answered by another Redis` };
+        }
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'ECONNREFUSED' && code !== 'ECONNRESET') throw err;
+      }
+    }
+    if (Date.now() > deadline) return { failed: `no PONG on port ${port} within ${READY_TIMEOUT_MS} ms` };
+    await sleep(10);
+  }
+}
+
+export async function startRedis(): Promise<RedisServer> {
+  const bin = requireExecutable('redis-server', 'redis-server');
+  const dir = await shortTempDir('vmb-r-');
+  const pidPath = join(dir, 'redis.pid');
+  const logPath = join(dir, 'redis.log');
+  try {
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      await rm(pidPath, { force: true });
+      await rm(logPath, { force: true });
+      // --daemonize: the launcher returns at once and the pidfile names the server to stop later.
+      const launched = await runDaemonLauncher(bin, [
+        '--port', String(port),
+        '--bind', '127.0.0.1',
+        '--dir', dir,
+        '--daemonize', 'yes',
+        '--pidfile', pidPath,
+        '--logfile', logPath,
+        '--save', '',
+        '--appendonly', 'no',
+      ], join(dir, 'start.out'));
+      if (launched.code !== 0) throw new Error(`redis-server failed (exit ${launched.code}): ${launched.output}`);
+      const ready = await waitReady(port, pidPath, logPath);
+      if ('failed' in ready) {
+        const stray = await readPid(pidPath);
+        if (stray !== undefined && isAlive(stray)) await stopPid(stray);
+        // The kernel may hand the same free port to someone else between freePort() and bind.
+        if (/Address already in use|another Redis/.test(ready.failed) && attempt < START_ATTEMPTS) continue;
+        throw new Error(`redis-server did not start:\n${ready.failed.trim()}`);
+      }
+      const { pid } = ready;
+      killOnExit(pid, dir);
+      let stopped = false;
+      return {
+        url: `redis://127.0.0.1:${port}`,
+        host: '127.0.0.1',
+        port,
+        pid,
+        dir,
+        async stop(): Promise<void> {
+          if (stopped) return;
+          stopped = true;
+          await stopPid(pid);
+          forgetOnExit(pid);
+          await rm(dir, { recursive: true, force: true });
+        },
+      };
+    }
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
