@@ -73,6 +73,9 @@ export async function observeImap(
 
     const lock = await client.getMailboxLock(path);
     try {
+      // The folder may have stayed selected since the last look: a NOOP brings the EXISTS and
+      // EXPUNGE news of other sessions first, so what follows is not a stale view.
+      await client.noop();
       const box = client.mailbox;
       if (!box) continue;
       const validity = box.uidValidity.toString();
@@ -81,7 +84,7 @@ export async function observeImap(
       const cache = cacheFor(client, path, validity);
 
       const needHeaders = cache.owners.size === 0;
-      const rows = await client.fetchAll('1:*', { uid: true, flags: true, ...(needHeaders ? { headers: ['message-id'] } : {}) });
+      const rows = await client.fetchAll('1:*', { uid: true, flags: true, ...(needHeaders ? { headers: ['message-id'] } : {}) }, { uid: true });
       const unknown: number[] = [];
       for (const row of rows) {
         if (needHeaders) cache.owners.set(row.uid, ownerOf(messageIdFromHeaders(row.headers), domain));

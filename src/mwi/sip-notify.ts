@@ -14,7 +14,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { performance } from 'node:perf_hooks';
-import { VmbridgeError } from '../errors.js';
+import { ConfigError, VmbridgeError } from '../errors.js';
 import {
   assertNoControl,
   assertSafeUser,
@@ -180,7 +180,7 @@ function checkTimers(opts: SipNotifyOptions): { t1: number; t2: number; timeout:
   const positive = (name: string, v: number | undefined, dflt: number): number => {
     const value = v ?? dflt;
     if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-      throw new VmbridgeError('CONFIG', `SIP NOTIFY option ${name} must be a positive number of milliseconds`);
+      throw new ConfigError(`SIP NOTIFY option ${name} must be a positive number of milliseconds`, { key: name });
     }
     return value;
   };
@@ -189,7 +189,7 @@ function checkTimers(opts: SipNotifyOptions): { t1: number; t2: number; timeout:
   const timeout = positive('timeoutMs', opts.timeoutMs, 64 * t1);
   const expires = opts.activeExpiresSeconds ?? 3600;
   if (!Number.isSafeInteger(expires) || expires < 0) {
-    throw new VmbridgeError('CONFIG', 'SIP NOTIFY option activeExpiresSeconds must be a whole number >= 0');
+    throw new ConfigError('SIP NOTIFY option activeExpiresSeconds must be a whole number >= 0', { key: 'activeExpiresSeconds' });
   }
   return { t1, t2, timeout, expires };
 }
@@ -504,6 +504,9 @@ async function openSocket(c: Checked): Promise<Socket> {
     socket.close();
     throw new SipTransportError(c.label, `cannot open a UDP socket towards ${address}`, { cause: err });
   }
+  // Errors are reported by the running transaction's own listener. This one only keeps an ICMP
+  // error that lands between two transactions from becoming an uncaught 'error' event.
+  socket.on('error', () => undefined);
   return socket;
 }
 

@@ -33,8 +33,9 @@ export class MailClient {
       if (folder !== 'INBOX' && !existing.has(folder)) continue;
       const lock = await this.client.getMailboxLock(folder);
       try {
+        await this.client.noop(); // the folder may have stayed selected: take in other sessions' news
         if (!this.client.mailbox || this.client.mailbox.exists === 0) continue;
-        for (const m of await this.client.fetchAll('1:*', { uid: true, flags: true, envelope: true })) {
+        for (const m of await this.client.fetchAll('1:*', { uid: true, flags: true, envelope: true }, { uid: true })) {
           const flags = m.flags ?? new Set<string>();
           if (flags.has('\\Deleted') && !opts.includeDeleted) continue;
           out.push({ folder, uid: m.uid, flags, messageId: m.envelope?.messageId ?? '' });

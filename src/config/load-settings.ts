@@ -1,0 +1,527 @@
+/**
+ * Loads the settings: a YAML file, then environment overrides, then validation with settingsSchema
+ * (the one source of truth for keys, types, ranges and defaults), then secrets read from files.
+ *
+ * Every failure is a ConfigError that names the key (`imap.port`), where the value came from (the
+ * file with line:column, or the environment variable), what was wrong and what is accepted: the
+ * administrator reading it should not need to open the source.
+ */
+import { access, readFile, stat } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { isIP } from 'node:net';
+import { LineCounter, isMap, isScalar, parseDocument } from 'yaml';
+import type { Document } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import { settingsSchema } from './schema.js';
+import type { Settings } from './schema.js';
+
+export const DEFAULT_SETTINGS_FILE = '/etc/vmbridge/vmbridge.yaml';
+export const ENV_PREFIX = 'VMBRIDGE_';
+/** VMBRIDGE_ variables that are not settings keys. */
+const NOT_SETTINGS = new Set(['VMBRIDGE_CONFIG']);
+
+export interface LoadSettingsOptions {
+  /** Settings file; when absent: $VMBRIDGE_CONFIG, then DEFAULT_SETTINGS_FILE if it exists. */
+  readonly file?: string | undefined;
+  /** Environment to read VMBRIDGE_* overrides from; process.env when absent. */
+  readonly env?: NodeJS.ProcessEnv | undefined;
+  /** The file tried when neither `file` nor VMBRIDGE_CONFIG names one (tests point it elsewhere). */
+  readonly defaultFile?: string | undefined;
+}
+
+export interface LoadedSettings {
+  readonly settings: Settings;
+  /** The file that was read, or undefined when everything came from the environment. */
+  readonly file: string | undefined;
+  /** Things that work but deserve an administrator's attention; the caller logs them. */
+  readonly warnings: string[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// The keys, derived from the schema so a new key needs no change here.
+
+type LeafKind = 'string' | 'number' | 'boolean' | 'enum';
+
+export interface SettingKey {
+  /** Dotted path, e.g. `imap.login.mode`. */
+  readonly key: string;
+  readonly path: readonly string[];
+  /** Environment variable that overrides it, e.g. `VMBRIDGE_IMAP_LOGIN__MODE`. */
+  readonly env: string;
+  readonly kind: LeafKind;
+  /** Neither optional nor defaulted: the settings are invalid without it. */
+  readonly required: boolean;
+  readonly optional: boolean;
+  readonly defaultValue?: unknown;
+  /** Human description of the values it takes, default included. */
+  readonly accepted: string;
+  /** Empty text is a valid value (otherwise an empty environment variable unsets the key). */
+  readonly acceptsEmpty: boolean;
+}
+
+interface KeyIndex {
+  readonly leaves: readonly SettingKey[];
+  readonly byKey: ReadonlyMap<string, SettingKey>;
+  readonly byEnv: ReadonlyMap<string, SettingKey>;
+  /** Dotted path of each object ('' for the top) to the names it accepts. */
+  readonly objects: ReadonlyMap<string, readonly string[]>;
+}
+
+function upperSnake(camel: string): string {
+  return camel.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+}
+
+/** `imap.tls.rejectUnauthorized` -> `VMBRIDGE_IMAP_TLS__REJECT_UNAUTHORIZED`. */
+export function envNameOf(path: readonly string[]): string {
+  const [section, ...rest] = path;
+  return `${ENV_PREFIX}${upperSnake(section ?? '')}_${rest.map(upperSnake).join('__')}`;
+}
+
+function isUnbounded(n: number | null): n is null {
+  return n === null || !Number.isFinite(n) || Math.abs(n) >= Number.MAX_SAFE_INTEGER;
+}
+
+function describe(schema: z.ZodType): { kind: LeafKind; text: string; acceptsEmpty: boolean } {
+  if (schema instanceof z.ZodBoolean) return { kind: 'boolean', text: 'true or false', acceptsEmpty: false };
+  if (schema instanceof z.ZodEnum) {
+    return { kind: 'enum', text: `one of ${schema.options.map(String).join(', ')}`, acceptsEmpty: false };
+  }
+  if (schema instanceof z.ZodNumber) {
+    const what = schema.isInt ? 'a whole number' : 'a number';
+    const min = schema.minValue;
+    const max = schema.maxValue;
+    let range = '';
+    if (!isUnbounded(min) && !isUnbounded(max)) range = ` from ${min} to ${max}`;
+    else if (!isUnbounded(min)) range = ` of at least ${min}`;
+    else if (!isUnbounded(max)) range = ` of at most ${max}`;
+    return { kind: 'number', text: `${what}${range}`, acceptsEmpty: false };
+  }
+  if (schema instanceof z.ZodString) {
+    const min = schema.minLength ?? 0;
+    const max = schema.maxLength;
+    const text = `${min > 0 ? 'non-empty text' : 'text'}${max !== null ? ` of at most ${max} characters` : ''}`;
+    return { kind: 'string', text, acceptsEmpty: min === 0 };
+  }
+  // A new kind of leaf in the schema: still validated by zod, only described less precisely.
+  return { kind: 'string', text: 'a value', acceptsEmpty: false };
+}
+
+function walk(schema: z.ZodType, path: string[], leaves: SettingKey[], objects: Map<string, string[]>): void {
+  let inner = schema;
+  let optional = false;
+  let hasDefault = false;
+  let defaultValue: unknown;
+  for (;;) {
+    if (inner instanceof z.ZodDefault) {
+      hasDefault = true;
+      defaultValue = inner.def.defaultValue;
+      inner = inner.unwrap() as z.ZodType;
+    } else if (inner instanceof z.ZodOptional) {
+      optional = true;
+      inner = inner.unwrap() as z.ZodType;
+    } else break;
+  }
+  if (inner instanceof z.ZodObject) {
+    const shape = inner.shape as Record<string, z.ZodType>;
+    objects.set(path.join('.'), Object.keys(shape));
+    for (const [name, child] of Object.entries(shape)) walk(child, [...path, name], leaves, objects);
+    return;
+  }
+  const d = describe(inner);
+  const suffix = hasDefault ? ` (default ${JSON.stringify(defaultValue)})` : optional ? ' (optional)' : ' (required)';
+  leaves.push({
+    key: path.join('.'),
+    path,
+    env: envNameOf(path),
+    kind: d.kind,
+    required: !hasDefault && !optional,
+    optional: optional && !hasDefault,
+    ...(hasDefault ? { defaultValue } : {}),
+    accepted: `${d.text}${suffix}`,
+    acceptsEmpty: d.acceptsEmpty,
+  });
+}
+
+let index: KeyIndex | undefined;
+function keyIndex(): KeyIndex {
+  if (index) return index;
+  const leaves: SettingKey[] = [];
+  const objects = new Map<string, string[]>();
+  walk(settingsSchema, [], leaves, objects);
+  index = {
+    leaves,
+    byKey: new Map(leaves.map((l) => [l.key, l])),
+    byEnv: new Map(leaves.map((l) => [l.env, l])),
+    objects,
+  };
+  return index;
+}
+
+/** Every settings key with its environment variable and accepted values (for docs and tests). */
+export function settingKeys(): readonly SettingKey[] {
+  return keyIndex().leaves;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers.
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Values of these keys never appear in messages. */
+function isSecretKey(key: string): boolean {
+  return /password|secret|token/i.test(key) && !/File$/.test(key);
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const up = row[j]!;
+      row[j] = Math.min(up + 1, row[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = up;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** The candidate `wrong` is most likely a typo (or a snake_case spelling) of, if any. */
+function closest(wrong: string, candidates: Iterable<string>): string | undefined {
+  const norm = (s: string): string => s.toLowerCase().replace(/[_-]/g, '');
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    const d = norm(c) === norm(wrong) ? 0 : editDistance(wrong.toLowerCase(), c.toLowerCase());
+    if (d < bestDistance) {
+      best = c;
+      bestDistance = d;
+    }
+  }
+  return bestDistance <= Math.max(2, Math.floor(wrong.length / 4)) ? best : undefined;
+}
+
+function didYouMean(wrong: string, candidates: Iterable<string>): string {
+  const c = closest(wrong, candidates);
+  return c === undefined ? '' : ` (did you mean ${c}?)`;
+}
+
+function show(value: unknown): string {
+  const s = JSON.stringify(value) ?? String(value);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+function getAt(data: unknown, path: readonly PropertyKey[]): unknown {
+  let node = data;
+  for (const seg of path) {
+    if (!isPlainObject(node)) return undefined;
+    node = node[String(seg)];
+  }
+  return node;
+}
+
+/** YAML `key:` with nothing after it means "not set", as most YAML-configured tools treat it. */
+function dropNulls(v: unknown): unknown {
+  if (!isPlainObject(v)) return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, val] of Object.entries(v)) if (val !== null) out[k] = dropNulls(val);
+  return out;
+}
+
+function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  if (isIP(h) === 4) return h.startsWith('127.');
+  if (isIP(h) === 6) return h === '::1' || h.startsWith('::ffff:127.');
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The file.
+
+interface ParsedFile {
+  readonly file: string;
+  readonly data: Record<string, unknown>;
+  readonly doc: Document.Parsed;
+  readonly lines: LineCounter;
+  readonly warnings: string[];
+}
+
+async function chooseFile(opts: LoadSettingsOptions, env: NodeJS.ProcessEnv): Promise<{ file: string; text: string } | undefined> {
+  const named = opts.file ? { file: opts.file, by: 'given as the settings file' } : env.VMBRIDGE_CONFIG ? { file: env.VMBRIDGE_CONFIG, by: 'named by VMBRIDGE_CONFIG' } : undefined;
+  const file = named?.file ?? opts.defaultFile ?? DEFAULT_SETTINGS_FILE;
+  try {
+    return { file, text: await readFile(file, 'utf8') };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    // Only the default location may be absent: then everything comes from the environment.
+    if (!named && e.code === 'ENOENT') return undefined;
+    const why = e.code === 'ENOENT' ? 'does not exist' : e.code === 'EACCES' ? 'is not readable by this user' : e.code === 'EISDIR' ? 'is a directory' : e.message;
+    throw new ConfigError(`settings file ${file} ${why}${named ? ` (${named.by})` : ''}`, { file }, { cause: err });
+  }
+}
+
+function parseFile(file: string, text: string): ParsedFile {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
+  const strip = (msg: string): string => msg.replace(/ at line \d+, column \d+:[\s\S]*$/, '');
+  const at = (e: { linePos?: [{ line: number; col: number }] | [{ line: number; col: number }, { line: number; col: number }] | undefined }): string =>
+    e.linePos ? `${file}:${e.linePos[0].line}:${e.linePos[0].col}` : file;
+  const first = doc.errors[0];
+  if (first) {
+    throw new ConfigError(`${at(first)}: YAML syntax error: ${strip(first.message)}`, { file }, { cause: first });
+  }
+  const warnings = doc.warnings.map((w) => `${at(w)}: ${strip(w.message)}`);
+  const data = dropNulls(doc.toJS()) ?? {};
+  if (!isPlainObject(data)) {
+    const sections = keyIndex().objects.get('') ?? [];
+    throw new ConfigError(`${file}: the top level must be a mapping of sections (${sections.join(', ')}), not ${Array.isArray(data) ? 'a list' : show(data)}`, { file });
+  }
+  return { file, data, doc, lines, warnings };
+}
+
+/** `file:line:col` of a key in the file, following the path as far as the file has it. */
+function locate(parsed: ParsedFile | undefined, path: readonly PropertyKey[]): string | undefined {
+  if (!parsed) return undefined;
+  let node: unknown = parsed.doc.contents;
+  let offset: number | undefined;
+  for (const seg of path) {
+    if (!isMap(node)) break;
+    const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
+    if (!pair) break;
+    if (isScalar(pair.key) && pair.key.range) offset = pair.key.range[0];
+    node = pair.value;
+  }
+  if (offset === undefined) return parsed.file;
+  const pos = parsed.lines.linePos(offset);
+  return `${parsed.file}:${pos.line}:${pos.col}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The environment.
+
+const NUMBER = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
+const BOOLEANS = new Map<string, boolean>([
+  ['true', true], ['yes', true], ['on', true], ['1', true],
+  ['false', false], ['no', false], ['off', false], ['0', false],
+]);
+
+/** A value that cannot be coerced is passed on as text, so validation reports it with the key. */
+function coerce(raw: string, leaf: SettingKey): unknown {
+  if (leaf.kind === 'number') return NUMBER.test(raw.trim()) ? Number(raw.trim()) : raw;
+  if (leaf.kind === 'boolean') return BOOLEANS.get(raw.trim().toLowerCase()) ?? raw;
+  return raw;
+}
+
+/** Applies VMBRIDGE_* overrides to `data`; returns key -> variable for the keys it set. */
+function applyEnv(data: Record<string, unknown>, env: NodeJS.ProcessEnv, file: string | undefined): Map<string, string> {
+  const { byEnv } = keyIndex();
+  const fromEnv = new Map<string, string>();
+  const unknown: string[] = [];
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith(ENV_PREFIX) || NOT_SETTINGS.has(name)) continue;
+    const raw = env[name];
+    if (raw === undefined) continue;
+    const leaf = byEnv.get(name);
+    if (!leaf) {
+      unknown.push(name);
+      continue;
+    }
+    let node = data;
+    for (const seg of leaf.path.slice(0, -1)) {
+      const next = node[seg] ?? {};
+      if (!isPlainObject(next)) {
+        throw new ConfigError(`${name} sets ${leaf.key}, but ${leaf.path.slice(0, leaf.path.indexOf(seg) + 1).join('.')} in ${file ?? 'the settings'} is not a mapping`, { key: leaf.key, ...(file ? { file } : {}) });
+      }
+      node[seg] = next;
+      node = next;
+    }
+    const last = leaf.path[leaf.path.length - 1]!;
+    // An empty variable (as `KEY=` in a compose or unit file) unsets the key, unless empty text is
+    // itself a meaningful value for it.
+    if (raw === '' && !leaf.acceptsEmpty) delete node[last];
+    else node[last] = coerce(raw, leaf);
+    fromEnv.set(leaf.key, name);
+  }
+  if (unknown.length > 0) {
+    throw new ConfigError(
+      `unknown environment variable${unknown.length > 1 ? 's' : ''} ${unknown.map((n) => `${n}${didYouMean(n, byEnv.keys())}`).join(', ')}: no setting has that name. ` +
+        `Settings are ${ENV_PREFIX}<SECTION>_<KEY>, with nested keys joined by __ and camelCase written as UPPER_SNAKE ` +
+        `(e.g. VMBRIDGE_IMAP_HOST, VMBRIDGE_IMAP_LOGIN__MODE, VMBRIDGE_IMAP_TLS__REJECT_UNAUTHORIZED)`,
+      { key: unknown[0]! },
+    );
+  }
+  return fromEnv;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation messages.
+
+interface Sources {
+  readonly parsed: ParsedFile | undefined;
+  readonly fromEnv: ReadonlyMap<string, string>;
+  readonly noFileNote: string;
+}
+
+function where(src: Sources, path: readonly PropertyKey[]): string {
+  const name = src.fromEnv.get(path.join('.'));
+  if (name) return `environment variable ${name}`;
+  return locate(src.parsed, path) ?? 'settings from the environment';
+}
+
+interface Problem {
+  readonly key: string;
+  readonly text: string;
+}
+
+function requiredProblem(src: Sources, leaf: SettingKey): Problem {
+  const inFile = src.parsed ? `in ${src.parsed.file}` : `in a settings file (${src.noFileNote})`;
+  return { key: leaf.key, text: `${leaf.key} is required: set it ${inFile} or with ${leaf.env}; accepted: ${leaf.accepted}` };
+}
+
+function problemsOf(issue: z.core.$ZodIssue, data: unknown, src: Sources): Problem[] {
+  const { byKey, objects, leaves } = keyIndex();
+  const path = issue.path;
+  const key = path.map(String).join('.');
+  if (issue.code === 'unrecognized_keys') {
+    const accepted = objects.get(key) ?? [];
+    return issue.keys.map((k) => {
+      const full = [...path, k].map(String).join('.');
+      const scope = key ? `${key} accepts` : 'sections are';
+      return { key: full, text: `${where(src, [...path, k])}: ${full}: unknown setting${didYouMean(k, accepted)} (${scope}: ${accepted.join(', ')})` };
+    });
+  }
+  const value = getAt(data, path);
+  if (value === undefined) {
+    // A missing section or key: name every required key under it.
+    const missing = leaves.filter((l) => l.required && (l.key === key || l.key.startsWith(`${key}.`)));
+    if (missing.length > 0) return missing.map((l) => requiredProblem(src, l));
+  }
+  const leaf = byKey.get(key);
+  const got = value === undefined ? '' : isSecretKey(key) ? ' (value not shown)' : ` (got ${show(value)})`;
+  const sub = objects.get(key);
+  const accepted = leaf ? `; accepted: ${leaf.accepted}` : sub ? `; accepted: a mapping of ${sub.join(', ')}` : '';
+  return [{ key, text: `${where(src, path)}: ${key || '(top level)'}: ${issue.message}${got}${accepted}` }];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets and files named by settings.
+
+async function readSecretFile(key: string, path: string, warnings: string[]): Promise<string> {
+  let text: string;
+  try {
+    const info = await stat(path);
+    if (!info.isFile()) throw new Error('not a regular file');
+    // Readable by everyone means any local user can log in as the master user.
+    if ((info.mode & 0o004) !== 0) warnings.push(`${key}: ${path} is readable by every user; chmod 600 it (or 640 with the vmbridge group)`);
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = e.code === 'ENOENT' ? 'does not exist' : e.code === 'EACCES' ? 'is not readable by this user' : e.message;
+    throw new ConfigError(`${key}: secret file ${path} ${why}`, { key }, { cause: err });
+  }
+  // `echo secret > file` and most secret stores end the file with a newline that is not part of
+  // the secret. Other whitespace is kept: it may be.
+  const secret = text.replace(/\r?\n$/, '');
+  if (secret === '') throw new ConfigError(`${key}: secret file ${path} is empty`, { key });
+  return secret;
+}
+
+async function checkReadable(key: string, path: string | undefined): Promise<void> {
+  if (path === undefined) return;
+  try {
+    await access(path, fsConstants.R_OK);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = e.code === 'ENOENT' ? 'does not exist' : e.code === 'EACCES' ? 'is not readable by this user' : e.message;
+    throw new ConfigError(`${key}: ${path} ${why}`, { key }, { cause: err });
+  }
+}
+
+function collectWarnings(settings: Settings, src: Sources, warnings: string[]): void {
+  const { imap, http, sync } = settings;
+  if (!imap.tls.rejectUnauthorized) {
+    warnings.push('imap.tls.rejectUnauthorized is false: the IMAP server certificate is not verified, so anyone on the network path can pose as the server and collect passwords; use imap.tls.caFile for a private CA instead');
+  }
+  if (!imap.secure && !imap.requireTls && !isLoopback(imap.host)) {
+    warnings.push(`imap.requireTls is false and imap.host ${imap.host} is not a loopback address: IMAP passwords may cross the network unencrypted`);
+  }
+  if (imap.secure && imap.port === 143) {
+    warnings.push('imap.secure is true (TLS from the first byte) but imap.port is 143, the usual STARTTLS port; use port 993, or secure: false for STARTTLS');
+  }
+  if (!imap.secure && imap.port === 993) {
+    warnings.push('imap.secure is false (plain, then STARTTLS) but imap.port is 993, the usual implicit-TLS port; use secure: true, or port 143');
+  }
+  const login = imap.login;
+  if (login.mode === 'per-user' && (login.masterUser !== undefined || login.masterPassword !== undefined || login.masterPasswordFile !== undefined)) {
+    warnings.push('imap.login.masterUser/masterPassword are set but imap.login.mode is per-user: they are not used');
+  }
+  if (login.masterPassword !== undefined && login.masterPasswordFile === undefined && !src.fromEnv.has('imap.login.masterPassword')) {
+    warnings.push(`imap.login.masterPassword is written in ${src.parsed?.file ?? 'the settings file'}; prefer imap.login.masterPasswordFile (a file only vmbridge can read) or ${envNameOf(['imap', 'login', 'masterPassword'])}`);
+  }
+  if (http.port !== 0 && !isLoopback(http.host)) {
+    warnings.push(`http.host is ${http.host}: the health and metrics endpoint on port ${http.port} is reachable from the network`);
+  }
+  if (sync.maxDeleteShare >= 1) {
+    warnings.push('sync.maxDeleteShare is 1: the safety stop against deleting a whole voicemail box is off');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export async function loadSettings(opts: LoadSettingsOptions = {}): Promise<LoadedSettings> {
+  const env = opts.env ?? process.env;
+  const chosen = await chooseFile(opts, env);
+  const parsed = chosen ? parseFile(chosen.file, chosen.text) : undefined;
+  const file = parsed?.file;
+  const data: Record<string, unknown> = parsed ? parsed.data : {};
+  const fromEnv = applyEnv(data, env, file);
+  const src: Sources = {
+    parsed,
+    fromEnv,
+    noFileNote: `none was given, VMBRIDGE_CONFIG is not set and ${opts.defaultFile ?? DEFAULT_SETTINGS_FILE} does not exist`,
+  };
+
+  const result = settingsSchema.safeParse(data);
+  if (!result.success) {
+    const problems = result.error.issues.flatMap((i) => problemsOf(i, data, src));
+    const texts = problems.map((p) => p.text);
+    const message = texts.length === 1 ? texts[0]! : `${texts.length} problems in the settings:\n  ${texts.join('\n  ')}`;
+    const key = problems[0]?.key;
+    throw new ConfigError(message, { ...(file ? { file } : {}), ...(key ? { key } : {}) });
+  }
+  const settings = result.data;
+  const warnings = [...(parsed?.warnings ?? [])];
+
+  const login = settings.imap.login;
+  if (login.masterPassword !== undefined && login.masterPasswordFile !== undefined) {
+    const whence = (k: string): string => where(src, k.split('.'));
+    throw new ConfigError(
+      `imap.login.masterPassword (${whence('imap.login.masterPassword')}) and imap.login.masterPasswordFile (${whence('imap.login.masterPasswordFile')}) are both set; set only one`,
+      { key: 'imap.login.masterPasswordFile', ...(file ? { file } : {}) },
+    );
+  }
+  if (login.masterPasswordFile !== undefined) {
+    login.masterPassword = await readSecretFile('imap.login.masterPasswordFile', login.masterPasswordFile, warnings);
+  }
+  if (login.mode === 'master') {
+    // Caught here rather than at the first IMAP login, where it would fail for every mailbox.
+    if (login.masterUser === undefined) {
+      throw new ConfigError(`imap.login.mode is master but imap.login.masterUser is not set (${envNameOf(['imap', 'login', 'masterUser'])})`, { key: 'imap.login.masterUser', ...(file ? { file } : {}) });
+    }
+    if (login.masterPassword === undefined) {
+      throw new ConfigError(
+        `imap.login.mode is master but neither imap.login.masterPasswordFile nor imap.login.masterPassword is set (${envNameOf(['imap', 'login', 'masterPasswordFile'])})`,
+        { key: 'imap.login.masterPassword', ...(file ? { file } : {}) },
+      );
+    }
+  }
+  await checkReadable('imap.tls.caFile', settings.imap.tls.caFile);
+  await checkReadable('imap.login.passwordsFile', login.passwordsFile);
+
+  collectWarnings(settings, src, warnings);
+  return { settings, file, warnings };
+}
