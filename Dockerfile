@@ -24,7 +24,7 @@ ARG VMBRIDGE_GID=1000
 RUN groupadd --system --gid "${VMBRIDGE_GID}" vmbridge 2>/dev/null || true \
  && useradd --system --uid "${VMBRIDGE_UID}" --gid "${VMBRIDGE_GID}" --no-create-home --shell /usr/sbin/nologin vmbridge
 WORKDIR /app
-ENV NODE_ENV=production VMBRIDGE_CONFIG=/etc/vmbridge/vmbridge.yaml
+ENV NODE_ENV=production
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./

@@ -92,6 +92,8 @@ async function floorIdle(port: number, raw: Buffer): Promise<Stats> {
     await writer.append('INBOX', raw);
     const t = performance.now();
     samples.push((await seen) - t);
+    // IDLE goes on until the next command: a NOOP ends it.
+    await watcher.noop();
     await idling;
     progress('floor: IDLE notification', i + 1, IDLE_SAMPLES);
   }
@@ -276,6 +278,9 @@ async function main(): Promise<void> {
     await dovecot.stop();
   }
 }
+
+// Interrupted: exit normally so the servers' exit handlers stop them.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
 
 main().catch((err: unknown) => {
   process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);

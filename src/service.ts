@@ -40,17 +40,7 @@ export async function loadDirectory(settings: Settings, log: Logger): Promise<Di
   return directory;
 }
 
-export function warnAboutSettings(settings: Settings, log: Logger): void {
-  if (!settings.imap.tls.rejectUnauthorized) {
-    log.warn({ setting: 'imap.tls.rejectUnauthorized' }, 'TLS certificates of the IMAP server are NOT verified');
-  }
-  if (!settings.imap.secure && !settings.imap.requireTls) {
-    log.warn({ setting: 'imap.requireTls' }, 'IMAP logins may travel unencrypted');
-  }
-}
-
 export async function startService(settings: Settings, log: Logger, opts: ServiceOptions = {}): Promise<Service> {
-  warnAboutSettings(settings, log);
   let directory = await loadDirectory(settings, log);
   const redis = new Redis(settings.redis.url, { maxRetriesPerRequest: null, connectionName: `${settings.redis.prefix}:main` });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection problem'));

@@ -10,7 +10,7 @@ import { ImapPool } from '../imap/pool.js';
 import { createLogger, type Logger } from '../log.js';
 import { acquireMailboxLock } from '../queue/mailbox-lock.js';
 import { lockKey, ReconcileRequester } from '../queue/reconcile-queue.js';
-import { loadDirectory, startService, warnAboutSettings } from '../service.js';
+import { loadDirectory, startService } from '../service.js';
 import { mailboxKey } from '../spool/types.js';
 import type { Op } from '../sync/plan.js';
 import { reconcileMailbox } from '../sync/reconcile.js';
@@ -139,7 +139,6 @@ async function cmdSync(args: readonly string[]): Promise<number> {
   if (!parsed) return 0;
   const settings = await settingsFrom(parsed.values.config as string | undefined);
   const log = createLogger(settings.log.level === 'info' ? 'warn' : settings.log.level);
-  warnAboutSettings(settings, log);
   const dryRun = parsed.values['dry-run'] === true;
   const directory = await loadDirectory(settings, log);
   const wanted = (parsed.values.mailbox as string[] | undefined) ?? [];
@@ -225,7 +224,7 @@ async function cmdNotify(args: readonly string[]): Promise<number> {
 export function report(err: unknown, log?: Logger): number {
   if (err instanceof VmbridgeError) {
     process.stderr.write(`vmbridge: ${err.message}\n`);
-    return 1;
+    return err.code === 'USAGE' ? 2 : 1;
   }
   if (err instanceof Error && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
     process.stderr.write(`vmbridge: ${err.message}\nTry: vmbridge --help\n`);

@@ -49,7 +49,7 @@ describe('crash safety of vmbridge run (SIGKILL at random points)', { timeout: 6
   let logPath: string;
   let child: ChildProcess | undefined;
   const clients = new Map<string, MailClient>();
-  const seed = Number(process.env.VMBRIDGE_CRASH_SEED ?? Date.now() % 1_000_000);
+  const seed = Number(process.env.VMB_CRASH_SEED ?? Date.now() % 1_000_000);
   const random = rng(seed);
   let kills = 0;
 

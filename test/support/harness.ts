@@ -117,8 +117,8 @@ export async function startHarness(opts: {
     },
     writeConf,
     async stop() {
-      // VMBRIDGE_TEST_LOG=1 shows what vmbridge logged during the test file.
-      if (process.env.VMBRIDGE_TEST_LOG) process.stderr.write(`${logLines.join('\n')}\n`);
+      // VMB_TEST_LOG=1 shows what vmbridge logged during the test file.
+      if (process.env.VMB_TEST_LOG) process.stderr.write(`${logLines.join('\n')}\n`);
       for (const c of clients) await c.close();
       for (const s of services) await s.close().catch(() => undefined);
       await redis.stop();
