@@ -204,7 +204,7 @@ async function main(): Promise<void> {
       imap: { host: '127.0.0.1', port: dovecot.port, secure: false, requireTls: false, maxConnections: 500 },
       email: { messageIdDomain: 'bench.invalid' },
       sync: { concurrency: CONCURRENCY },
-      log: { level: 'warn' },
+      log: { level: 'info' }, // the production default; 'vmbridge started' is an info line
     }));
 
     // Import: 1,000 voicemails already in the spool when vmbridge starts.

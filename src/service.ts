@@ -7,6 +7,9 @@ import { Redis } from 'ioredis';
 import type { Settings } from './config/schema.js';
 import { readPasswordsFile } from './config/passwords.js';
 import { readVoicemailConf } from './config/voicemail-conf.js';
+import type { Server } from 'node:http';
+import { Metrics } from './http/metrics.js';
+import { startHttpServer } from './http/server.js';
 import { ImapPool } from './imap/pool.js';
 import type { Logger } from './log.js';
 import { ReconcileRequester } from './queue/reconcile-queue.js';
@@ -47,6 +50,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   const state = new StateStore(redis, settings.redis.prefix);
   const imap = new ImapPool(settings.imap, log);
   const requester = new ReconcileRequester(redis, settings.redis.prefix);
+  const metrics = new Metrics();
   const worker: ReconcileWorker = createReconcileWorker({
     spoolDir: settings.spool.dir,
     settings,
@@ -55,8 +59,17 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     log,
     redis,
     directory: () => directory,
-    ...(opts.onReconciled ? { onReconciled: opts.onReconciled } : {}),
+    onReconciled: (ref, result, ms) => {
+      metrics.reconciled(result.plan.ops, ms);
+      opts.onReconciled?.(ref, result, ms);
+    },
+    onFailed: () => metrics.failed(),
   });
+  let http: Server | undefined;
+  if (settings.http.port > 0) {
+    http = await startHttpServer({ host: settings.http.host, port: settings.http.port, redis, metrics });
+    log.info({ host: settings.http.host, port: settings.http.port }, 'health and metrics on http');
+  }
 
   const requestAll = async (reason: string, force = false): Promise<number> => {
     let queued = 0;
@@ -92,6 +105,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     },
     async close() {
       if (sweep) clearInterval(sweep);
+      await new Promise<void>((r) => (http ? http.close(() => r()) : r()));
       watcher?.close();
       await worker.close();
       await requester.close();

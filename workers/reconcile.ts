@@ -18,6 +18,8 @@ export interface ReconcileWorkerDeps extends ReconcileDeps {
   readonly directory: () => Directory;
   /** Told after each finished reconcile (metrics, MWI, tests). */
   readonly onReconciled?: (ref: MailboxRef, result: ReconcileResult, ms: number) => void;
+  /** Told when a reconcile attempt failed (it is retried with backoff). */
+  readonly onFailed?: (err: Error) => void;
 }
 
 export interface ReconcileWorker {
@@ -70,6 +72,7 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
     },
   );
   worker.on('failed', (job, err) => {
+    deps.onFailed?.(err);
     log.warn({ mailbox: job ? `${job.data.mailbox}@${job.data.context}` : undefined, attempt: job?.attemptsMade, err: err.message }, 'reconcile failed; retried with backoff');
   });
   worker.on('error', (err) => log.error({ err: err.message }, 'reconcile worker error'));
