@@ -55,3 +55,10 @@ export class SafetyStopError extends VmbridgeError {
     super('SAFETY_STOP', message);
   }
 }
+
+/** The spool kept changing while it was read (Asterisk renumbering or moving): try again shortly. */
+export class SpoolBusyError extends VmbridgeError {
+  constructor(what: string) {
+    super('SPOOL_BUSY', `${what}: the spool kept changing while it was read; the reconcile is retried`);
+  }
+}

@@ -81,7 +81,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   if (settings.spool.watch) {
     watcher = watchSpool(settings.spool.dir, (ref) => {
       requester.request(ref, 'watcher').catch((err: Error) => log.warn({ err: err.message }, 'cannot queue reconcile'));
-    }, { log });
+    }, { log, debounceMs: 0 }); // the .txt is written last, so its event means the message is complete; Redis coalesces bursts
   }
   const queued = await requestAll('start', true);
   log.info({ mailboxes: directory.boxes.size, queued }, 'vmbridge started');

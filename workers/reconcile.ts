@@ -4,7 +4,7 @@
  */
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
-import { SafetyStopError } from '../src/errors.js';
+import { SafetyStopError, SpoolBusyError } from '../src/errors.js';
 import type { Logger } from '../src/log.js';
 import { QUEUE_RECONCILE, reconcileJobSchema, type ReconcileJob } from '../src/queue/jobs.js';
 import { acquireMailboxLock } from '../src/queue/mailbox-lock.js';
@@ -73,7 +73,8 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
   );
   worker.on('failed', (job, err) => {
     deps.onFailed?.(err);
-    log.warn({ mailbox: job ? `${job.data.mailbox}@${job.data.context}` : undefined, attempt: job?.attemptsMade, err: err.message }, 'reconcile failed; retried with backoff');
+    // A busy spool is expected while Asterisk renumbers; it is only worth a quiet line.
+    log[err instanceof SpoolBusyError ? 'info' : 'warn']({ mailbox: job ? `${job.data.mailbox}@${job.data.context}` : undefined, attempt: job?.attemptsMade, err: err.message }, 'reconcile failed; retried with backoff');
   });
   worker.on('error', (err) => log.error({ err: err.message }, 'reconcile worker error'));
   return {

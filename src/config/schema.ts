@@ -73,7 +73,21 @@ export const settingsSchema = z.strictObject({
       work: folderName.default('Work'),
       family: folderName.default('Family'),
       friends: folderName.default('Friends'),
+      /**
+       * Where deleted voicemail emails go when they are moved rather than expunged (see deleteMode).
+       * Unset: the folder the server flags \Trash (SPECIAL-USE), else "Trash" (created if missing).
+       */
+      trash: folderName.optional(),
     }).default({ inbox: 'INBOX', parent: '', work: 'Work', family: 'Family', friends: 'Friends' }),
+    /**
+     * How a voicemail email deleted on the phone leaves IMAP. Never with a bare EXPUNGE, which would
+     * also remove every message the user has flagged \Deleted in that folder.
+     *  - auto: UID EXPUNGE of exactly that message (UIDPLUS); without UIDPLUS a MOVE to the trash
+     *    folder (MOVE); without either, the email is left flagged \Deleted.
+     *  - expunge: UID EXPUNGE (UIDPLUS), otherwise left flagged \Deleted; never moved to the trash.
+     *  - trash: moved to the trash folder (MOVE, or COPY + UID EXPUNGE), otherwise as auto.
+     */
+    deleteMode: z.enum(['auto', 'expunge', 'trash']).default('auto'),
     /** Open IMAP connections at most, over all accounts. */
     maxConnections: z.number().int().min(1).max(10_000).default(50),
     /** Seconds of no use after which an account's connection is logged out. */

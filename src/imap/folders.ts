@@ -1,6 +1,7 @@
 /**
  * Where each role lives on this server: the inbox folder, and Work/Family/Friends under an optional
- * parent, joined with the server's own hierarchy delimiter (as Asterisk does with imapparentfolder).
+ * parent, joined with the server's own hierarchy delimiter (as Asterisk does with imapparentfolder);
+ * and the trash folder that deleted voicemail emails may be moved to.
  */
 import type { ImapFlow } from 'imapflow';
 import type { Settings } from '../config/schema.js';
@@ -13,6 +14,8 @@ export type RolePaths = Readonly<Record<ImapRole, string>>;
 interface FolderListing {
   readonly delimiter: string;
   readonly paths: Set<string>;
+  /** The folder the server itself flags \Trash in LIST (RFC 6154), if any. */
+  readonly flaggedTrash: string | undefined;
 }
 
 const listings = new WeakMap<ImapFlow, FolderListing>();
@@ -22,10 +25,18 @@ async function listing(client: ImapFlow): Promise<FolderListing> {
   if (!found) {
     const list = await client.list();
     const delimiter = list.find((f) => f.delimiter)?.delimiter ?? '/';
-    found = { delimiter, paths: new Set(list.map((f) => f.path)) };
+    // Only the server's own flag counts, not imapflow's guess from a folder's name: a folder that
+    // merely looks like a trash folder in some language may be the user's own.
+    const flaggedTrash = list.find((f) => [...(f.flags ?? [])].some((flag) => flag.toLowerCase() === '\\trash'))?.path;
+    found = { delimiter, paths: new Set(list.map((f) => f.path)), flaggedTrash };
     listings.set(client, found);
   }
   return found;
+}
+
+/** The server's hierarchy delimiter (from LIST). */
+export async function hierarchyDelimiter(client: ImapFlow): Promise<string> {
+  return (await listing(client)).delimiter;
 }
 
 /** Settings write paths with "/"; the server may use "." or another delimiter. */
@@ -44,6 +55,23 @@ export async function rolePaths(client: ImapFlow, folders: FolderSettings): Prom
     family: under(folders.family),
     friends: under(folders.friends),
   };
+}
+
+export interface TrashFolder {
+  readonly path: string;
+  /** configured: imap.folders.trash; special-use: the server's \Trash folder; default: "Trash". */
+  readonly source: 'configured' | 'special-use' | 'default';
+}
+
+/** The trash folder: imap.folders.trash, else the server's \Trash folder, else "Trash". */
+export async function trashFolder(client: ImapFlow, folders: Pick<FolderSettings, 'trash'>): Promise<TrashFolder> {
+  const found = await listing(client);
+  if (folders.trash !== undefined) {
+    const path = localPath(folders.trash, found.delimiter);
+    return { path: path.toUpperCase() === 'INBOX' ? 'INBOX' : path, source: 'configured' };
+  }
+  if (found.flaggedTrash !== undefined) return { path: found.flaggedTrash, source: 'special-use' };
+  return { path: 'Trash', source: 'default' };
 }
 
 export async function folderExists(client: ImapFlow, path: string): Promise<boolean> {

@@ -2,15 +2,20 @@
  * The only ways vmbridge changes IMAP. Each is safe to repeat after a crash at any point:
  *  - append looks for the identity in the target folder first, so a retried APPEND makes no copy;
  *  - move/flag act on one UID and re-find the message by identity when the server reports no new UID;
- *  - delete sends UID EXPUNGE for exactly that UID, and only where the server has UIDPLUS. A bare
- *    EXPUNGE would also remove every message the user has flagged \Deleted in that folder, so it is
- *    never sent (imapflow's messageDelete/messageMove fall back to one by themselves: not used then).
+ *  - delete acts on exactly one UID: UID EXPUNGE (UIDPLUS), UID MOVE to the trash folder (MOVE), or
+ *    only the \Deleted flag, as imap.deleteMode and the server allow (see delete-strategy.ts).
+ *
+ * A bare EXPUNGE (or CLOSE) would also remove every message the user has flagged \Deleted in that
+ * folder, so it is never sent. imapflow's messageDelete and messageMove send one by themselves when
+ * the server lacks UIDPLUS or MOVE: they are only called after checking the capability on the live
+ * connection (requireCapability), never on a guess.
  */
 import type { ImapFlow } from 'imapflow';
 import type { MailboxRef } from '../spool/types.js';
 import { ImapError } from '../errors.js';
-import type { ServerCapabilities } from './capabilities.js';
-import { ensureFolder } from './folders.js';
+import { serverHas, type ServerCapabilities } from './capabilities.js';
+import { deleteStrategy, strategyInTrash, usesTrash, type DeleteMode, type DeleteStrategy } from './delete-strategy.js';
+import { ensureFolder, trashFolder, type FolderSettings } from './folders.js';
 import { identitySearchValue, parseIdentityMessageId } from './identity-header.js';
 import { messageIdFromHeaders, rememberOwner } from './observe.js';
 
@@ -27,6 +32,17 @@ export interface Identity {
 
 function who(client: ImapFlow): string {
   return String(client.options?.auth?.user ?? 'imap');
+}
+
+/**
+ * Throws unless the connection offers `name` now. Called right before every imapflow method that
+ * would otherwise fall back to a bare EXPUNGE, so a stale or wrong capability view can never lead
+ * to one.
+ */
+function requireCapability(client: ImapFlow, name: 'UIDPLUS' | 'MOVE', what: string): void {
+  if (!serverHas(client, name)) {
+    throw new ImapError(who(client), `${what} needs ${name}, which this connection does not offer; nothing was changed`);
+  }
 }
 
 /**
@@ -111,13 +127,15 @@ export async function updateEmail(
     await setFlags(client, uid, seen, flagged);
     if (to === from) return { uid, uidValidity: validity };
 
+    if (caps.move) requireCapability(client, 'MOVE', `moving UID ${uid}`);
     const res = caps.move
       ? await client.messageMove(String(uid), to, { uid: true })
       : await client.messageCopy(String(uid), to, { uid: true });
     if (!res) throw new ImapError(who(client), `cannot ${caps.move ? 'move' : 'copy'} UID ${uid} from ${JSON.stringify(from)} to ${JSON.stringify(to)}`);
     newUid = res.uidMap?.get(uid);
     newValidity = res.uidValidity?.toString();
-    if (!caps.move) await removeOne(client, caps, uid);
+    // A move without MOVE: the copy is made, now the original goes, by the same safe delete.
+    if (!caps.move) await removeOriginal(client, caps, uid);
   } finally {
     lock.release();
   }
@@ -135,26 +153,112 @@ export async function updateEmail(
   }
 }
 
-/**
- * \Deleted + UID EXPUNGE of exactly `uid` in the selected folder. Without UIDPLUS the message is
- * left flagged \Deleted (observation treats it as gone) and `expunged` is false.
- */
-async function removeOne(client: ImapFlow, caps: ServerCapabilities, uid: number): Promise<{ expunged: boolean }> {
-  if (caps.uidplus) {
-    if (!(await client.messageDelete(String(uid), { uid: true }))) throw new ImapError(who(client), `UID EXPUNGE ${uid} failed`);
-    return { expunged: true };
-  }
+/** UID STORE +FLAGS (\Deleted), then UID EXPUNGE of exactly `uid` in the selected folder. */
+async function uidExpunge(client: ImapFlow, uid: number): Promise<void> {
+  requireCapability(client, 'UIDPLUS', `UID EXPUNGE ${uid}`);
+  if (!(await client.messageDelete(String(uid), { uid: true }))) throw new ImapError(who(client), `UID EXPUNGE ${uid} failed`);
+}
+
+async function flagDeleted(client: ImapFlow, uid: number): Promise<void> {
   if (!(await client.messageFlagsAdd(String(uid), ['\\Deleted'], { uid: true }))) {
     throw new ImapError(who(client), `cannot flag UID ${uid} \\Deleted`);
   }
-  return { expunged: false };
 }
 
-export async function deleteEmail(client: ImapFlow, caps: ServerCapabilities, path: string, uid: number): Promise<{ expunged: boolean }> {
+/**
+ * Removes the original after a COPY (a move on a server without MOVE): UID EXPUNGE with UIDPLUS,
+ * else only \Deleted (observation treats it as gone). Never into the trash: it was filed, not deleted.
+ */
+async function removeOriginal(client: ImapFlow, caps: ServerCapabilities, uid: number): Promise<void> {
+  if (caps.uidplus) await uidExpunge(client, uid);
+  else await flagDeleted(client, uid);
+}
+
+export interface DeletePolicy {
+  readonly deleteMode: DeleteMode;
+  readonly folders: Pick<FolderSettings, 'trash'>;
+}
+
+/** imap.deleteMode and imap.folders.trash at their defaults. */
+const DEFAULT_POLICY: DeletePolicy = { deleteMode: 'auto', folders: {} };
+
+export interface DeleteResult {
+  /** The email has left the folder (expunged there, or moved to the trash folder). */
+  readonly expunged: boolean;
+  /** What was done. */
+  readonly how: DeleteStrategy;
+  /** The trash folder, when the email went there. */
+  readonly trash?: string;
+  /** Why the strategy the settings ask for was not used (the safer one in `how` was). */
+  readonly fallback?: string;
+}
+
+/**
+ * Deletes exactly one voicemail email. `policy` is imap.deleteMode and imap.folders.trash (pass
+ * settings.imap); without it, auto with the server's own trash folder.
+ */
+export async function deleteEmail(
+  client: ImapFlow,
+  caps: ServerCapabilities,
+  path: string,
+  uid: number,
+  policy: DeletePolicy = DEFAULT_POLICY,
+): Promise<DeleteResult> {
+  let how = deleteStrategy(policy.deleteMode, caps);
+  let trash: string | undefined;
+  let fallback: string | undefined;
+  if (usesTrash(how)) {
+    trash = (await trashFolder(client, policy.folders)).path;
+    if (trash === path) {
+      how = strategyInTrash(caps);
+      fallback = `the email is already in the trash folder ${JSON.stringify(trash)}`;
+    } else {
+      try {
+        await ensureFolder(client, trash);
+      } catch (err) {
+        how = strategyInTrash(caps);
+        fallback = err instanceof Error ? err.message : String(err);
+      }
+    }
+  }
+
   const lock = await client.getMailboxLock(path);
   try {
-    return await removeOne(client, caps, uid);
+    switch (how) {
+      case 'uid-expunge':
+        await uidExpunge(client, uid);
+        return result(true, how, undefined, fallback);
+      case 'flag-deleted':
+        await flagDeleted(client, uid);
+        return result(false, how, undefined, fallback);
+      case 'move-to-trash': {
+        requireCapability(client, 'MOVE', `moving UID ${uid} to the trash folder`);
+        if (await client.messageMove(String(uid), trash!, { uid: true })) return result(true, how, trash, fallback);
+        break;
+      }
+      case 'copy-to-trash': {
+        // COPY then UID EXPUNGE: a crash in between leaves a second copy in the trash on the retry,
+        // never a lost one.
+        requireCapability(client, 'UIDPLUS', `UID EXPUNGE ${uid}`);
+        if (await client.messageCopy(String(uid), trash!, { uid: true })) {
+          await uidExpunge(client, uid);
+          return result(true, how, trash, fallback);
+        }
+        break;
+      }
+    }
+    // The trash folder refused the message (over quota, no rights): delete the way that needs no
+    // trash folder, which is never worse for the user's own mail.
+    const instead = strategyInTrash(caps);
+    const why = `the server refused to put UID ${uid} into ${JSON.stringify(trash)}`;
+    if (instead === 'uid-expunge') await uidExpunge(client, uid);
+    else await flagDeleted(client, uid);
+    return result(instead === 'uid-expunge', instead, undefined, why);
   } finally {
     lock.release();
   }
+}
+
+function result(expunged: boolean, how: DeleteStrategy, trash: string | undefined, fallback: string | undefined): DeleteResult {
+  return { expunged, how, ...(trash !== undefined ? { trash } : {}), ...(fallback !== undefined ? { fallback } : {}) };
 }

@@ -159,6 +159,8 @@ const DEFAULT_ACTION_TIMEOUT_MS = 5_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 const DEFAULT_KEEPALIVE_MS = 30_000;
 const PREFIX = /^[A-Za-z0-9_.]{1,32}$/;
+/** Timed-out ActionIDs remembered per connection, so that their late list items are dropped. */
+const MAX_ABANDONED = 1_000;
 
 type State = 'idle' | 'connecting' | 'ready' | 'down' | 'closed';
 
@@ -343,8 +345,12 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
         const p = session.pending.get(actionId);
         if (!p) return;
         session.pending.delete(actionId);
-        // A list that is still arriving must not leak its items to event subscribers.
-        if (p.reply) session.abandoned.add(actionId);
+        // Its answer may still come, possibly a list: its items must not reach event subscribers.
+        session.abandoned.add(actionId);
+        if (session.abandoned.size > MAX_ABANDONED) {
+          const oldest = session.abandoned.values().next().value;
+          if (oldest !== undefined) session.abandoned.delete(oldest);
+        }
         reject(new AmiTimeoutError(action, actionId, timeoutMs));
       }, timeoutMs);
       session.pending.set(actionId, { action, actionId, timer, resolve, reject, reply: undefined, events: [] });
@@ -356,7 +362,11 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
     const id = message.actionId;
     const pending = id === undefined ? undefined : session.pending.get(id);
     if (message.response !== undefined) {
-      if (!pending || pending.reply) return; // late (timed out) or not ours
+      if (!pending || pending.reply) {
+        // Late (timed out) or not ours. A late list ack keeps its id abandoned until the Complete event.
+        if (id !== undefined && message.get('EventList')?.toLowerCase() !== 'start') session.abandoned.delete(id);
+        return;
+      }
       pending.reply = message;
       if (message.response.toLowerCase() === 'error') {
         this.settle(session, pending, new AmiActionError(pending.action, toResponse(pending, undefined)));

@@ -203,7 +203,7 @@ export async function withFolderLock<T>(folderDir: string, mode: LockMode, fn: (
 const createFlags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
 
 /** Creates `.lock-XXXXXXXX` holding the marker; returns its path and inode. */
-function createTempLock(folderDir: string): { path: string; st: Stats } {
+function createTempLock(folderDir: string): { path: string } {
   for (;;) {
     const path = join(folderDir, `.lock-${randomBytes(4).toString('hex')}`);
     let fd: number;
@@ -215,7 +215,7 @@ function createTempLock(folderDir: string): { path: string; st: Stats } {
     }
     try {
       writeSync(fd, lockMarker());
-      return { path, st: fstatSync(fd) };
+      return { path };
     } catch (err) {
       unlinkQuietly(path);
       throw new LockError(folderDir, `cannot write the lock file: ${errText(err)}`, { cause: err });
@@ -247,11 +247,13 @@ async function takeLockfile(folderDir: string, timeoutMs: number): Promise<() =>
     // The temporary name goes whether or not the link worked (Asterisk does the same).
     unlinkQuietly(temp.path);
   }
+  // Recorded after the temporary name is gone: that changed the file's ctime, so this is the final one.
+  const mine = identityOf(lockPath);
   const key = resolve(lockPath);
   heldHere.add(key);
   return () => {
     heldHere.delete(key);
-    return unlinkIfSame(lockPath, temp.st);
+    return unlinkIfMine(lockPath, mine, true);
   };
 }
 
@@ -298,9 +300,10 @@ async function takeFlock(folderDir: string, timeoutMs: number, command: string):
       const now = lstatOrUndefined(path);
       if (now !== undefined && now.dev === st.dev && now.ino === st.ino) {
         keep = true;
+        const mine = identityOf(path);
         return () => {
           // Asterisk's order: unlink, then close (closing is what lets the next waiter in).
-          const ok = unlinkIfSame(path, st);
+          const ok = unlinkIfMine(path, mine, false);
           closeSync(fd);
           return ok;
         };
@@ -428,6 +431,7 @@ async function takeOverAndClear(folderDir: string, stale: Stats, repair: ClearSt
     return;
   }
   renameSync(temp.path, lockPath);
+  const mine = identityOf(lockPath);
   const key = resolve(lockPath);
   heldHere.add(key);
   try {
@@ -441,7 +445,7 @@ async function takeOverAndClear(folderDir: string, stale: Stats, repair: ClearSt
     }
   } finally {
     heldHere.delete(key);
-    if (unlinkIfSame(lockPath, temp.st)) report.removed.push(lockPath);
+    if (unlinkIfMine(lockPath, mine, true)) report.removed.push(lockPath);
   }
 }
 
@@ -481,10 +485,33 @@ export function pidAlive(pid: number): boolean {
 // ---------------------------------------------------------------------------------------------
 // Small file helpers (synchronous on purpose: they run while a lock is held, or decide about one)
 
-/** Unlinks `path` only if it is still the file `mine` (same device and inode). */
-function unlinkIfSame(path: string, mine: Stats): boolean {
-  const st = lstatOrUndefined(path);
-  if (st === undefined || st.dev !== mine.dev || st.ino !== mine.ino) return false;
+/** Enough to tell one file from another that later got the same inode number. */
+interface FileIdentity {
+  readonly dev: bigint;
+  readonly ino: bigint;
+  readonly ctimeNs: bigint;
+  readonly birthtimeNs: bigint;
+}
+
+function identityOf(path: string): FileIdentity | undefined {
+  try {
+    const st = lstatSync(path, { bigint: true });
+    return { dev: st.dev, ino: st.ino, ctimeNs: st.ctimeNs, birthtimeNs: st.birthtimeNs };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Unlinks `path` only if it is still the file vmbridge locked. Inode numbers are reused at once on
+ * most file systems (a lock removed by hand, then Asterisk's next lock file, can get the same
+ * number), so the ctime and birth time must match too, and a `.lock` must still hold our marker.
+ */
+function unlinkIfMine(path: string, mine: FileIdentity | undefined, checkMarker: boolean): boolean {
+  const now = identityOf(path);
+  if (mine === undefined || now === undefined) return false;
+  if (now.dev !== mine.dev || now.ino !== mine.ino || now.ctimeNs !== mine.ctimeNs || now.birthtimeNs !== mine.birthtimeNs) return false;
+  if (checkMarker && readSmall(path) !== lockMarker()) return false;
   return unlinkQuietly(path);
 }
 

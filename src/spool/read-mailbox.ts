@@ -14,14 +14,14 @@
  * A file that cannot be used becomes a SpoolProblem and the rest is still returned. A directory that
  * exists but cannot be listed throws SpoolError: an unreadable folder is unknown, not empty.
  */
-import { constants, type Dirent } from 'node:fs';
+import { constants, type Dirent, type Stats } from 'node:fs';
 import { lstat, open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SpoolError } from '../errors.js';
 import { MAX_ENVELOPE_BYTES, parseEnvelope } from './envelope.js';
 import { messageIdentity } from './identity.js';
 import { mailboxDir } from './names.js';
-import { SYNCED_SPOOL_FOLDERS, type AudioFile, type MailboxRef, type SpoolMessage, type SpoolProblem, type SpoolSnapshot, type SyncedSpoolFolder } from './types.js';
+import { SYNCED_SPOOL_FOLDERS, type AudioFile, type Envelope, type MailboxRef, type SpoolMessage, type SpoolProblem, type SpoolSnapshot, type SyncedSpoolFolder } from './types.js';
 
 /** `msg` + 4 digits (Asterisk's `msg%04d`) + an extension of letters and digits (format names). */
 const MESSAGE_FILE = /^msg(\d{4})\.([A-Za-z0-9]+)$/;
@@ -36,7 +36,39 @@ interface Candidate {
   audioProblems: SpoolProblem[];
 }
 
-export async function readMailbox(spoolDir: string, ref: MailboxRef): Promise<SpoolSnapshot> {
+/**
+ * Reads the mailbox until it holds still: the mtime of the mailbox directory and of every synced
+ * folder must be the same before and after the read. Asterisk renames files while it renumbers a
+ * folder or moves a message (copy, then delete), and a directory listing taken during a rename may
+ * show the file under neither name; a message missing from one snapshot must never look deleted.
+ * A mailbox that never holds still within the attempts is reported as `settled: false`, and callers
+ * make no destructive change from it.
+ */
+export async function readMailbox(spoolDir: string, ref: MailboxRef, opts: { attempts?: number } = {}): Promise<SpoolSnapshot> {
+  const dir = mailboxDir(spoolDir, ref);
+  const attempts = opts.attempts ?? 6;
+  let snapshot: SpoolSnapshot | undefined;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    const before = await folderStamps(dir);
+    snapshot = await readMailboxOnce(spoolDir, ref);
+    const after = await folderStamps(dir);
+    if (before === after) return { ...snapshot, settled: true };
+    await new Promise((r) => setTimeout(r, 10 * attempt));
+  }
+  return { ...(snapshot as SpoolSnapshot), settled: false };
+}
+
+/** One string that changes whenever an entry of the mailbox dir or of a synced folder changes. */
+async function folderStamps(dir: string): Promise<string> {
+  const paths = [dir, ...SYNCED_SPOOL_FOLDERS.map((f) => join(dir, f))];
+  const stamps = await Promise.all(paths.map((p) => stat(p, { bigint: true }).then(
+    (st) => `${st.ino}:${st.mtimeNs}`,
+    (err: unknown) => (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR') ? '-' : `?${errnoText(err)}`),
+  )));
+  return stamps.join('|');
+}
+
+async function readMailboxOnce(spoolDir: string, ref: MailboxRef): Promise<SpoolSnapshot> {
   const dir = mailboxDir(spoolDir, ref);
   const entries = await listDir(dir);
   const problems: SpoolProblem[] = [];
@@ -47,7 +79,7 @@ export async function readMailbox(spoolDir: string, ref: MailboxRef): Promise<Sp
     const root = join(spoolDir, 'voicemail');
     const exists = await stat(root).then(() => true, (err: unknown) => !isErrno(err, 'ENOENT'));
     if (!exists) throw new SpoolError(root, 'does not exist: wrong spool directory, or the spool is not mounted');
-    return { ref, messages: [], problems };
+    return { ref, messages: [], problems, settled: true };
   }
 
   const byName = new Map(entries.map((e) => [e.name, e]));
@@ -69,7 +101,7 @@ export async function readMailbox(spoolDir: string, ref: MailboxRef): Promise<Sp
   );
   // Folders and messages are read concurrently; report problems in a stable order.
   problems.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  return { ref, messages: perFolder.flat(), problems };
+  return { ref, messages: perFolder.flat(), problems, settled: true };
 }
 
 async function readFolder(folderPath: string, folder: SyncedSpoolFolder, problems: SpoolProblem[]): Promise<SpoolMessage[]> {
@@ -118,6 +150,23 @@ async function readFolder(folderPath: string, folder: SyncedSpoolFolder, problem
   return results.filter((m): m is SpoolMessage => m !== undefined);
 }
 
+/**
+ * Parsed envelopes by file identity. A reconcile reads the whole mailbox each time; with this, an
+ * unchanged message costs one lstat instead of open, read, parse and close. Keyed by device and
+ * inode (a renumbering rename keeps both) and checked against size and mtime (a rewrite changes
+ * them), so a stale entry is never used.
+ */
+const envelopeCache = new Map<string, { size: number; mtimeMs: number; envelope: Envelope }>();
+const ENVELOPE_CACHE_MAX = 200_000;
+
+function remember(key: string, entry: { size: number; mtimeMs: number; envelope: Envelope }): void {
+  if (envelopeCache.size >= ENVELOPE_CACHE_MAX) {
+    const oldest = envelopeCache.keys().next();
+    if (!oldest.done) envelopeCache.delete(oldest.value);
+  }
+  envelopeCache.set(key, entry);
+}
+
 async function readMessage(
   folderPath: string,
   folder: SyncedSpoolFolder,
@@ -126,49 +175,43 @@ async function readMessage(
   audioEntries: readonly Dirent[],
   problems: SpoolProblem[],
 ): Promise<SpoolMessage | undefined> {
-  let data: Buffer;
+  let envelope: Envelope | undefined;
+  let key: string | undefined;
+  let st: Stats | undefined;
   try {
-    data = await readEnvelopeFile(txtPath);
+    st = await lstat(txtPath);
+    key = `${st.dev}:${st.ino}`;
+    const hit = st.isFile() ? envelopeCache.get(key) : undefined;
+    if (hit && hit.size === st.size && hit.mtimeMs === st.mtimeMs) envelope = hit.envelope;
   } catch (err) {
-    problems.push({ path: txtPath, problem: err instanceof SpoolError ? stripPath(err, txtPath) : `cannot be read: ${errnoText(err)}` });
-    return undefined;
+    if (isErrno(err, 'ENOENT')) return undefined; // moved or removed since the folder was listed
   }
-  let envelope;
-  try {
-    envelope = parseEnvelope(data, txtPath);
-  } catch (err) {
-    problems.push({ path: txtPath, problem: err instanceof SpoolError ? stripPath(err, txtPath) : String(err) });
-    return undefined;
+  if (!envelope) {
+    let data: Buffer;
+    try {
+      data = await readEnvelopeFile(txtPath);
+    } catch (err) {
+      problems.push({ path: txtPath, problem: err instanceof SpoolError ? stripPath(err, txtPath) : `cannot be read: ${errnoText(err)}` });
+      return undefined;
+    }
+    try {
+      envelope = parseEnvelope(data, txtPath);
+    } catch (err) {
+      problems.push({ path: txtPath, problem: err instanceof SpoolError ? stripPath(err, txtPath) : String(err) });
+      return undefined;
+    }
+    if (key && st) remember(key, { size: st.size, mtimeMs: st.mtimeMs, envelope });
   }
 
-  const audio: AudioFile[] = [];
-  for (const entry of audioEntries) {
-    const path = join(folderPath, entry.name);
-    try {
-      const st = await lstat(path);
-      if (!st.isFile()) {
-        problems.push({ path, problem: 'is no longer a regular file; audio file skipped' });
-        continue;
-      }
-      audio.push({ ext: entry.name.slice(entry.name.indexOf('.') + 1), path, size: st.size });
-    } catch (err) {
-      if (!isErrno(err, 'ENOENT')) problems.push({ path, problem: `cannot be read: ${errnoText(err)}` });
-      // ENOENT: moved or deleted since the folder was listed
-    }
-  }
-  if (audio.length === 0) {
-    problems.push({ path: txtPath, problem: 'its audio files disappeared while being read; skipped' });
-    return undefined;
-  }
-  audio.sort((a, b) => (a.ext < b.ext ? -1 : a.ext > b.ext ? 1 : 0));
+  // The folder listing already says each sibling is a regular file (not a link); the email
+  // builder reports one that disappears before it is read.
+  const audio: AudioFile[] = audioEntries
+    .map((entry) => ({ ext: entry.name.slice(entry.name.indexOf('.') + 1), path: join(folderPath, entry.name) }))
+    .sort((a, b) => (a.ext < b.ext ? -1 : a.ext > b.ext ? 1 : 0));
   const { id, derived } = messageIdentity(envelope);
   return { id, derivedId: derived, folder, msgnum, txtPath, audio, envelope };
 }
 
-/**
- * O_NOFOLLOW: a .txt swapped for a symlink after the folder was listed is still not followed.
- * O_NONBLOCK: a FIFO put in its place cannot hang the reader.
- */
 async function readEnvelopeFile(path: string): Promise<Buffer> {
   const fh = await open(path, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0));
   try {

@@ -57,7 +57,6 @@ export interface AudioFile {
   /** Extension as on disk, case kept (`WAV` is wav49, `wav` is PCM). */
   readonly ext: string;
   readonly path: string;
-  readonly size: number;
 }
 
 /** One complete message in the spool: a `msgNNNN.txt` plus its audio siblings. */
@@ -84,4 +83,6 @@ export interface SpoolSnapshot {
   readonly ref: MailboxRef;
   readonly messages: readonly SpoolMessage[];
   readonly problems: readonly SpoolProblem[];
+  /** False when the mailbox kept changing while it was read: then nothing may be deleted from it. */
+  readonly settled: boolean;
 }

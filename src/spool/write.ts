@@ -191,8 +191,10 @@ export async function moveVoicemail(spoolDir: string, ref: MailboxRef, opts: Mov
   const inDst = await findId(dstDir, dstPlan, id);
   if (inDst.length > 1) throw new SpoolInFluxError(ref, id, `in ${to} more than once`);
   if (inSrc.length === 0) {
-    if (inDst[0] !== undefined) return { msgnum: inDst[0], alreadyDone: true, repairs };
-    throw new MessageNotFoundError(ref, id, [from, to]);
+    if (inDst[0] === undefined) throw new MessageNotFoundError(ref, id, [from, to]);
+    // Already done; if an interrupted run got this far, its last step (renumbering `from`) is not.
+    await finishFolder(box, srcDir, opts, repairs);
+    return { msgnum: inDst[0], alreadyDone: true, repairs };
   }
   if (inSrc.length > 1) throw new SpoolInFluxError(ref, id, `in ${from} more than once`);
   if (inDst.length > 0) throw new SpoolInFluxError(ref, id, `in both ${from} and ${to}`);
@@ -209,8 +211,10 @@ export async function moveVoicemail(spoolDir: string, ref: MailboxRef, opts: Mov
     if (a === 'absent') {
       // Gone since it was observed: moved by someone else (then it is in `to`), or deleted.
       const there = findIdSync(dstDir, listFolder(dstDir), id);
-      if (there.length === 1) return { msgnum: there[0] as number, alreadyDone: true, repairs };
-      throw new MessageNotFoundError(ref, id, [from, to]);
+      if (there.length !== 1) throw new MessageNotFoundError(ref, id, [from, to]);
+      removeLeftoverLinks(srcDir, src, repairs);
+      compact(box, srcDir, src, opts.owner, repairs);
+      return { msgnum: there[0] as number, alreadyDone: true, repairs };
     }
     const slot = src.slots.get(a) as Slot;
     const msgnum = await withFolderLock(dstDir, opts.lockmode, (): number => {
@@ -245,8 +249,12 @@ export async function removeVoicemail(spoolDir: string, ref: MailboxRef, opts: R
   const deletedDir = join(box, 'Deleted');
   const repairs: string[] = [];
 
-  const found = await findId(dir, await listFolderAsync(dir), id);
-  if (found.length === 0) return { removed: false, repairs };
+  const listing = await listFolderAsync(dir);
+  const found = await findId(dir, listing, id);
+  if (found.length === 0) {
+    await finishFolder(box, dir, opts, repairs, listing);
+    return { removed: false, repairs };
+  }
   if (found.length > 1) throw new SpoolInFluxError(ref, id, `in ${folder} more than once`);
   if (backup > 0) await ensureFolder(deletedDir, opts.owner);
   const planned = found[0] as number;
@@ -254,7 +262,11 @@ export async function removeVoicemail(spoolDir: string, ref: MailboxRef, opts: R
   return withFolderLock(dir, opts.lockmode, async (): Promise<RemoveResult> => {
     const cur = listFolder(dir);
     const a = locate(dir, cur, id, planned);
-    if (a === 'absent') return { removed: false, repairs };
+    if (a === 'absent') {
+      removeLeftoverLinks(dir, cur, repairs);
+      compact(box, dir, cur, opts.owner, repairs);
+      return { removed: false, repairs };
+    }
     if (a === 'twice') throw new SpoolInFluxError(ref, id, `in ${folder} more than once`);
     const slot = cur.slots.get(a) as Slot;
     let deletedMsgnum: number | undefined;
@@ -283,6 +295,31 @@ export async function removeVoicemail(spoolDir: string, ref: MailboxRef, opts: R
     compact(box, dir, cur, opts.owner, repairs);
     return deletedMsgnum === undefined ? { removed: true, repairs } : { removed: true, deletedMsgnum, repairs };
   }, opts.lock);
+}
+
+/**
+ * The last steps of a change asked for again after an interruption: leftover names removed and the
+ * folder renumbered. Locks only when there is something to do, so a plain repeat stays read-only.
+ */
+async function finishFolder(box: string, dir: string, opts: WriteOptions, repairs: string[], planned?: Listing): Promise<void> {
+  if (!(await needsFinishing(dir, planned ?? (await listFolderAsync(dir))))) return;
+  await withFolderLock(dir, opts.lockmode, () => {
+    const listing = listFolder(dir);
+    removeLeftoverLinks(dir, listing, repairs);
+    compact(box, dir, listing, opts.owner, repairs);
+  }, opts.lock);
+}
+
+async function needsFinishing(dir: string, listing: Listing): Promise<boolean> {
+  if (messageNumbers(listing).some((n, i) => n !== i)) return true;
+  for (const slot of listing.slots.values()) {
+    if (slot.hasTxt) continue;
+    for (const name of slot.names) {
+      const st = await lstat(join(dir, name)).catch(() => undefined);
+      if (st !== undefined && st.nlink > 1) return true;
+    }
+  }
+  return false;
 }
 
 /**

@@ -11,7 +11,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Settings } from '../config/schema.js';
-import { SafetyStopError, SpoolError } from '../errors.js';
+import { SafetyStopError, SpoolBusyError, SpoolError } from '../errors.js';
 import type { ImapPool } from '../imap/pool.js';
 import { rolePaths } from '../imap/folders.js';
 import { observeImap } from '../imap/observe.js';
@@ -53,6 +53,8 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
   const { settings, state } = deps;
   const log = deps.log.child({ mailbox: mailboxKey(box.ref) });
   const snapshot = await readMailbox(deps.spoolDir, box.ref);
+  // A view taken while Asterisk was moving files could miss a message and make it look deleted.
+  if (!snapshot.settled) throw new SpoolBusyError(mailboxKey(box.ref));
   for (const p of snapshot.problems) log.warn({ file: p.path, problem: p.problem }, 'spool file skipped');
 
   const messages = new Map<string, SpoolMessage>();

@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFile, cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,9 +56,9 @@ describe('readMailbox', () => {
     assert.equal(m.msgnum, 0);
     assert.equal(m.txtPath, join(box, 'INBOX/msg0000.txt'));
     assert.deepEqual(m.audio, [
-      { ext: 'WAV', path: join(box, 'INBOX/msg0000.WAV'), size: 11110 },
-      { ext: 'gsm', path: join(box, 'INBOX/msg0000.gsm'), size: 11253 },
-      { ext: 'wav', path: join(box, 'INBOX/msg0000.wav'), size: 109366 },
+      { ext: 'WAV', path: join(box, 'INBOX/msg0000.WAV') },
+      { ext: 'gsm', path: join(box, 'INBOX/msg0000.gsm') },
+      { ext: 'wav', path: join(box, 'INBOX/msg0000.wav') },
     ]);
     assert.equal(m.envelope.callerid, '"Test Caller" <5551234>');
     assert.equal(m.envelope.duration, 6);
@@ -100,7 +100,7 @@ describe('readMailbox', () => {
     assert.equal(snap.messages[1]!.envelope.flag, 'Urgent');
     assert.equal(snap.messages[1]!.id, '1795347257-00000003');
     assert.equal(snap.messages[3]!.id, '1795347133-00000000');
-    assert.equal(snap.messages[3]!.audio[0]!.size, 11253);
+    assert.deepEqual(snap.messages[3]!.audio.map((a) => a.ext), ['gsm']);
 
     assert.deepEqual(
       snap.problems.map((p) => p.path),
@@ -132,7 +132,7 @@ describe('readMailbox', () => {
 
   it('a missing mailbox directory or folder is simply empty', async () => {
     const { spool } = await freshSpool();
-    assert.deepEqual(await readMailbox(spool, { context: 'default', mailbox: '1999' }), { ref: { context: 'default', mailbox: '1999' }, messages: [], problems: [] });
+    assert.deepEqual(await readMailbox(spool, { context: 'default', mailbox: '1999' }), { ref: { context: 'default', mailbox: '1999' }, messages: [], problems: [], settled: true });
   });
 
   it('a spool without voicemail/ is an error (wrong path or missing mount), not empty mailboxes', async () => {
@@ -196,6 +196,21 @@ describe('readMailbox', () => {
   });
 });
 
+describe('readMailbox envelope cache', () => {
+  it('reads a rewritten .txt again (new content, same name) and follows a renumbering rename', async () => {
+    const { spool, box } = await freshSpool();
+    const first = await readMailbox(spool, BOX);
+    const txt = join(box, 'INBOX/msg0000.txt');
+    const before = first.messages.find((m) => m.txtPath === txt)!;
+    // Asterisk rewrites the file in place (e.g. adding a msg_id): new bytes, new size and mtime.
+    const text = (await readFile(txt, 'latin1')).replace(/^duration=.*$/m, 'duration=4242');
+    await writeFile(txt, text, 'latin1');
+    const second = await readMailbox(spool, BOX);
+    assert.equal(second.messages.find((m) => m.txtPath === txt)!.envelope.duration, 4242);
+    assert.notEqual(before.envelope.duration, 4242);
+  });
+});
+
 describe('listSpoolMailboxes', () => {
   it('lists <context>/<mailbox> directories, sorted, and reports unsafe names and symlinks', async () => {
     const spool = join(root, `list-${++counter}`);
@@ -249,3 +264,26 @@ function envelopeText(o: { origtime: number; msgId?: string; callerid?: string }
     '',
   ].join('\n');
 }
+
+describe('readMailbox consistency', () => {
+  it('reports settled: false while files keep moving, and settled: true once they stop', async () => {
+    const { spool, box } = await freshSpool();
+    assert.equal((await readMailbox(spool, BOX)).settled, true);
+    // Rename a message back and forth without pause, as a renumbering Asterisk would.
+    let moving = true;
+    const churn = (async () => {
+      let n = 0;
+      while (moving) {
+        const a = join(box, 'INBOX', n % 2 === 0 ? 'msg0000.txt' : 'msg0005.txt');
+        const b = join(box, 'INBOX', n % 2 === 0 ? 'msg0005.txt' : 'msg0000.txt');
+        await rename(a, b);
+        n++;
+      }
+    })();
+    const busy = await readMailbox(spool, BOX, { attempts: 3 });
+    moving = false;
+    await churn;
+    assert.equal(busy.settled, false);
+    assert.equal((await readMailbox(spool, BOX)).settled, true);
+  });
+});

@@ -42,7 +42,7 @@ const fixtureEnvelope: Envelope = {
 };
 
 function audioFile(ext: string): AudioFile {
-  return { ext, path: `${INBOX}msg0000.${ext}`, size: 0 };
+  return { ext, path: `${INBOX}msg0000.${ext}` };
 }
 
 function fixtureMessage(overrides: Partial<SpoolMessage> = {}, envelope: Partial<Envelope> = {}): SpoolMessage {

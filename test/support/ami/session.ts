@@ -12,6 +12,8 @@ export interface SessionHooks {
   /** Runs one action; 'close' ends the connection afterwards (Logoff, failed login). */
   run(session: AmiSession, req: AmiRequest): Promise<'keep' | 'close'>;
   isPaused(): boolean;
+  /** Called for every action as it arrives, before it waits its turn. */
+  received(session: AmiSession, req: AmiRequest): void;
 }
 
 export class AmiSession {
@@ -35,6 +37,7 @@ export class AmiSession {
     this.id = id;
     this.socket = socket;
     const reader = new RequestReader((req) => {
+      hooks.received(this, req);
       this.queue.push(req);
       this.pump();
     });
