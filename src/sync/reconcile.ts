@@ -89,33 +89,25 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
     const identity = (id: string): Identity => ({ ref: box.ref, id, domain: settings.email.messageIdDomain });
     const skipped: { op: Op; problem: string }[] = [];
     let applied = 0;
+    // Emails are built one step ahead, so reading audio and composing the next one overlaps the
+    // APPEND of this one.
+    const emails = new EmailPipeline(thePlan.ops, (op) => {
+      const message = messages.get(op.id);
+      if (!message) throw new Error(`plan asked to append ${op.id}, which the spool snapshot does not hold`);
+      return buildEmail(settings, box, message);
+    });
     for (const op of thePlan.ops) {
       switch (op.kind) {
         case 'append': {
-          const message = messages.get(op.id);
-          if (!message) throw new Error(`plan asked to append ${op.id}, which the spool snapshot does not hold`);
-          let raw: Buffer;
-          try {
-            raw = await buildVoicemailEmail({
-              ref: box.ref,
-              message,
-              owner: box.owner,
-              timezone: box.timezone,
-              from: settings.email.from,
-              serverName: settings.email.serverName,
-              messageIdDomain: settings.email.messageIdDomain,
-              readAudio: (path) => readFile(path),
-            });
-          } catch (err) {
+          const built = await emails.take(op);
+          if ('problem' in built) {
             // One unreadable message must not hold up the rest of the mailbox.
-            if (!(err instanceof SpoolError) && !isFsError(err)) throw err;
-            const problem = err instanceof Error ? err.message : String(err);
-            log.warn({ file: message.txtPath, problem }, 'voicemail not turned into an email');
-            skipped.push({ op, problem });
+            log.warn({ file: built.file, problem: built.problem }, 'voicemail not turned into an email');
+            skipped.push({ op, problem: built.problem });
             continue;
           }
           const role = placementWish(op.folder).role;
-          const at = await appendEmail(client, paths[role], raw, initialFlags(op.folder), identity(op.id));
+          const at = await appendEmail(client, paths[role], built.raw, initialFlags(op.folder), identity(op.id));
           await state.put(box.ref, op.id, { folder: op.folder, role, uid: at.uid, uidValidity: at.uidValidity });
           log.info({ id: op.id, folder: op.folder, uid: at.uid, reason: op.reason }, 'email appended');
           break;
@@ -127,12 +119,12 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
           break;
         }
         case 'delete-email': {
-          const { expunged } = await deleteEmail(client, caps, paths[op.role], op.uid);
+          const { expunged, how, trash, fallback } = await deleteEmail(client, caps, paths[op.role], op.uid, settings.imap);
           if (op.reason !== 'duplicate-email') await state.remove(box.ref, op.id);
           if (!expunged) {
-            log.warn({ id: op.id, uid: op.uid, reason: op.reason }, 'server has no UIDPLUS: email left flagged \\Deleted (a bare EXPUNGE would also remove the user\'s own deleted mail)');
+            log.warn({ id: op.id, uid: op.uid, reason: op.reason, how, fallback }, 'email left flagged \\Deleted: no UID EXPUNGE or MOVE to the trash here (a bare EXPUNGE would also remove the user\'s own deleted mail)');
           } else {
-            log.info({ id: op.id, uid: op.uid, reason: op.reason }, 'email deleted');
+            log.info({ id: op.id, uid: op.uid, reason: op.reason, how, trash, fallback }, 'email deleted');
           }
           break;
         }
@@ -152,6 +144,55 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
     }
     return { plan: thePlan, applied, skipped, spoolProblems: snapshot.problems, spoolTotal: spool.size };
   });
+}
+
+type Built = { raw: Buffer } | { problem: string; file: string };
+
+async function buildEmail(settings: Settings, box: BoxInfo, message: SpoolMessage): Promise<Built> {
+  try {
+    const raw = await buildVoicemailEmail({
+      ref: box.ref,
+      message,
+      owner: box.owner,
+      timezone: box.timezone,
+      from: settings.email.from,
+      serverName: settings.email.serverName,
+      messageIdDomain: settings.email.messageIdDomain,
+      readAudio: (path) => readFile(path),
+    });
+    return { raw };
+  } catch (err) {
+    if (!(err instanceof SpoolError) && !isFsError(err)) throw err;
+    return { problem: err instanceof Error ? err.message : String(err), file: message.txtPath };
+  }
+}
+
+/** Builds the emails of a plan's appends in order, keeping the next one under way. */
+class EmailPipeline {
+  private readonly following = new Map<Op, Op>();
+  private readonly started = new Map<Op, Promise<Built>>();
+
+  constructor(ops: readonly Op[], private readonly build: (op: Op) => Promise<Built>) {
+    const appends = ops.filter((op) => op.kind === 'append');
+    appends.forEach((op, i) => {
+      const next = appends[i + 1];
+      if (next) this.following.set(op, next);
+    });
+  }
+
+  take(op: Op): Promise<Built> {
+    const result = this.start(op);
+    this.started.delete(op);
+    const ahead = this.following.get(op);
+    if (ahead) this.start(ahead).catch(() => undefined); // its error is seen when it is taken
+    return result;
+  }
+
+  private start(op: Op): Promise<Built> {
+    let p = this.started.get(op);
+    if (!p) this.started.set(op, (p = this.build(op)));
+    return p;
+  }
 }
 
 /**

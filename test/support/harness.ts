@@ -48,6 +48,8 @@ export async function startHarness(opts: {
   settings?: (base: Record<string, unknown>) => Record<string, unknown>;
   confExtra?: string;
   logLevel?: 'info' | 'debug' | 'warn';
+  /** Post-login capabilities the Dovecot leaves out, e.g. ['UIDPLUS'] (see startDovecot). */
+  omitCapabilities?: readonly string[];
 }): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'vmb-h-'));
   const spoolDir = join(dir, 'spool');
@@ -56,6 +58,7 @@ export async function startHarness(opts: {
   const refs = opts.boxes.map((b) => ({ ...b, context: b.context ?? 'default' }));
   const dovecot = await startDovecot({
     users: refs.map((b) => ({ user: userOf(b), pass: `pw-${userOf(b)}` })),
+    ...(opts.omitCapabilities ? { omitCapabilities: opts.omitCapabilities } : {}),
   });
   const redis = await startRedis();
 
