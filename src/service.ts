@@ -19,6 +19,7 @@ import { buildDirectory, type Directory } from './sync/directory.js';
 import type { ReconcileResult } from './sync/reconcile.js';
 import { StateStore } from './sync/state-store.js';
 import { createReconcileWorker, type ReconcileWorker } from '../workers/reconcile.js';
+import { startAlerts } from './alerts/start.js';
 
 export interface ServiceOptions {
   readonly onReconciled?: (ref: MailboxRef, result: ReconcileResult, ms: number) => void;
@@ -50,6 +51,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   const state = new StateStore(redis, settings.redis.prefix);
   const imap = new ImapPool(settings.imap, log);
   const requester = new ReconcileRequester(redis, settings.redis.prefix);
+  const alerts = startAlerts({ settings, redis, imap, log, directory: () => directory, reconcileQueue: requester.queue });
   const metrics = new Metrics();
   const worker: ReconcileWorker = createReconcileWorker({
     spoolDir: settings.spool.dir,
@@ -64,6 +66,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
       opts.onReconciled?.(ref, result, ms);
     },
     onFailed: () => metrics.failed(),
+    watch: alerts.watch,
   });
   let http: Server | undefined;
   if (settings.http.port > 0) {
@@ -108,6 +111,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
       await new Promise<void>((r) => (http ? http.close(() => r()) : r()));
       watcher?.close();
       await worker.close();
+      await alerts.close();
       await requester.close();
       await imap.close();
       redis.disconnect();

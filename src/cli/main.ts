@@ -15,6 +15,7 @@ import { mailboxKey } from '../spool/types.js';
 import type { Op } from '../sync/plan.js';
 import { reconcileMailbox } from '../sync/reconcile.js';
 import { StateStore } from '../sync/state-store.js';
+import { DEFAULT_MAX_ACCOUNTS, doctorHelp, renderJson, renderText, runDoctor, summarize, type CheckResult } from './doctor.js';
 import { parseNotifyArgs } from './notify-args.js';
 
 const VERSION = '0.1.0';
@@ -28,6 +29,8 @@ Commands:
   run                 Run the service: import every voicemail, then keep spool and IMAP in step
   sync                Reconcile mailboxes once, printing the plan (use --dry-run to only plan)
   notify <args>       Tell a running vmbridge that a mailbox changed (voicemail.conf externnotify)
+  doctor              Check the IMAP server, Redis, the spool and voicemail.conf, and say what
+                      vmbridge will do with what it finds (exit code 1 if something is missing)
 
 Options for every command:
   -c, --config FILE   Settings file (default: $VMBRIDGE_CONFIG, then /etc/vmbridge/vmbridge.yaml)
@@ -57,6 +60,7 @@ It queues a reconcile of that mailbox for the running service and returns at onc
 ignored: vmbridge always counts from the spool.
 
   externnotify = /usr/local/bin/vmbridge notify`,
+  doctor: doctorHelp(),
 };
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -76,6 +80,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return cmdSync(rest);
     case 'notify':
       return cmdNotify(rest);
+    case 'doctor':
+      return cmdDoctor(rest);
     default:
       process.stderr.write(`vmbridge: unknown command ${JSON.stringify(command)}\n\n${HELP.main}\n`);
       return 2;
@@ -219,6 +225,41 @@ async function cmdNotify(args: readonly string[]): Promise<number> {
     redis.disconnect();
   }
   return 0;
+}
+
+async function cmdDoctor(args: readonly string[]): Promise<number> {
+  const parsed = parse('doctor', args, {
+    json: { type: 'boolean' },
+    accounts: { type: 'string' },
+  });
+  if (!parsed) return 0;
+  const json = parsed.values.json === true;
+  const accountsArg = parsed.values.accounts as string | undefined;
+  const maxAccounts = accountsArg === undefined ? DEFAULT_MAX_ACCOUNTS : Number(accountsArg);
+  if (!Number.isInteger(maxAccounts) || maxAccounts < 1) {
+    throw new VmbridgeError('USAGE', `doctor: --accounts takes a whole number of at least 1 (got ${JSON.stringify(accountsArg)})`);
+  }
+  const write = (r: Parameters<typeof renderText>[0]): void => {
+    process.stdout.write(json ? renderJson(r) : renderText(r));
+  };
+  const file = parsed.values.config as string | undefined;
+  let loaded: Awaited<ReturnType<typeof loadSettings>>;
+  try {
+    loaded = await loadSettings({ file, env: process.env });
+  } catch (err) {
+    // Settings that do not load are the first thing the doctor reports, in the same form as the rest.
+    if (!(err instanceof VmbridgeError)) throw err;
+    const r = summarize(file, [{ section: 'settings', status: 'fail', message: err.message }]);
+    write(r);
+    return 1;
+  }
+  const before: CheckResult[] = [
+    { section: 'settings', status: 'ok', message: `${loaded.file ?? 'no settings file; everything from the environment'} loaded` },
+    ...loaded.warnings.map((w): CheckResult => ({ section: 'settings', status: 'warn', message: w })),
+  ];
+  const r = await runDoctor(loaded.settings, { settingsFile: loaded.file, maxAccounts, before });
+  write(r);
+  return r.ok ? 0 : 1;
 }
 
 export function report(err: unknown, log?: Logger): number {

@@ -83,6 +83,12 @@ function isUnbounded(n: number | null): n is null {
 }
 
 function describe(schema: z.ZodType): { kind: LeafKind; text: string; acceptsEmpty: boolean } {
+  // A list that also takes comma-separated text (z.preprocess): described by what it produces.
+  if (schema instanceof z.ZodPipe) return describe(schema.out as z.ZodType);
+  if (schema instanceof z.ZodArray) {
+    const item = describe(schema.element as z.ZodType).text;
+    return { kind: 'string', text: `a list of ${item} (in the environment: comma-separated)`, acceptsEmpty: false };
+  }
   if (schema instanceof z.ZodBoolean) return { kind: 'boolean', text: 'true or false', acceptsEmpty: false };
   if (schema instanceof z.ZodEnum) {
     return { kind: 'enum', text: `one of ${schema.options.map(String).join(', ')}`, acceptsEmpty: false };
@@ -172,7 +178,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 /** Values of these keys never appear in messages. */
 function isSecretKey(key: string): boolean {
-  return /password|secret|token/i.test(key) && !/File$/.test(key);
+  return /pass|secret|token/i.test(key) && !/File$/.test(key);
 }
 
 function editDistance(a: string, b: string): number {
@@ -441,6 +447,42 @@ async function checkReadable(key: string, path: string | undefined): Promise<voi
   }
 }
 
+/** alerts: mail needs both recipients and a server; the SMTP password may come from a file. */
+async function checkAlerts(settings: Settings, src: Sources, warnings: string[], file: string | undefined): Promise<void> {
+  const { alerts } = settings;
+  const at = file ? { file } : {};
+  if (alerts.to.length > 0 && alerts.smtp === undefined) {
+    throw new ConfigError(`alerts.to is set but alerts.smtp.host is not (${envNameOf(['alerts', 'smtp', 'host'])}): alert mails need a mail server to go through`, { key: 'alerts.smtp.host', ...at });
+  }
+  if (alerts.smtp !== undefined && alerts.to.length === 0) {
+    warnings.push('alerts.smtp is set but alerts.to is empty: no alert mail is sent (quota crossings are only logged)');
+  }
+  const auth = alerts.smtp?.auth;
+  if (auth?.pass !== undefined && auth.passFile !== undefined) {
+    const whence = (k: string): string => where(src, k.split('.'));
+    throw new ConfigError(
+      `alerts.smtp.auth.pass (${whence('alerts.smtp.auth.pass')}) and alerts.smtp.auth.passFile (${whence('alerts.smtp.auth.passFile')}) are both set; set only one`,
+      { key: 'alerts.smtp.auth.passFile', ...at },
+    );
+  }
+  if (auth?.pass !== undefined && auth.passFile === undefined && !src.fromEnv.has('alerts.smtp.auth.pass')) {
+    warnings.push(`alerts.smtp.auth.pass is written in ${src.parsed?.file ?? 'the settings file'}; prefer alerts.smtp.auth.passFile or ${envNameOf(['alerts', 'smtp', 'auth', 'pass'])}`);
+  }
+  if (auth?.passFile !== undefined) auth.pass = await readSecretFile('alerts.smtp.auth.passFile', auth.passFile, warnings);
+  if (auth !== undefined && auth.pass === undefined) {
+    throw new ConfigError(`alerts.smtp.auth.user is set but neither alerts.smtp.auth.passFile nor alerts.smtp.auth.pass is (${envNameOf(['alerts', 'smtp', 'auth', 'passFile'])})`, { key: 'alerts.smtp.auth.pass', ...at });
+  }
+  if (alerts.smtp !== undefined && !alerts.smtp.tls.rejectUnauthorized) {
+    warnings.push('alerts.smtp.tls.rejectUnauthorized is false: the SMTP server certificate is not verified');
+  }
+  if (alerts.smtp !== undefined && !alerts.smtp.secure && !alerts.smtp.requireTLS && auth !== undefined && !isLoopback(alerts.smtp.host)) {
+    warnings.push(`alerts.smtp.requireTLS is false and alerts.smtp.host ${alerts.smtp.host} is not a loopback address: the SMTP password may cross the network unencrypted`);
+  }
+  if (alerts.quotaRetryMaxSeconds < alerts.quotaRetrySeconds) {
+    warnings.push(`alerts.quotaRetryMaxSeconds (${alerts.quotaRetryMaxSeconds}) is below alerts.quotaRetrySeconds (${alerts.quotaRetrySeconds}): every retry waits ${alerts.quotaRetryMaxSeconds} s`);
+  }
+}
+
 function collectWarnings(settings: Settings, src: Sources, warnings: string[]): void {
   const { imap, http, sync } = settings;
   if (!imap.tls.rejectUnauthorized) {
@@ -519,6 +561,7 @@ export async function loadSettings(opts: LoadSettingsOptions = {}): Promise<Load
       );
     }
   }
+  await checkAlerts(settings, src, warnings, file);
   await checkReadable('imap.tls.caFile', settings.imap.tls.caFile);
   await checkReadable('imap.login.passwordsFile', login.passwordsFile);
 

@@ -13,6 +13,18 @@ function isTimeZone(tz: string): boolean {
   }
 }
 
+/**
+ * A list, also accepted as comma-separated text: that is how a list arrives from an environment
+ * variable (VMBRIDGE_ALERTS_TO=a@example.com,b@example.com). Numbers in such text become numbers.
+ */
+function commaList<T extends z.ZodString | z.ZodNumber>(item: T) {
+  return z.preprocess((v) => {
+    if (typeof v !== 'string') return v;
+    const parts = v.split(',').map((p) => p.trim()).filter((p) => p !== '');
+    return item instanceof z.ZodNumber ? parts.map((p) => (/^[+-]?\d+(\.\d+)?$/.test(p) ? Number(p) : p)) : parts;
+  }, z.array(item));
+}
+
 const folderName = z.string().min(1).max(200).refine((s) => !/[\r\n\0]/.test(s), 'no CR, LF or NUL');
 
 export const settingsSchema = z.strictObject({
@@ -123,6 +135,61 @@ export const settingsSchema = z.strictObject({
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   }).default({ level: 'info' }),
+
+  /**
+   * Quota and mailbox-size watch, and the mails it sends to administrators. Without `to` (and
+   * `smtp`) nothing is mailed: crossings are still logged, and a full mailbox is still retried.
+   */
+  alerts: z.strictObject({
+    /** Administrators' addresses (a list; in the environment, comma-separated). Empty: no mail. */
+    to: commaList(z.string().min(3).max(320).refine((s) => !/[\r\n\0]/.test(s), 'no CR, LF or NUL')).default([]),
+    /** From: of alert mails. */
+    from: z.string().min(3).max(320).refine((s) => !/[\r\n\0]/.test(s), 'no CR, LF or NUL').default('"vmbridge" <vmbridge@localhost>'),
+    /** The mail server alerts are submitted to (needed when `to` is set). */
+    smtp: z.strictObject({
+      host: z.string().min(1),
+      /** 587 (submission, STARTTLS) by default; 465 with secure: true; 25 for a local relay. */
+      port: z.number().int().min(1).max(65_535).default(587),
+      /** true: TLS from the first byte (port 465). false: plain, upgraded with STARTTLS when offered. */
+      secure: z.boolean().default(false),
+      /** Refuse to send unless the connection is encrypted (STARTTLS is then mandatory). */
+      requireTLS: z.boolean().default(true),
+      auth: z.strictObject({
+        user: z.string().min(1),
+        pass: z.string().min(1).optional(),
+        /** A file holding only the password (one trailing newline ignored). */
+        passFile: z.string().min(1).optional(),
+      }).optional(),
+      tls: z.strictObject({
+        /** Verify the SMTP server's certificate. */
+        rejectUnauthorized: z.boolean().default(true),
+      }).default({ rejectUnauthorized: true }),
+    }).optional(),
+    /** Percentages of a quota (each resource: STORAGE, MESSAGE) that send one mail when reached. */
+    quotaThresholds: commaList(z.number().int().min(1).max(100)).default([80, 95, 100]),
+    /** A threshold is re-armed once usage falls this many percentage points below it. */
+    rearmMarginPercent: z.number().min(0).max(50).default(5),
+    /** Read every account's quota this often, in seconds (0: only after APPENDs). */
+    quotaCheckSeconds: z.number().int().min(0).max(86_400).default(900),
+    /** Alert mails at most, in any 60 minutes, over all mailboxes; the rest are summarised. */
+    maxMailsPerHour: z.number().int().min(0).max(10_000).default(60),
+    /** Warn when a spool folder callers write to is this many messages short of maxmsg. */
+    maxmsgMargin: z.number().int().min(0).max(9_999).default(2),
+    /** First retry of a mailbox whose server refused an APPEND for quota, in seconds; doubles. */
+    quotaRetrySeconds: z.number().int().min(1).max(86_400).default(60),
+    /** Longest wait between those retries, in seconds. */
+    quotaRetryMaxSeconds: z.number().int().min(1).max(86_400).default(1_800),
+  }).default({
+    to: [],
+    from: '"vmbridge" <vmbridge@localhost>',
+    quotaThresholds: [80, 95, 100],
+    rearmMarginPercent: 5,
+    quotaCheckSeconds: 900,
+    maxMailsPerHour: 60,
+    maxmsgMargin: 2,
+    quotaRetrySeconds: 60,
+    quotaRetryMaxSeconds: 1_800,
+  }),
 });
 
 export type Settings = z.infer<typeof settingsSchema>;

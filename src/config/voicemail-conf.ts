@@ -560,6 +560,20 @@ export function boxOption(conf: VoicemailConf, box: VoicemailBox, key: string): 
 }
 
 /**
+ * A mailbox's maxmsg as app_voicemail reads it (apply_option, populate_defaults): the mailbox's
+ * option, else [general]'s, else 100; read like atoi (text that is no number is 0, a greetings-only
+ * mailbox); negative means the default 100; above 9999 (MAXMSGLIMIT) means 9999.
+ */
+export function boxMaxmsg(conf: VoicemailConf, box: VoicemailBox): number {
+  const value = boxOption(conf, box, 'maxmsg');
+  if (value === undefined) return 100;
+  const digits = /^\s*([+-]?\d+)/.exec(value);
+  const n = digits ? Number.parseInt(digits[1]!, 10) : 0;
+  if (n < 0) return 100;
+  return Math.min(n, 9999);
+}
+
+/**
  * The IANA time zone of a mailbox: its `tz=` (or [general] `tz=`) names a [zonemessages] entry
  * `<IANA tz>|<format>`. Undefined when unset or when the zone is not defined (Asterisk then uses the
  * system time zone).

@@ -50,10 +50,10 @@ export function describeStrategy(strategy: DeleteStrategy, trash: string): strin
     case 'uid-expunge':
       return 'deleted voicemail emails are removed with UID EXPUNGE of exactly their UID';
     case 'move-to-trash':
-      return `deleted voicemail emails are moved to ${JSON.stringify(trash)} (UID MOVE)`;
+      return `deleted voicemail emails are moved to ${JSON.stringify(trash)} with UID MOVE`;
     case 'copy-to-trash':
       return `deleted voicemail emails are copied to ${JSON.stringify(trash)}, then removed with UID EXPUNGE of exactly their UID`;
     case 'flag-deleted':
-      return 'deleted voicemail emails are only flagged \\Deleted (mail clients hide or strike them through; the user\'s client expunges them)';
+      return 'deleted voicemail emails are only flagged \\Deleted, which mail clients hide or strike through until the user expunges them';
   }
 }

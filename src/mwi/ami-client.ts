@@ -149,7 +149,7 @@ interface Pending {
 interface Session {
   readonly socket: Socket;
   readonly pending: Map<string, Pending>;
-  /** ActionIDs that timed out while their list was still coming: their items are dropped. */
+  /** ActionIDs that timed out: a late answer, and the items of a late list, are dropped. */
   readonly abandoned: Set<string>;
   version: string | undefined;
   ended: boolean;

@@ -202,7 +202,7 @@ export async function withFolderLock<T>(folderDir: string, mode: LockMode, fn: (
 
 const createFlags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
 
-/** Creates `.lock-XXXXXXXX` holding the marker; returns its path and inode. */
+/** Creates `.lock-XXXXXXXX` holding the marker; returns its path. */
 function createTempLock(folderDir: string): { path: string } {
   for (;;) {
     const path = join(folderDir, `.lock-${randomBytes(4).toString('hex')}`);
@@ -366,7 +366,7 @@ export interface ClearStaleOptions {
 }
 
 /**
- * Run at start-up, before any other spool work: finds every `.lock` in `<spool>/voicemail/*\/*\/*`
+ * Run at start-up, before any other spool work: finds every `.lock` in `<spool>/voicemail/<context>/<mailbox>/<folder>/`
  * that holds vmbridge's marker for THIS host and a PID that is no longer running, and removes it
  * (after `repair`, if given). Leftover `.lock-XXXXXXXX` files with such a marker go too. Empty
  * `.lock` files are Asterisk's and are never touched; nor are other hosts' (their PIDs mean nothing

@@ -171,7 +171,8 @@ export interface RemoveResult {
 /**
  * Moves a message from one folder to another: to the end of `to` (its highest number + 1), every
  * file of it, then renumbers `from` down to contiguous numbers. Idempotent: if the message is
- * already in `to` and no longer in `from`, it succeeds without changing anything.
+ * already in `to` and no longer in `from`, it succeeds (`alreadyDone`), only finishing the
+ * renumbering of `from` if an interrupted run left that undone.
  */
 export async function moveVoicemail(spoolDir: string, ref: MailboxRef, opts: MoveVoicemailOptions): Promise<MoveResult> {
   const { id, from, to } = opts;
@@ -237,7 +238,8 @@ export async function moveVoicemail(spoolDir: string, ref: MailboxRef, opts: Mov
 /**
  * Takes a message out of its folder: into `Deleted/` when `backupDeleted` > 0 (dropping the oldest
  * there when it already holds that many, as Asterisk does), otherwise deleting its files, .txt
- * first. Then renumbers the folder. Idempotent: a message that is not there counts as removed.
+ * first. Then renumbers the folder. Idempotent: a message that is not there counts as removed
+ * (`removed: false`), and an interrupted run's renumbering is finished.
  */
 export async function removeVoicemail(spoolDir: string, ref: MailboxRef, opts: RemoveVoicemailOptions): Promise<RemoveResult> {
   const { id, folder } = opts;

@@ -3,7 +3,7 @@
  * each, in which time zone, and which IMAP account holds its voicemail.
  */
 import type { Settings } from '../config/schema.js';
-import { boxOption, boxTimezone, type VoicemailBox, type VoicemailConf } from '../config/voicemail-conf.js';
+import { boxMaxmsg, boxOption, boxTimezone, type VoicemailBox, type VoicemailConf } from '../config/voicemail-conf.js';
 import type { ImapAccount } from '../imap/account.js';
 import { mailboxKey, type MailboxRef } from '../spool/types.js';
 
@@ -12,6 +12,8 @@ export interface BoxInfo {
   readonly owner: { readonly fullName: string; readonly email: string };
   readonly timezone: string;
   readonly account: ImapAccount;
+  /** voicemail.conf maxmsg (the mailbox's, else [general]'s, else 100): Asterisk refuses callers at it. */
+  readonly maxmsg?: number;
 }
 
 export interface Directory {
@@ -51,6 +53,7 @@ export function buildDirectory(conf: VoicemailConf, settings: Settings, password
       owner: { fullName: box.fullName || box.mailbox, email },
       timezone,
       account: settings.imap.login.mode === 'master' ? { user } : { user, password: password as string },
+      maxmsg: boxMaxmsg(conf, box),
     });
   }
   return { boxes, problems };

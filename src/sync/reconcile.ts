@@ -17,10 +17,13 @@ import { rolePaths } from '../imap/folders.js';
 import { observeImap } from '../imap/observe.js';
 import { appendEmail, deleteEmail, updateEmail, type Identity } from '../imap/operations.js';
 import { buildVoicemailEmail } from '../imap/voicemail-email.js';
+import { isOverQuotaError, refusalText } from '../imap/quota.js';
+import type { MailboxWatch } from '../alerts/watch.js';
 import type { Logger } from '../log.js';
 import { readMailbox } from '../spool/read-mailbox.js';
 import { isSyncedSpoolFolder, mailboxKey, type SpoolMessage, type SpoolProblem } from '../spool/types.js';
 import type { BoxInfo } from './directory.js';
+import { adoptLegacyIds } from './legacy-ids.js';
 import { initialFlags, placementWish } from './placement.js';
 import { countDeletions, plan, type Held, type Op, type Plan, type SpoolSide } from './plan.js';
 import type { StateStore } from './state-store.js';
@@ -31,6 +34,8 @@ export interface ReconcileDeps {
   readonly state: StateStore;
   readonly imap: ImapPool;
   readonly log: Logger;
+  /** Told after the ops are applied (quota, maxmsg, a mailbox refused for quota); optional. */
+  readonly watch?: MailboxWatch;
 }
 
 export interface ReconcileOptions {
@@ -72,6 +77,12 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
     const observed = await observeImap(client, box.ref, paths, settings.email.messageIdDomain);
     const { records, dropped } = await state.load(box.ref);
     if (dropped.length > 0) log.warn({ ids: dropped }, 'unreadable sync records dropped; they are re-learnt from both sides');
+    for (const a of adoptLegacyIds(messages.values(), observed.copies, records)) {
+      if (opts.dryRun || !a.hadLegacyRecord) continue;
+      if (a.record) await state.put(box.ref, a.to, a.record);
+      await state.remove(box.ref, a.from);
+      log.info({ from: a.from, to: a.to }, 'Asterisk gave an old voicemail a msg_id; its email keeps its place');
+    }
 
     const thePlan = plan({
       spool,
@@ -83,12 +94,15 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
     logHeld(log, thePlan.held);
     checkSafety(thePlan, spool.size, observed.copies.size, settings, mailboxKey(box.ref));
     if (opts.dryRun || thePlan.ops.length === 0) {
+      if (!opts.dryRun) await deps.watch?.afterReconcile({ client, caps, box, inboxPath: paths.inbox, snapshot, appended: 0 });
       return { plan: thePlan, applied: 0, skipped: [], spoolProblems: snapshot.problems, spoolTotal: spool.size };
     }
 
     const identity = (id: string): Identity => ({ ref: box.ref, id, domain: settings.email.messageIdDomain });
     const skipped: { op: Op; problem: string }[] = [];
     let applied = 0;
+    let appended = 0;
+    let refused: unknown;
     // Emails are built one step ahead, so reading audio and composing the next one overlaps the
     // APPEND of this one.
     const emails = new EmailPipeline(thePlan.ops, (op) => {
@@ -99,6 +113,11 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
     for (const op of thePlan.ops) {
       switch (op.kind) {
         case 'append': {
+          if (refused !== undefined) {
+            // The server said the mailbox is full: the rest waits in the spool for the retry.
+            skipped.push({ op, problem: 'not tried: the mailbox is over quota' });
+            continue;
+          }
           const built = await emails.take(op);
           if ('problem' in built) {
             // One unreadable message must not hold up the rest of the mailbox.
@@ -107,7 +126,16 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
             continue;
           }
           const role = placementWish(op.folder).role;
-          const at = await appendEmail(client, paths[role], built.raw, initialFlags(op.folder), identity(op.id));
+          const at = await appendEmail(client, paths[role], built.raw, initialFlags(op.folder), identity(op.id)).catch((err: unknown) => {
+            if (!isOverQuotaError(err)) throw err;
+            refused = err;
+            return undefined;
+          });
+          if (!at) {
+            skipped.push({ op, problem: `refused for quota: ${refusalText(refused)}` });
+            continue;
+          }
+          appended++;
           await state.put(box.ref, op.id, { folder: op.folder, role, uid: at.uid, uidValidity: at.uidValidity });
           log.info({ id: op.id, folder: op.folder, uid: at.uid, reason: op.reason }, 'email appended');
           break;
@@ -142,6 +170,7 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
       applied++;
       opts.onOp?.(op);
     }
+    await deps.watch?.afterReconcile({ client, caps, box, inboxPath: paths.inbox, snapshot, appended, refused });
     return { plan: thePlan, applied, skipped, spoolProblems: snapshot.problems, spoolTotal: spool.size };
   });
 }

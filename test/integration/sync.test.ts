@@ -156,6 +156,26 @@ describe('spool to IMAP on real Dovecot and Redis', { timeout: 240_000 }, () => 
     });
   });
 
+  it('a voicemail from before Asterisk 11 (no msg_id) keeps its email when Asterisk later adds a msg_id', async () => {
+    const ref = box('1001');
+    const mc = client(ref);
+    const left = await leaveVoicemail(h.spoolDir, ref, { callerid: '"Old Timer" <5559999>', duration: 7, msgId: null });
+    assert.equal(left.msgId, '');
+    const derivedEmail = await waitFor('the email of the msg_id-less voicemail', async () =>
+      (await mc.list(['INBOX'])).find((e) => e.messageId.startsWith('<vm.d-')));
+    // Asterisk rewrites the envelope with a msg_id (ast_config_text_file_save style, in place).
+    const text = await readFile(left.txtPath, 'utf8');
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(left.txtPath, text.replace(/^duration=/m, 'msg_id = 1795000000-0000abcd\nduration=').replace(/^;\n; Message Information file\n;\n/, ';!\n;! Automatically generated configuration file\n;!\n'));
+    await service.requester.request(ref, 'test');
+    await new Promise((r) => setTimeout(r, 1500));
+    await service.requester.request(ref, 'test');
+    await new Promise((r) => setTimeout(r, 1000));
+    const after = (await mc.list(['INBOX'])).filter((e) => e.messageId === derivedEmail.messageId || e.messageId === mid(ref, '1795000000-0000abcd'));
+    assert.equal(after.length, 1, 'still exactly one email');
+    assert.equal(after[0]!.uid, derivedEmail.uid, 'the same email: not deleted and appended again');
+  });
+
   it('bad input is logged with the file at fault and every other message still syncs', async () => {
     const ref = box('1000');
     const mc = client(ref);

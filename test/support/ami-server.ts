@@ -96,9 +96,9 @@ export class AmiTestServer {
   private paused = false;
   private fakeChannels: Array<{ channel: FakeChannel; since: number }> = [];
   private readonly handlers: Record<string, ActionHandler>;
-  readonly state: ServerState;
+  private readonly state: ServerState;
 
-  constructor(
+  private constructor(
     private readonly server: Server,
     opts: AmiServerOptions,
   ) {
@@ -126,6 +126,20 @@ export class AmiTestServer {
     };
     this.handlers = { ...COMMON, ...(profile === 'voicemail' ? VOICEMAIL : MWIEXT) };
     server.on('connection', (socket) => this.accept(socket));
+  }
+
+  static async start(opts: AmiServerOptions): Promise<AmiTestServer> {
+    const server = createServer();
+    const ami = new AmiTestServer(server, opts);
+    if (ami.state.profile === 'voicemail') await seedMwi(ami.state);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    return ami;
   }
 
   get port(): number {
@@ -247,23 +261,13 @@ export class AmiTestServer {
       ctx.reply(error(req, `AMI test server: ${action} is not modelled`));
       return;
     }
-    // report_req_bad_format, then the error (voicemail-profile/ami/16, 17 and the listener's RequestBadFormat).
+    // report_req_bad_format, then the error (fixtures ami/voicemail/16, 17 and the listener's RequestBadFormat).
     ctx.reply(error(req, `Invalid/unknown command: ${action}. Use Action: ListCommands to show available commands.`));
     ctx.emit(requestBadFormat(session.facts(), action, new Date()));
   }
 }
 
 /** Starts a server on 127.0.0.1 on a free port. */
-export async function startAmiServer(opts: AmiServerOptions): Promise<AmiTestServer> {
-  const server = createServer();
-  const ami = new AmiTestServer(server, opts);
-  if (ami.state.profile === 'voicemail') await seedMwi(ami.state);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  return ami;
+export function startAmiServer(opts: AmiServerOptions): Promise<AmiTestServer> {
+  return AmiTestServer.start(opts);
 }

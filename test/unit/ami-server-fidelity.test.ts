@@ -126,7 +126,7 @@ async function openAfterBanner(server: AmiTestServer): Promise<RawConnection> {
 
 // ---------------------------------------------------------------------------------------------
 
-describe('AMI test server replays the voicemail-profile transcripts', () => {
+describe('AMI test server replays the voicemail (app_voicemail) transcripts', () => {
   let dir: string;
   let spool: Spool;
   let server: AmiTestServer;
@@ -158,7 +158,7 @@ describe('AMI test server replays the voicemail-profile transcripts', () => {
   });
 
   it('01-banner: the 30-byte banner', async () => {
-    // voicemail-profile/ami/01-banner.recv.txt came out empty in the capture; the same banner is the
+    // fixtures ami/voicemail/01-banner.recv.txt came out empty in the capture; the same banner is the
     // first line of this profile's listener session and of the mwiext capture.
     const banner = (await fixture(VM, '99-listener-full-session.recv.txt')).slice(0, 30);
     assert.equal(banner, await fixture(EXT, '01-banner.recv.txt'));
@@ -339,7 +339,7 @@ async function listing(name: string): Promise<string[]> {
 
 // ---------------------------------------------------------------------------------------------
 
-describe('AMI test server replays the mwiext-profile transcripts', () => {
+describe('AMI test server replays the mwiext (res_mwi_external_ami) transcripts', () => {
   let dir: string;
   let server: AmiTestServer;
   let req: RawConnection;

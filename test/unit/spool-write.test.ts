@@ -356,6 +356,7 @@ describe('removeVoicemail', () => {
       assert.equal((await stat(join(deleted, `msg000${n}.txt`))).mode & 0o7777, 0o666);
     }
     assert.deepEqual(await names(join(box.dir, 'Old')), []);
+    assert.deepEqual(await view(box), { Deleted: ['0:B', '1:C'] });
     assert.deepEqual(await multiplyLinked(box), []);
     // Again: nothing to do.
     assert.equal((await removeVoicemail(box.spool, box.ref, { id: ids[2] as string, folder: 'Old', lockmode: 'lockfile', backupDeleted: 2 })).removed, false);
@@ -365,7 +366,7 @@ describe('removeVoicemail', () => {
     const box = freshBox();
     const [, idB] = await leave(box, ['A', 'B', 'C', 'D']);
     await removeVoicemail(box.spool, box.ref, { id: idB as string, folder: 'INBOX', lockmode: 'lockfile', backupDeleted: 5 });
-    assert.deepEqual(await view(box), { INBOX: ['0:A', '1:C', '2:D'] });
+    assert.deepEqual(await view(box), { INBOX: ['0:A', '1:C', '2:D'], Deleted: ['0:B'] });
     assert.deepEqual(await names(join(box.dir, 'Deleted')), files(0));
   });
 });

@@ -2,7 +2,6 @@
  * What an action handler of the test server gets: the request, its session, the state shared by
  * all sessions, and two ways to answer (`reply` now, `emit` once the reply is out).
  */
-import type { MailboxRef } from '../../../src/spool/types.js';
 import type { Counts } from './spool.js';
 import type { ServerEvent } from './events.js';
 import type { MwiState } from './mwi-state.js';
@@ -77,5 +76,3 @@ export interface ActionContext {
 
 /** 'close' ends the connection after the reply (Logoff, failed login). */
 export type ActionHandler = (ctx: ActionContext) => Promise<'close' | void> | 'close' | void;
-
-export const refKey = (ref: MailboxRef): string => `${ref.mailbox}@${ref.context}`;

@@ -90,7 +90,7 @@ export interface SessionFacts {
   readonly sessionTv: Date;
 }
 
-/** SuccessfulAuth (security class), field order as in voicemail-profile/ami/02-login-events-on. */
+/** SuccessfulAuth (security class), field order as in fixtures ami/voicemail/02-login-events-on. */
 export function successfulAuth(s: SessionFacts, now: Date): ServerEvent {
   return {
     name: 'SuccessfulAuth',
@@ -110,7 +110,7 @@ export function successfulAuth(s: SessionFacts, now: Date): ServerEvent {
   };
 }
 
-/** RequestBadFormat (an unknown action), field order as in voicemail-profile/ami/99-listener-full-session. */
+/** RequestBadFormat (an unknown action), field order as in fixtures ami/voicemail/99-listener-full-session. */
 export function requestBadFormat(s: SessionFacts, action: string, now: Date): ServerEvent {
   return {
     name: 'RequestBadFormat',
@@ -139,7 +139,7 @@ export function messageWaiting(mailbox: string, waiting: boolean, newCount: numb
   };
 }
 
-/** DeviceStateChange for `MWI:<mailbox>` (res_mwi_devstate), as in voicemail-profile/ami/41. */
+/** DeviceStateChange for `MWI:<mailbox>` (res_mwi_devstate), as in fixtures ami/voicemail/41. */
 export function deviceStateChange(device: string, state: string): ServerEvent {
   return { name: 'DeviceStateChange', category: 'call', fields: [['Device', device], ['State', state]] };
 }

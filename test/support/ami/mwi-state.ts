@@ -6,9 +6,9 @@
  *   raises MessageWaiting. `Waiting` is not the published count: manager_mwi.c recomputes it with
  *   ast_app_has_voicemail() when it writes the event, so the caller passes it in.
  * - `MWI:<mailbox>` becomes INUSE when new > 0, NOT_INUSE otherwise. DeviceStateChange follows
- *   MessageWaiting only when that state changes (voicemail-profile/ami/41, mwiext 20 vs 21); a
+ *   MessageWaiting only when that state changes (fixtures ami/voicemail/41, mwiext 20 vs 21); a
  *   mailbox never published before has no device state, so its first publish always changes it
- *   (mwiext-profile/ami/24: 0/0 still gives NOT_INUSE).
+ *   (fixtures ami/mwiext/24: 0/0 still gives NOT_INUSE).
  */
 import { deviceStateChange, messageWaiting, type ServerEvent } from './events.js';
 

@@ -33,11 +33,16 @@ export function externalProvider(store: ServerState['external']): VoicemailProvi
  * `/regex/` selects by regular expression (ast_regex_string_to_regex_pattern strips the slashes,
  * sorcery matches with POSIX regexec; JavaScript regexes stand in). Otherwise one exact id.
  */
-function select(state: ServerState, mailbox: string): string[] {
+function select(state: ServerState, mailbox: string): string[] | undefined {
   const ids = [...state.external.keys()].sort();
   if (!mailbox.startsWith('/')) return state.external.has(mailbox) ? [mailbox] : [];
   const body = mailbox.length > 1 && mailbox.endsWith('/') ? mailbox.slice(1, -1) : mailbox.slice(1);
-  const re = new RegExp(body);
+  let re: RegExp;
+  try {
+    re = new RegExp(body);
+  } catch {
+    return undefined; // regcomp failed: sorcery returns no container
+  }
   return ids.filter((id) => re.test(id));
 }
 
@@ -48,7 +53,7 @@ function parseUnsigned(raw: string): number | undefined {
 }
 
 /**
- * mwi_mailbox_update: counts default to 0; the reply has no Message line (mwiext-profile/ami/20);
+ * mwi_mailbox_update: counts default to 0; the reply has no Message line (fixtures ami/mwiext/20);
  * every update publishes, even unchanged counts (21), and the new state is stored before the
  * event is written, so `Waiting` reflects it.
  */
@@ -74,7 +79,7 @@ export const mwiUpdate: ActionHandler = ({ req, state, reply, emit }) => {
   emit(...state.mwi.publish(mailbox, counts.new, counts.old, counts.new > 0));
 };
 
-/** mwi_mailbox_get: a list of `MWIGet` events whose ActionID comes *last* (mwiext-profile/ami/30). */
+/** mwi_mailbox_get: a list of `MWIGet` events whose ActionID comes *last* (fixtures ami/mwiext/30). */
 export const mwiGet: ActionHandler = ({ req, state, reply }) => {
   const mailbox = req.get('Mailbox');
   if (mailbox === '') {
@@ -82,6 +87,10 @@ export const mwiGet: ActionHandler = ({ req, state, reply }) => {
     return;
   }
   const ids = select(state, mailbox);
+  if (!ids) {
+    reply(error(req, 'Mailbox container creation failure'));
+    return;
+  }
   let out = listAck(req, 'Mailboxes will follow');
   for (const id of ids) {
     const m = state.external.get(id) ?? { new: 0, old: 0 };
@@ -100,7 +109,7 @@ export const mwiDelete: ActionHandler = ({ req, state, reply, emit }) => {
     reply(error(req, 'Missing mailbox parameter in request'));
     return;
   }
-  for (const id of select(state, mailbox)) {
+  for (const id of select(state, mailbox) ?? []) {
     const m = state.external.get(id);
     state.external.delete(id);
     if (m && (m.new > 0 || m.old > 0)) emit(...state.mwi.publish(id, 0, 0, false));

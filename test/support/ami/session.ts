@@ -89,7 +89,8 @@ export class AmiSession {
 
   /** Runs queued actions one by one, unless the server is paused (it then stops answering). */
   pump(): void {
-    if (this.running || this.hooks.isPaused()) return;
+    // After Logoff or a failed login Asterisk reads nothing more from the connection.
+    if (this.running || !this.isOpen || this.hooks.isPaused()) return;
     const next = this.queue.shift();
     if (!next) return;
     this.running = true;

@@ -31,15 +31,18 @@ async function names(dir: string): Promise<string[]> {
   }
 }
 
-/** __has_voicemail: names starting with `msg` (any case) and `txt` at offset 8; with `any`, the first `msg*`. */
-async function folderCount(spoolDir: string, context: string, mailbox: string, folder: string, any = false): Promise<number> {
+/**
+ * __has_voicemail: counts names starting with `msg` (any case) with `txt` at offset 8. With
+ * `shortcircuit` (has_voicemail) the first `msg*` name of any kind is enough, audio included.
+ */
+async function folderCount(spoolDir: string, context: string, mailbox: string, folder: string, shortcircuit = false): Promise<number> {
   if (mailbox === '') return 0;
   const ctx = context === '' ? 'default' : context;
   if (!safeSegment(ctx) || !safeSegment(mailbox)) return 0;
   let n = 0;
   for (const name of await names(join(spoolDir, 'voicemail', ctx, mailbox, folder))) {
     if (name.slice(0, 3).toLowerCase() !== 'msg') continue;
-    if (any) return 1;
+    if (shortcircuit) return 1;
     if (name.slice(8, 11).toLowerCase() === 'txt') n++;
   }
   return n;
@@ -48,7 +51,7 @@ async function folderCount(spoolDir: string, context: string, mailbox: string, f
 /**
  * inboxcount2: a spec containing a comma is split on `,` and space and summed; otherwise
  * `mailbox[@context]` with context `default`. So `a@c&b@c` is one mailbox in context `c&b@c`,
- * which does not exist: zeros (voicemail-profile/ami/33).
+ * which does not exist: zeros (fixtures ami/voicemail/33).
  */
 export async function inboxCount(spoolDir: string, spec: string): Promise<Counts> {
   if (spec === '') return { urgent: 0, new: 0, old: 0 };
@@ -112,11 +115,14 @@ export function folderByName(name: string): SpoolFolder | undefined {
 const pad = (n: number): string => `msg${String(n).padStart(4, '0')}`;
 
 /** Audio in the order Asterisk walks its formats (gsm, wav, wav49), the `.txt` last. */
+const AUDIO_WALK = ['gsm', 'wav', 'WAV'];
+
 function walkOrder(files: readonly string[]): string[] {
-  const ext = (f: string): string => f.slice(f.indexOf('.') + 1);
   const rank = (f: string): number => {
-    const e = ext(f);
-    return e.toLowerCase() === 'txt' ? 9 : ['gsm', 'wav', 'WAV'].indexOf(e) === -1 ? 3 : ['gsm', 'wav', 'WAV'].indexOf(e);
+    const ext = f.slice(f.indexOf('.') + 1);
+    if (ext.toLowerCase() === 'txt') return AUDIO_WALK.length + 1;
+    const i = AUDIO_WALK.indexOf(ext);
+    return i < 0 ? AUDIO_WALK.length : i;
   };
   return [...files].sort((a, b) => rank(a) - rank(b));
 }

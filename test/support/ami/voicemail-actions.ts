@@ -15,7 +15,7 @@ import { ack, actionIdLine, error, listAck, listComplete } from './wire.js';
  * poll_subscribed_mailbox: recount from disk and publish when the counts differ from the cached
  * state. The cache holds urgent=0 and new=new+urgent, but the comparison uses the fresh urgent
  * and INBOX-only new: while a mailbox has urgent messages every poll or refresh publishes again
- * (the repeating MessageWaiting of voicemail-profile/ami/63). Returns the events, if any.
+ * (the repeating MessageWaiting of fixtures ami/voicemail/63). Returns the events, if any.
  */
 export async function pollMailbox(state: ServerState, mailbox: string): Promise<ServerEvent[]> {
   const c = await inboxCount(state.spoolDir, mailbox);

@@ -1,0 +1,89 @@
+/**
+ * Everything the alerting needs in a running service, in one call: the Redis state, the quota
+ * watch that reconciles report to, the alert queue and its worker (only when mail is configured),
+ * and the periodic quota sweep.
+ */
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Settings } from '../config/schema.js';
+import type { ImapPool } from '../imap/pool.js';
+import type { Logger } from '../log.js';
+import { AlertProducer } from '../queue/alert-queue.js';
+import { reconcileJobSchema, type ReconcileJob } from '../queue/jobs.js';
+import { mailboxKey } from '../spool/types.js';
+import type { Directory } from '../sync/directory.js';
+import { createAlertWorker, type AlertWorker } from '../../workers/alert.js';
+import { mailConfigured, type AlertTransport } from './admin-mail.js';
+import { AlertState } from './state.js';
+import { startQuotaSweep, sweepQuotas, type QuotaSweepTimer, type SweepResult } from './sweep.js';
+import { QuotaWatch, type RetryScheduler } from './watch.js';
+
+export interface AlertsDeps {
+  readonly settings: Settings;
+  /** Shared command connection (not used for blocking reads). */
+  readonly redis: Redis;
+  readonly imap: ImapPool;
+  readonly log: Logger;
+  readonly directory: () => Directory;
+  /** Where the delayed retry of a mailbox refused for quota goes. */
+  readonly reconcileQueue: Queue<ReconcileJob>;
+  /** Tests only: a transport instead of one made from alerts.smtp. */
+  readonly transport?: AlertTransport;
+}
+
+export interface Alerts {
+  readonly watch: QuotaWatch;
+  readonly state: AlertState;
+  /** One sweep now (the timer runs the same), whatever the period claim says. */
+  sweepNow(): Promise<SweepResult>;
+  close(): Promise<void>;
+}
+
+/**
+ * A delayed reconcile job added straight to the queue, bypassing the pending key: the key
+ * coalesces requests that should run soon, and holding it for minutes would swallow them.
+ */
+export function retryScheduler(queue: Queue<ReconcileJob>): RetryScheduler {
+  return async (ref, delayMs, key) => {
+    const data = reconcileJobSchema.parse({ context: ref.context, mailbox: ref.mailbox, reason: 'quota-retry' });
+    // BullMQ refuses ':' in job ids; context and mailbox are safe spool names without one.
+    await queue.add(mailboxKey(ref), data, { delay: delayMs, jobId: `quota-retry-${ref.context}-${ref.mailbox}-${key}` });
+  };
+}
+
+export function startAlerts(deps: AlertsDeps): Alerts {
+  const { settings, redis, log } = deps;
+  const alerts = settings.alerts;
+  const state = new AlertState(redis, settings.redis.prefix);
+  const mail = mailConfigured(alerts);
+  const producer = mail ? new AlertProducer(redis, settings.redis.prefix) : undefined;
+  let worker: AlertWorker | undefined;
+  if (producer) {
+    worker = createAlertWorker({ settings, state, producer, log, ...(deps.transport ? { transport: deps.transport } : {}) });
+  } else {
+    log.info('alerts.to/alerts.smtp not set: quota and maxmsg alerts are logged, not mailed');
+  }
+  const watch = new QuotaWatch({
+    settings: alerts,
+    state,
+    producer,
+    scheduleRetry: retryScheduler(deps.reconcileQueue),
+    directory: deps.directory,
+    log,
+  });
+  const sweepNow = (): Promise<SweepResult> =>
+    sweepQuotas({ directory: deps.directory(), imap: deps.imap, watch, folders: settings.imap.folders, log, concurrency: Math.min(4, settings.sync.concurrency) });
+  let timer: QuotaSweepTimer | undefined;
+  if (alerts.quotaCheckSeconds > 0) timer = startQuotaSweep(alerts.quotaCheckSeconds, state, sweepNow, log);
+
+  return {
+    watch,
+    state,
+    sweepNow,
+    async close() {
+      timer?.stop();
+      await worker?.close();
+      await producer?.close();
+    },
+  };
+}

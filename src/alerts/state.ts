@@ -1,0 +1,167 @@
+/**
+ * What the alerting remembers, in Redis so that restarts and several workers on several hosts
+ * agree on it:
+ *
+ *   <prefix>:alert:fired:<scope>          set of fired level ids (scope: quota:<user>:<RESOURCE>,
+ *                                         maxmsg:<context>:<mailbox>:<folder>)
+ *   <prefix>:quota-block:<context>:<mb>   hash: a mailbox whose server refused an APPEND for quota
+ *   <prefix>:alert:sent                   sorted set: send times of alert mails (flood cap)
+ *   <prefix>:alert:held                   list: alerts held back by the flood cap (JSON)
+ *   <prefix>:alert:summary-due            a summary of held-back alerts is scheduled
+ *   <prefix>:alert:sweep                  the current quota sweep period is taken by one process
+ *
+ * Firing is decided by SADD inside one script: of two workers that see the same crossing at the
+ * same moment, exactly one gets the level back as newly fired, and only that one sends the mail.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { MailboxRef } from '../spool/types.js';
+import { FLOOD_WINDOW_MS, floodDecision, type FloodDecision } from './flood-cap.js';
+
+// ARGV[1] = how many ids to clear, then those ids, then the ids to fire. Returns the ids that
+// were newly added (fired by this call).
+const APPLY = `
+local n = tonumber(ARGV[1])
+for i = 2, n + 1 do redis.call('SREM', KEYS[1], ARGV[i]) end
+local added = {}
+for i = n + 2, #ARGV do
+  if redis.call('SADD', KEYS[1], ARGV[i]) == 1 then added[#added + 1] = ARGV[i] end
+end
+return added`;
+
+// Adds a send time only if the window still holds as many as the caller decided on; otherwise 0
+// and the caller decides again. ARGV: oldest time still in the window, expected count, now,
+// member, key lifetime in ms.
+const ADMIT = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
+if redis.call('ZCARD', KEYS[1]) ~= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1`;
+
+/** A mailbox whose mail server refused a voicemail for quota. */
+export interface QuotaBlock {
+  /** When the first refusal was seen (epoch ms). */
+  readonly since: number;
+  /** Retries scheduled so far. */
+  readonly attempts: number;
+  /** When the scheduled retry is due (epoch ms). */
+  readonly nextRetryAt: number;
+  /** The server's words. */
+  readonly reason: string;
+}
+
+export interface HeldAlert {
+  readonly at: string;
+  readonly subject: string;
+}
+
+export class AlertState {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  private firedKey(scope: string): string {
+    return `${this.prefix}:alert:fired:${scope}`;
+  }
+
+  private blockKey(ref: MailboxRef): string {
+    return `${this.prefix}:quota-block:${ref.context}:${ref.mailbox}`;
+  }
+
+  async fired(scope: string): Promise<Set<string>> {
+    return new Set(await this.redis.smembers(this.firedKey(scope)));
+  }
+
+  /** Clears `rearm`, adds `fire`; returns the ids of `fire` that were not fired before. */
+  async apply(scope: string, fire: readonly string[], rearm: readonly string[]): Promise<string[]> {
+    if (fire.length === 0 && rearm.length === 0) return [];
+    const added = await this.redis.eval(APPLY, 1, this.firedKey(scope), String(rearm.length), ...rearm, ...fire);
+    return Array.isArray(added) ? added.map(String) : [];
+  }
+
+  async forget(scope: string): Promise<void> {
+    await this.redis.del(this.firedKey(scope));
+  }
+
+  async block(ref: MailboxRef): Promise<QuotaBlock | undefined> {
+    const h = await this.redis.hgetall(this.blockKey(ref));
+    const since = Number(h.since);
+    if (!Number.isFinite(since) || since <= 0) return undefined;
+    return { since, attempts: Number(h.attempts) || 0, nextRetryAt: Number(h.nextRetryAt) || 0, reason: h.reason ?? '' };
+  }
+
+  async setBlock(ref: MailboxRef, b: QuotaBlock): Promise<void> {
+    await this.redis.hset(this.blockKey(ref), {
+      since: String(b.since),
+      attempts: String(b.attempts),
+      nextRetryAt: String(b.nextRetryAt),
+      reason: b.reason,
+    });
+  }
+
+  /** True when there was a block to clear (only one caller gets true for one block). */
+  async clearBlock(ref: MailboxRef): Promise<boolean> {
+    return (await this.redis.del(this.blockKey(ref))) > 0;
+  }
+
+  /**
+   * The flood cap, decided by floodDecision on the stored send times and recorded atomically.
+   * `release` takes the slot back when the mail could not be sent after all.
+   */
+  async admit(now: number, cap: number): Promise<FloodDecision & { release: () => Promise<void> }> {
+    const key = `${this.prefix}:alert:sent`;
+    const member = `${now}-${randomUUID()}`;
+    for (let attempt = 0; ; attempt++) {
+      const scores = await this.redis.zrangebyscore(key, now - FLOOD_WINDOW_MS + 1, '+inf');
+      const decision = floodDecision(scores.map(Number), now, cap);
+      const release = async (): Promise<void> => {
+        await this.redis.zrem(key, member);
+      };
+      if (!decision.admit) return { ...decision, release: async () => undefined };
+      const ok = await this.redis.eval(ADMIT, 1, key, String(now - FLOOD_WINDOW_MS + 1), String(decision.inWindow), String(now), member, String(FLOOD_WINDOW_MS * 2));
+      if (Number(ok) === 1) return { ...decision, release };
+      // Another worker sent a mail in between: decide again on the new count (a few rounds at
+      // most; after that, err on the side of sending, as one mail too many beats a lost alert).
+      if (attempt >= 5) return { ...decision, release };
+    }
+  }
+
+  async hold(alert: HeldAlert): Promise<void> {
+    await this.redis.rpush(`${this.prefix}:alert:held`, JSON.stringify(alert));
+  }
+
+  /** Takes every held-back alert out of the list, atomically. */
+  async takeHeld(): Promise<HeldAlert[]> {
+    const key = `${this.prefix}:alert:held`;
+    const res = await this.redis.multi().lrange(key, 0, -1).del(key).exec();
+    const raw = res?.[0]?.[1];
+    const out: HeldAlert[] = [];
+    for (const line of Array.isArray(raw) ? raw : []) {
+      try {
+        const v = JSON.parse(String(line)) as Partial<HeldAlert>;
+        if (typeof v.at === 'string' && typeof v.subject === 'string') out.push({ at: v.at, subject: v.subject });
+      } catch {
+        // A line that is not ours: nothing to summarise from it.
+      }
+    }
+    return out;
+  }
+
+  /** True for the one caller that should schedule the summary mail (until `ttlMs` or done). */
+  async claimSummary(ttlMs: number): Promise<boolean> {
+    return (await this.redis.set(`${this.prefix}:alert:summary-due`, '1', 'PX', Math.max(1, Math.round(ttlMs)), 'NX')) === 'OK';
+  }
+
+  async summaryDone(): Promise<void> {
+    await this.redis.del(`${this.prefix}:alert:summary-due`);
+  }
+
+  /** True for the one process (of any number) that runs this period's quota sweep. */
+  async claimSweep(periodMs: number): Promise<boolean> {
+    // A little under the period, so the next period's timer never finds it still taken.
+    const ttl = Math.max(500, Math.round(periodMs * 0.9));
+    return (await this.redis.set(`${this.prefix}:alert:sweep`, `${process.pid}`, 'PX', ttl, 'NX')) === 'OK';
+  }
+}

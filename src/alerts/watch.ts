@@ -1,0 +1,239 @@
+/**
+ * The quota and mailbox-size watch. Told by every reconcile what happened (how many APPENDs went
+ * through, whether the server refused one for quota) and by the periodic sweep what each account's
+ * quota reads; decides with the pure rules of quota.ts, remembers in Redis (state.ts), and queues
+ * mails (alert queue). Logging happens whether or not mail is configured.
+ *
+ * A refused APPEND blocks only its own mailbox: the reconcile skips that mailbox's other APPENDs,
+ * the voicemail stays in the spool (vmbridge never deletes on this path), and one delayed
+ * reconcile is queued with a doubling delay until an APPEND goes through again.
+ */
+import type { ImapFlow } from 'imapflow';
+import type { ImapAccount } from '../imap/account.js';
+import { accountKey } from '../imap/account.js';
+import type { ServerCapabilities } from '../imap/capabilities.js';
+import { readQuota, refusalText, type QuotaReading } from '../imap/quota.js';
+import type { Logger } from '../log.js';
+import type { AlertBox, AlertJob, AlertProducer } from '../queue/alert-queue.js';
+import { mailboxKey, type MailboxRef, type SpoolSnapshot } from '../spool/types.js';
+import type { BoxInfo, Directory } from '../sync/directory.js';
+import type { AlertSettings } from './admin-mail.js';
+import { composeAlertMail } from './admin-mail.js';
+import { crossings, forceFull, highest, maxmsgLevel, percentOf, quotaLevels, retryDelaySeconds, type Level, type Transition } from './quota.js';
+import type { AlertState } from './state.js';
+
+/** What a reconcile tells the watch once its ops are applied (not on a dry run). */
+export interface ReconcileOutcome {
+  /** The connection the reconcile used: a quota reading is one more command on it. */
+  readonly client: ImapFlow;
+  readonly caps: ServerCapabilities;
+  readonly box: BoxInfo;
+  /** The server path of the inbox role, whose quota root is read. */
+  readonly inboxPath: string;
+  /** The spool as this reconcile read it (maxmsg is counted from it). */
+  readonly snapshot: SpoolSnapshot;
+  /** APPENDs that went through in this reconcile. */
+  readonly appended: number;
+  /** The error of the APPEND the server refused for quota, if one was refused. */
+  readonly refused?: unknown;
+}
+
+export interface MailboxWatch {
+  afterReconcile(outcome: ReconcileOutcome): Promise<void>;
+}
+
+/** Queues one delayed reconcile of `ref`; `key` makes the job id unique per scheduled retry. */
+export type RetryScheduler = (ref: MailboxRef, delayMs: number, key: string) => Promise<void>;
+
+export interface QuotaWatchDeps {
+  readonly settings: AlertSettings;
+  readonly state: AlertState;
+  /** Absent when no mail is configured: alerts are then only logged. */
+  readonly producer: AlertProducer | undefined;
+  readonly scheduleRetry: RetryScheduler;
+  readonly directory: () => Directory;
+  readonly log: Logger;
+  readonly now?: () => number;
+}
+
+/** Asterisk's default maxmsg (app_voicemail MAXMSG), for a mailbox whose limit is not known. */
+const ASTERISK_DEFAULT_MAXMSG = 100;
+/** The spool folders callers' messages go into; Asterisk counts each against maxmsg on its own. */
+const CALLER_FOLDERS = ['INBOX', 'Urgent'] as const;
+/** The fired-state resource used when the server refused an APPEND but reports no quota. */
+const UNREAD_RESOURCE = 'QUOTA';
+/** A retry due within this much is "due now": BullMQ runs delayed jobs a little late, never early. */
+const DUE_SLACK_MS = 1_000;
+
+export function quotaScope(user: string, resource: string): string {
+  return `quota:${user}:${resource}`;
+}
+
+export function maxmsgScope(ref: MailboxRef, folder: string): string {
+  return `maxmsg:${ref.context}:${ref.mailbox}:${folder}`;
+}
+
+function alertBox(box: BoxInfo): AlertBox {
+  // The job schema refuses line breaks; names and addresses from voicemail.conf have none, but
+  // a stray one must not make the alert unsendable.
+  const clean = (s: string, max: number): string => s.replace(/[\r\n\0]/g, ' ').slice(0, max);
+  return { context: box.ref.context, mailbox: box.ref.mailbox, ownerName: clean(box.owner.fullName, 200), ownerEmail: clean(box.owner.email, 320) };
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export class QuotaWatch implements MailboxWatch {
+  private readonly log: Logger;
+  private readonly now: () => number;
+  /** Last maxmsg count evaluated per folder in this process: unchanged counts cost no Redis call. */
+  private readonly lastCounts = new Map<string, number>();
+
+  constructor(private readonly deps: QuotaWatchDeps) {
+    this.log = deps.log.child({ component: 'quota' });
+    this.now = deps.now ?? Date.now;
+  }
+
+  async afterReconcile(o: ReconcileOutcome): Promise<void> {
+    try {
+      await this.checkMaxmsg(o.box, o.snapshot);
+    } catch (err) {
+      this.log.warn({ mailbox: mailboxKey(o.box.ref), err: describe(err) }, 'maxmsg check failed');
+    }
+    if (o.refused !== undefined) {
+      await this.onRefused(o);
+      return;
+    }
+    try {
+      // Once per reconcile, after its last APPEND: an import burst reads the quota once.
+      if (o.appended > 0) {
+        const readings = await readQuota(o.client, o.caps, o.inboxPath);
+        if (readings) await this.evaluate(o.box.account, readings, undefined, o.box);
+      }
+      // No APPEND was refused: one went through, or none was needed (nothing waits any more).
+      await this.clearBlock(o.box, o.appended > 0 ? 'a voicemail was stored again' : 'no voicemail is waiting any more');
+    } catch (err) {
+      this.log.warn({ mailbox: mailboxKey(o.box.ref), err: describe(err) }, 'quota check failed');
+    }
+  }
+
+  /**
+   * Quota readings of one account (after APPENDs, or from the sweep). `forced` names a resource
+   * to treat as full whatever it reads: the server just refused an APPEND.
+   */
+  async evaluate(account: ImapAccount, readings: readonly QuotaReading[], forced?: { resource: string; refusal: string }, from?: BoxInfo): Promise<void> {
+    const { settings, state } = this.deps;
+    const boxes = this.boxesOf(account, from);
+    for (const r of readings) {
+      this.log.debug({ imapUser: account.user, resource: r.resource, root: r.root, usage: r.usage, limit: r.limit }, 'quota read');
+    }
+    const targets: { resource: string; levels: Level[]; usage: number | undefined }[] = readings.map((r) => ({
+      resource: r.resource,
+      levels: quotaLevels(r.limit, settings.quotaThresholds, settings.rearmMarginPercent),
+      usage: r.usage,
+    }));
+    if (forced && !targets.some((t) => t.resource === forced.resource)) {
+      // The server refused but reports no quota: one level, cleared when an APPEND goes through.
+      targets.push({ resource: forced.resource, levels: [{ id: 'refused', fireAt: 0, rearmBelow: 0, percent: 100 }], usage: undefined });
+    }
+    for (const t of targets) {
+      const scope = quotaScope(account.user, t.resource);
+      const fired = await state.fired(scope);
+      const isForced = forced?.resource === t.resource;
+      const change: Transition = isForced ? forceFull(t.levels, fired) : crossings(t.levels, t.usage ?? 0, fired);
+      const newly = new Set(await state.apply(scope, change.fire.map((l) => l.id), change.rearm));
+      if (change.rearm.length > 0) {
+        this.log.info({ imapUser: account.user, resource: t.resource, rearmed: change.rearm, usage: t.usage }, 'quota went down: thresholds re-armed');
+      }
+      const top = highest(t.levels.filter((l) => newly.has(l.id)));
+      if (!top) continue;
+      if (boxes.length === 0) {
+        this.log.warn({ imapUser: account.user, resource: t.resource }, 'quota alert for an IMAP user no voicemail box uses any more: not mailed');
+        continue;
+      }
+      await this.alert({
+        kind: 'quota',
+        imapUser: account.user.slice(0, 320),
+        boxes: boxes.slice(0, 100),
+        resource: t.resource,
+        threshold: isForced ? 100 : Math.min(100, Math.max(1, Math.round(top.percent))),
+        readings: readings.slice(0, 20).map((r) => ({ root: r.root.slice(0, 200), resource: r.resource.slice(0, 64), usage: r.usage, limit: r.limit, unit: r.unit })),
+        ...(isForced ? { refusal: forced.refusal.replace(/[\r\n\0]/g, ' ').slice(0, 400) } : {}),
+        at: new Date(this.now()).toISOString(),
+      });
+    }
+  }
+
+  private async onRefused(o: ReconcileOutcome): Promise<void> {
+    const { settings, state } = this.deps;
+    const ref = o.box.ref;
+    const refusal = refusalText(o.refused);
+    const now = this.now();
+    // The retry is the part that must not be lost: if it cannot be scheduled, the reconcile fails
+    // and its own job retry takes over.
+    const block = await state.block(ref);
+    if (!block || block.nextRetryAt <= now + DUE_SLACK_MS) {
+      const attempts = (block?.attempts ?? 0) + 1;
+      const delayMs = retryDelaySeconds(attempts, settings.quotaRetrySeconds, settings.quotaRetryMaxSeconds) * 1000;
+      await this.deps.scheduleRetry(ref, delayMs, String(now + delayMs));
+      await state.setBlock(ref, { since: block?.since ?? now, attempts, nextRetryAt: now + delayMs, reason: refusal });
+      const fields = { mailbox: mailboxKey(ref), imapUser: o.box.account.user, refusal, retryInSeconds: delayMs / 1000, attempts };
+      if (block) this.log.info(fields, 'mailbox still over quota: voicemail stays in the spool, retried later');
+      else this.log.warn(fields, 'mail server refused a voicemail for quota: it stays in the spool; mailbox blocked and retried until there is room');
+    }
+    try {
+      const readings = (await readQuota(o.client, o.caps, o.inboxPath)) ?? [];
+      // The fullest resource is the one that refused; with no reading there is only "QUOTA".
+      let fullest: QuotaReading | undefined;
+      for (const r of readings) {
+        if (!fullest || (percentOf(r.usage, r.limit) ?? 0) > (percentOf(fullest.usage, fullest.limit) ?? 0)) fullest = r;
+      }
+      await this.evaluate(o.box.account, readings, { resource: fullest?.resource ?? UNREAD_RESOURCE, refusal }, o.box);
+    } catch (err) {
+      this.log.warn({ mailbox: mailboxKey(ref), err: describe(err) }, 'quota alert after a refused APPEND failed');
+    }
+  }
+
+  private async clearBlock(box: BoxInfo, why: string): Promise<void> {
+    const { state } = this.deps;
+    if (!(await state.clearBlock(box.ref))) return;
+    await state.forget(quotaScope(box.account.user, UNREAD_RESOURCE));
+    this.log.info({ mailbox: mailboxKey(box.ref), imapUser: box.account.user, why }, 'quota block cleared: the mailbox takes voicemail again');
+  }
+
+  private async checkMaxmsg(box: BoxInfo, snapshot: SpoolSnapshot): Promise<void> {
+    const { settings, state } = this.deps;
+    const maxmsg = box.maxmsg ?? ASTERISK_DEFAULT_MAXMSG;
+    const level = maxmsgLevel(maxmsg, settings.maxmsgMargin, settings.rearmMarginPercent);
+    if (!level) return;
+    for (const folder of CALLER_FOLDERS) {
+      const count = snapshot.messages.filter((m) => m.folder === folder).length;
+      const scope = maxmsgScope(box.ref, folder);
+      if (this.lastCounts.get(scope) === count) continue;
+      const fired = await state.fired(scope);
+      const change = crossings([level], count, fired);
+      const newly = await state.apply(scope, change.fire.map((l) => l.id), change.rearm);
+      this.lastCounts.set(scope, count);
+      if (change.rearm.length > 0) this.log.info({ mailbox: mailboxKey(box.ref), folder, count, maxmsg }, 'spool folder has room again: maxmsg warning re-armed');
+      if (newly.length === 0) continue;
+      await this.alert({ kind: 'maxmsg', box: alertBox(box), folder, count, maxmsg, at: new Date(this.now()).toISOString() });
+    }
+  }
+
+  /** Every box on this account; `first` (the box a reconcile was about) leads the list. */
+  private boxesOf(account: ImapAccount, first?: BoxInfo): AlertBox[] {
+    const key = accountKey(account);
+    const others = [...this.deps.directory().boxes.values()].filter((b) => accountKey(b.account) === key && (!first || mailboxKey(b.ref) !== mailboxKey(first.ref)));
+    return [...(first ? [first] : []), ...others].map(alertBox);
+  }
+
+  private async alert(job: Exclude<AlertJob, { kind: 'summary' }>): Promise<void> {
+    const mail = composeAlertMail(job, this.deps.settings);
+    const fields = job.kind === 'quota'
+      ? { imapUser: job.imapUser, mailboxes: job.boxes.map((b) => `${b.mailbox}@${b.context}`), resource: job.resource, threshold: job.threshold, refused: job.refusal !== undefined }
+      : { mailbox: `${job.box.mailbox}@${job.box.context}`, folder: job.folder, count: job.count, maxmsg: job.maxmsg };
+    this.log.warn({ ...fields, subject: mail.subject, mailed: this.deps.producer !== undefined }, 'administrator alert');
+    await this.deps.producer?.send(job);
+  }
+}

@@ -1,0 +1,74 @@
+/** Redis answers PING, and is a version BullMQ works with. */
+import { Redis } from 'ioredis';
+import type { CheckResult, DoctorCheck } from '../doctor.js';
+
+const TIMEOUT_MS = 5_000;
+
+/** The URL with any password replaced, so it can be printed. */
+export function safeRedisUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(a redis.url that is not a valid URL)';
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms / 1000} s`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+function versionAtLeast(version: string, major: number, minor: number): boolean {
+  const [a = 0, b = 0] = version.split('.').map((n) => Number.parseInt(n, 10));
+  return a > major || (a === major && b >= minor);
+}
+
+export const redisCheck: DoctorCheck = {
+  name: 'redis',
+  describes: 'Redis (redis.url) answers PING; its version and eviction policy suit the job queues',
+  async run(ctx) {
+    const url = ctx.settings.redis.url;
+    const shown = safeRedisUrl(url);
+    const section = 'redis';
+    const redis = new Redis(url, {
+      lazyConnect: true,
+      connectTimeout: TIMEOUT_MS,
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      // One attempt: the doctor reports, it does not wait for Redis to come back.
+      retryStrategy: () => null,
+      connectionName: `${ctx.settings.redis.prefix}:doctor`,
+    });
+    let lastError: string | undefined;
+    redis.on('error', (err: Error) => {
+      lastError = err.message;
+    });
+    try {
+      await withTimeout(redis.connect(), TIMEOUT_MS + 1_000, 'connect');
+      const pong = await withTimeout(redis.ping(), TIMEOUT_MS, 'PING');
+      const info = await withTimeout(redis.info(), TIMEOUT_MS, 'INFO');
+      const version = /^redis_version:(\S+)/m.exec(info)?.[1] ?? 'unknown';
+      const policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1];
+      const out: CheckResult[] = [{ section, status: 'ok', message: `${shown}: PING answered ${pong}, Redis ${version}`, data: { url: shown, version, maxmemoryPolicy: policy ?? null } }];
+      // BullMQ needs Redis 5 and advises 6.2 or later.
+      if (version !== 'unknown' && !versionAtLeast(version, 5, 0)) out.push({ section, status: 'fail', message: `Redis ${version} is too old for the job queues (BullMQ needs 5.0 or later)` });
+      else if (version !== 'unknown' && !versionAtLeast(version, 6, 2)) out.push({ section, status: 'warn', message: `Redis ${version} works, but 6.2 or later is advised for the job queues` });
+      if (policy !== undefined && policy !== 'noeviction') {
+        out.push({ section, status: 'warn', message: `maxmemory-policy is ${policy}: under memory pressure Redis may evict queued jobs and sync state; noeviction is advised` });
+      }
+      return out;
+    } catch (err) {
+      const why = lastError ?? (err instanceof Error ? err.message : String(err));
+      return [{ section, status: 'fail', message: `${shown}: not reachable: ${why}`, data: { url: shown } }];
+    } finally {
+      redis.disconnect();
+    }
+  },
+};

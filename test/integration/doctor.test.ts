@@ -1,0 +1,176 @@
+/**
+ * `vmbridge doctor`, run as the real command against a private Dovecot with UIDPLUS and one
+ * without, and against settings that are wrong in the ways administrators get them wrong.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startHarness, type Harness } from '../support/harness.js';
+import { freePort } from '../support/ports.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CAPABILITIES = ['IDLE', 'NOTIFY', 'CONDSTORE', 'QRESYNC', 'MOVE', 'UIDPLUS', 'QUOTA', 'SPECIAL-USE'];
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** `vmbridge doctor` as an administrator runs it; no VMBRIDGE_* variable of this process leaks in. */
+function doctor(args: readonly string[]): Promise<Run> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VMBRIDGE_')));
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'doctor', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    // Generous: two cores, other tests may run; a hang still fails the test.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** A settings file for the harness's servers (JSON is YAML), with `change` applied. */
+async function settingsFile(h: Harness, name: string, change: (s: Record<string, Record<string, unknown>>) => void = () => undefined): Promise<string> {
+  const s: Record<string, Record<string, unknown>> = {
+    spool: { dir: h.spoolDir, voicemailConf: h.confPath, watch: false, sweepSeconds: 0 },
+    redis: { url: h.redisUrl, prefix: 'doctor' },
+    imap: { host: '127.0.0.1', port: h.dovecot.port, secure: false, requireTls: false },
+    email: { messageIdDomain: 'vmbridge.test' },
+    log: { level: 'warn' },
+  };
+  change(s);
+  const path = join(h.dir, `${name}.yaml`);
+  await writeFile(path, JSON.stringify(s, null, 2));
+  return path;
+}
+
+/** The line for one capability, e.g. "  WARN  UIDPLUS: missing -> ...". */
+function capabilityLine(out: string, name: string): string {
+  const line = out.split('\n').find((l) => new RegExp(`^\\s+(OK|WARN|INFO|FAIL)\\s+${name}: `).test(l));
+  assert.ok(line, `no line for ${name} in:\n${out}`);
+  return line;
+}
+
+describe('vmbridge doctor against real servers', { timeout: 600_000 }, () => {
+  let full: Harness;
+  let noUidplus: Harness;
+
+  before(async () => {
+    full = await startHarness({ boxes: [{ mailbox: '1000' }, { mailbox: '1001' }, { mailbox: '1002' }] });
+    noUidplus = await startHarness({ boxes: [{ mailbox: '2000' }], omitCapabilities: ['UIDPLUS'] });
+  });
+  after(async () => {
+    await full?.stop();
+    await noUidplus?.stop();
+  });
+
+  it('with UIDPLUS: exit 0, every account logs in, each capability with what vmbridge does because of it', async () => {
+    const run = await doctor(['--config', await settingsFile(full, 'full')]);
+    const out = run.stdout;
+    assert.equal(run.code, 0, `exit code; output:\n${out}\n${run.stderr}`);
+    for (const user of ['u1000', 'u1001', 'u1002']) assert.match(out, new RegExp(`OK\\s+login ${user}: works`), user);
+    for (const cap of CAPABILITIES) assert.match(capabilityLine(out, cap), new RegExp(`^\\s+OK\\s+${cap}: yes -> \\S`), cap);
+    assert.match(capabilityLine(out, 'UIDPLUS'), /UIDPLUS: yes -> deleted voicemail emails are removed with UID EXPUNGE of exactly their UID$/);
+    assert.match(capabilityLine(out, 'MOVE'), /MOVE: yes -> filing a voicemail email to Work\/Family\/Friends is one UID MOVE$/);
+    assert.match(capabilityLine(out, 'SPECIAL-USE'), /the trash folder is the one the server marks \\Trash: "Trash"/);
+    assert.match(out, /hierarchy delimiter "\/"/);
+    assert.match(out, /new, old and urgent voicemail: "INBOX" \(exists\)/);
+    for (const f of ['Work', 'Family', 'Friends']) assert.match(out, new RegExp(`${f}: "${f}" \\(created when first needed\\)`));
+    assert.match(out, /Trash: "Trash" \(the server's \\Trash folder; exists\); not used: deleted voicemail emails are removed with UID EXPUNGE/);
+    assert.match(out, /OK\s+redis:\/\/127\.0\.0\.1:\d+\/?: PING answered PONG, Redis \d+\.\d+/);
+    assert.match(out, /OK\s+\S+\/voicemail is readable: \d+ mailbox folders?/);
+    assert.match(out, /OK\s+\S+voicemail\.conf: 3 mailboxes, 0 problems; 3 with an IMAP account \(3 distinct accounts\)/);
+    assert.match(out, /^Result: ready \(0 warnings\)$/m);
+  });
+
+  it('without UIDPLUS: still exit 0; UIDPLUS is a warning that says deleted emails go to Trash with MOVE', async () => {
+    const run = await doctor(['--config', await settingsFile(noUidplus, 'no-uidplus')]);
+    const out = run.stdout;
+    assert.equal(run.code, 0, `missing UIDPLUS is not fatal; output:\n${out}\n${run.stderr}`);
+    assert.match(capabilityLine(out, 'UIDPLUS'), /^\s+WARN\s+UIDPLUS: missing -> deleted voicemail emails are moved to "Trash" with UID MOVE \(MOVE present\); a bare EXPUNGE is never sent$/);
+    assert.match(capabilityLine(out, 'MOVE'), /^\s+OK\s+MOVE: yes -> /);
+    assert.match(out, /Trash: "Trash" \(the server's \\Trash folder; exists\); deleted voicemail emails go here/);
+    assert.match(out, /^Result: ready \(1 warning\)$/m);
+
+    // imap.deleteMode expunge on the same server: flagged only, and the doctor says so.
+    const expunge = await doctor(['--config', await settingsFile(noUidplus, 'no-uidplus-expunge', (s) => (s.imap!.deleteMode = 'expunge'))]);
+    assert.equal(expunge.code, 0);
+    assert.match(capabilityLine(expunge.stdout, 'UIDPLUS'), /UIDPLUS: missing -> deleted voicemail emails are only flagged \\Deleted, .* \(imap\.deleteMode is expunge\); a bare EXPUNGE is never sent$/);
+  });
+
+  it('--json gives the same facts to machines', async () => {
+    const run = await doctor(['--config', await settingsFile(noUidplus, 'json'), '--json']);
+    assert.equal(run.code, 0, run.stderr);
+    const report = JSON.parse(run.stdout) as { ok: boolean; failures: number; warnings: number; results: { section: string; status: string; message: string; data?: Record<string, unknown> }[] };
+    assert.equal(report.ok, true);
+    assert.equal(report.failures, 0);
+    const caps = new Map(report.results.filter((r) => r.data?.capability).map((r) => [r.data!.capability, r]));
+    assert.deepEqual([...caps.keys()].sort(), [...CAPABILITIES].sort());
+    assert.equal(caps.get('UIDPLUS')!.data!.present, false);
+    assert.equal(caps.get('UIDPLUS')!.status, 'warn');
+    assert.equal(caps.get('MOVE')!.data!.present, true);
+    assert.ok(report.results.some((r) => r.data?.login === 'ok' && r.data.user === 'u2000'));
+  });
+
+  it('a wrong password: exit 1, names the account and why, and never prints a password', async () => {
+    const wrong = 'Wr0ng-Secret-7731';
+    const conf = join(full.dir, 'wrong.conf');
+    await writeFile(conf, [
+      '[general]', 'format=wav', '',
+      '[default]',
+      '1000 => 1234,Owner 1000,u1000@example.invalid,,imapuser=u1000|imappassword=pw-u1000',
+      `1001 => 1234,Owner 1001,u1001@example.invalid,,imapuser=u1001|imappassword=${wrong}`,
+      '',
+    ].join('\n'));
+    const run = await doctor(['--config', await settingsFile(full, 'wrong', (s) => (s.spool!.voicemailConf = conf))]);
+    assert.equal(run.code, 1, `exit code; output:\n${run.stdout}`);
+    assert.match(run.stdout, /FAIL\s+login u1001: authentication failed/);
+    assert.match(run.stdout, /OK\s+login u1000: works/);
+    assert.match(run.stdout, /^Result: NOT ready: 1 failure/m);
+    for (const secret of [wrong, 'pw-u1000']) {
+      assert.equal(run.stdout.includes(secret), false, 'no password on stdout');
+      assert.equal(run.stderr.includes(secret), false, 'no password on stderr');
+    }
+  });
+
+  it('Redis that does not answer and a spool that is not there: exit 1, each named', async () => {
+    const nobody = await freePort();
+    const run = await doctor(['--config', await settingsFile(full, 'broken', (s) => {
+      s.redis!.url = `redis://127.0.0.1:${nobody}`;
+      s.spool!.dir = join(full.dir, 'no-such-spool');
+    })]);
+    assert.equal(run.code, 1, run.stdout);
+    assert.match(run.stdout, new RegExp(`FAIL\\s+redis://127\\.0\\.0\\.1:${nobody}/?: not reachable: .*ECONNREFUSED`));
+    assert.match(run.stdout, /FAIL\s+spool\.dir \S+no-such-spool does not exist/);
+    assert.match(run.stdout, /OK\s+login u1000: works/, 'the IMAP checks still run');
+  });
+
+  it('voicemail.conf missing: exit 1; --accounts bounds the logins and says how many were skipped', async () => {
+    const missing = await doctor(['--config', await settingsFile(full, 'no-conf', (s) => (s.spool!.voicemailConf = join(full.dir, 'nope.conf')))]);
+    assert.equal(missing.code, 1, missing.stdout);
+    assert.match(missing.stdout, /FAIL\s+.*nope\.conf/);
+    assert.match(missing.stdout, /FAIL\s+no account to log in with/);
+
+    const bounded = await doctor(['--config', await settingsFile(full, 'bounded'), '--accounts', '2']);
+    assert.equal(bounded.code, 0, bounded.stdout);
+    assert.equal(bounded.stdout.match(/OK\s+login u\d+: works/g)?.length, 2, 'two logins');
+    assert.match(bounded.stdout, /INFO\s+1 of 3 accounts not tried: at most 2 are tried/);
+  });
+
+  it('--help lists the checks that exist', async () => {
+    const run = await doctor(['--help']);
+    assert.equal(run.code, 0);
+    for (const name of ['spool', 'voicemail.conf', 'redis', 'imap']) assert.match(run.stdout, new RegExp(`^  ${name.replace('.', '\\.')}\\s+\\S`, 'm'), name);
+    assert.match(run.stdout, /--json/);
+  });
+});
