@@ -56,7 +56,17 @@ export interface HeldAlert {
   readonly subject: string;
 }
 
-export class AlertState {
+/** What the quota watch needs to remember (AlertState in Redis; tests may keep it in memory). */
+export interface AlertStore {
+  fired(scope: string): Promise<Set<string>>;
+  apply(scope: string, fire: readonly string[], rearm: readonly string[]): Promise<string[]>;
+  forget(scope: string): Promise<void>;
+  block(ref: MailboxRef): Promise<QuotaBlock | undefined>;
+  setBlock(ref: MailboxRef, b: QuotaBlock): Promise<void>;
+  clearBlock(ref: MailboxRef): Promise<boolean>;
+}
+
+export class AlertState implements AlertStore {
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,

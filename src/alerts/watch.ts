@@ -20,7 +20,7 @@ import type { BoxInfo, Directory } from '../sync/directory.js';
 import type { AlertSettings } from './admin-mail.js';
 import { composeAlertMail } from './admin-mail.js';
 import { crossings, forceFull, highest, maxmsgLevel, percentOf, quotaLevels, retryDelaySeconds, type Level, type Transition } from './quota.js';
-import type { AlertState } from './state.js';
+import type { AlertStore } from './state.js';
 
 /** What a reconcile tells the watch once its ops are applied (not on a dry run). */
 export interface ReconcileOutcome {
@@ -47,9 +47,9 @@ export type RetryScheduler = (ref: MailboxRef, delayMs: number, key: string) => 
 
 export interface QuotaWatchDeps {
   readonly settings: AlertSettings;
-  readonly state: AlertState;
+  readonly state: AlertStore;
   /** Absent when no mail is configured: alerts are then only logged. */
-  readonly producer: AlertProducer | undefined;
+  readonly producer: Pick<AlertProducer, 'send'> | undefined;
   readonly scheduleRetry: RetryScheduler;
   readonly directory: () => Directory;
   readonly log: Logger;

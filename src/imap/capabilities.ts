@@ -93,7 +93,9 @@ export function explainCapabilities(caps: ServerCapabilities, ctx: ExplainContex
     note('QRESYNC', caps.qresync, `${caps.qresync ? 'not used yet' : 'not used'}: expunged messages are noticed by their missing UIDs`),
     move,
     uidplus,
-    note('QUOTA', caps.quota, caps.quota ? 'not used yet: quota warnings to administrators are not implemented' : 'quota warnings to administrators will not be possible on this server'),
+    note('QUOTA', caps.quota, caps.quota
+      ? 'each account\'s quota is read (GETQUOTAROOT) after APPENDs and every alerts.quotaCheckSeconds; reaching alerts.quotaThresholds is logged, and mailed to alerts.to'
+      : 'no quota readings: a full mailbox is noticed only when the server refuses an APPEND', caps.quota ? 'ok' : 'warn'),
     note('SPECIAL-USE', caps.specialUse, ctx.trashSource === 'configured'
       ? `not needed: the trash folder is imap.folders.trash (${JSON.stringify(ctx.trash)})`
       : ctx.trashSource === 'special-use'
