@@ -62,3 +62,13 @@ export class SpoolBusyError extends VmbridgeError {
     super('SPOOL_BUSY', `${what}: the spool kept changing while it was read; the reconcile is retried`);
   }
 }
+
+/**
+ * A caller is in VoiceMailMain for the mailbox (Asterisk keeps message numbers in memory then), or
+ * whether one is cannot be told right now: the spool change waits and the reconcile is retried.
+ */
+export class SpoolChangeDeferredError extends VmbridgeError {
+  constructor(what: string, why: string) {
+    super('SPOOL_CHANGE_DEFERRED', `${what}: ${why}; nothing was changed, the reconcile is retried`);
+  }
+}

@@ -14,12 +14,20 @@ import { ImapPool } from './imap/pool.js';
 import type { Logger } from './log.js';
 import { ReconcileRequester } from './queue/reconcile-queue.js';
 import { watchSpool, type SpoolWatcher } from './spool/watcher.js';
-import type { MailboxRef } from './spool/types.js';
+import { mailboxKey, type MailboxRef } from './spool/types.js';
 import { buildDirectory, type Directory } from './sync/directory.js';
 import type { ReconcileResult } from './sync/reconcile.js';
 import { StateStore } from './sync/state-store.js';
 import { createReconcileWorker, type ReconcileWorker } from '../workers/reconcile.js';
 import { startAlerts } from './alerts/start.js';
+import { MwiPublisher } from './mwi/publisher.js';
+import { MwiStore } from './queue/mwi-queue.js';
+import { createMwiWorkers } from '../workers/mwi.js';
+import { accountKey, type ImapAccount } from './imap/account.js';
+import { IdleWatcher } from './imap/idle-watcher.js';
+import { messageWaitingMailbox, startAmiSession, type AmiSession } from './mwi/ami-session.js';
+import { recoverOwnStaleLocks } from './spool/write.js';
+import { SpoolChanger, spoolLockmode } from './sync/spool-changes.js';
 
 export interface ServiceOptions {
   readonly onReconciled?: (ref: MailboxRef, result: ReconcileResult, ms: number) => void;
@@ -44,8 +52,37 @@ export async function loadDirectory(settings: Settings, log: Logger): Promise<Di
   return directory;
 }
 
+/**
+ * A vmbridge killed while it held a spool folder's lock left the lock behind, and nothing in
+ * Asterisk clears a stale lock: it is taken over, the folder tidied, then released. Runs once,
+ * before any other spool work.
+ */
+async function recoverSpoolLocks(spoolDir: string, log: Logger): Promise<void> {
+  try {
+    const r = await recoverOwnStaleLocks(spoolDir);
+    if (r.removed.length > 0 || r.removedTemp.length > 0) {
+      log.warn({ removed: r.removed, removedTemp: r.removedTemp, repaired: r.repaired }, 'stale spool locks of an earlier vmbridge run cleared');
+    }
+    // An empty .lock is Asterisk's; one that is old blocks its folder until removed by hand.
+    for (const k of r.kept) if (k.ageMs > 60_000) log.warn({ path: k.path, holder: k.holder, ageMs: Math.round(k.ageMs) }, 'spool folder locked for over a minute; if no one is working on it, remove the lock by hand');
+    for (const p of r.problems) log.warn({ path: p.path, problem: p.problem }, 'spool lock check problem');
+  } catch (err) {
+    log.warn({ err: err instanceof Error ? err.message : String(err) }, 'stale spool locks not checked');
+  }
+}
+
 export async function startService(settings: Settings, log: Logger, opts: ServiceOptions = {}): Promise<Service> {
   let directory = await loadDirectory(settings, log);
+  await recoverSpoolLocks(settings.spool.dir, log);
+  const amiSettings = settings.asterisk.ami;
+  // One session with the owning Asterisk, events on: it moves and removes voicemail, tells whether
+  // a caller is in VoiceMailMain, and its MessageWaiting events say a mailbox may have changed.
+  const ami: AmiSession | undefined = amiSettings ? startAmiSession(amiSettings, log, { events: true }) : undefined;
+  const spoolChanger = new SpoolChanger({
+    spoolDir: settings.spool.dir,
+    lockmode: await spoolLockmode(settings),
+    ...(ami && amiSettings ? { ami: { client: ami.client, useVoicemailActions: amiSettings.useVoicemailActions } } : {}),
+  });
   const redis = new Redis(settings.redis.url, { maxRetriesPerRequest: null, connectionName: `${settings.redis.prefix}:main` });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection problem'));
   const state = new StateStore(redis, settings.redis.prefix);
@@ -53,6 +90,10 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   const requester = new ReconcileRequester(redis, settings.redis.prefix);
   const alerts = startAlerts({ settings, redis, imap, log, directory: () => directory, reconcileQueue: requester.queue });
   const metrics = new Metrics();
+  // MWI: each reconcile's counts go to every mwi.targets entry, each on its own queue (docs/mwi.md).
+  const mwiStore = new MwiStore(redis, settings.redis.prefix);
+  const mwi = new MwiPublisher({ redis, prefix: settings.redis.prefix, targets: settings.mwi.targets.map((t) => t.name), store: mwiStore, log });
+  const mwiWorkers = createMwiWorkers({ settings, redis, store: mwiStore, log, requeue: (target, ref) => mwi.request(target, ref) });
   const worker: ReconcileWorker = createReconcileWorker({
     spoolDir: settings.spool.dir,
     settings,
@@ -61,12 +102,14 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     log,
     redis,
     directory: () => directory,
-    onReconciled: (ref, result, ms) => {
+    onReconciled: async (ref, result, ms) => {
       metrics.reconciled(result.plan.ops, ms);
       opts.onReconciled?.(ref, result, ms);
+      await mwi.afterReconcile(ref, result);
     },
     onFailed: () => metrics.failed(),
     watch: alerts.watch,
+    spoolChanger,
   });
   let http: Server | undefined;
   if (settings.http.port > 0) {
@@ -86,6 +129,25 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
       requester.request(ref, 'watcher').catch((err: Error) => log.warn({ err: err.message }, 'cannot queue reconcile'));
     }, { log, debounceMs: 0 }); // the .txt is written last, so its event means the message is complete; Redis coalesces bursts
   }
+
+  const requestAccount = (account: string, reason: string): void => {
+    for (const box of directory.boxes.values()) {
+      if (accountKey(box.account) !== account) continue;
+      requester.request(box.ref, reason).catch((err: Error) => log.warn({ err: err.message }, 'cannot queue reconcile'));
+    }
+  };
+  const accounts = (): ImapAccount[] => [...directory.boxes.values()].map((b) => b.account);
+  // IDLE on each account's inbox folder: read, flagged, filed and deleted emails are heard at once.
+  const idle = settings.imap.idle.maxAccounts > 0
+    ? new IdleWatcher({ server: settings.imap, maxAccounts: settings.imap.idle.maxAccounts, log, onChange: (account) => requestAccount(account, 'idle') })
+    : undefined;
+  idle?.update(accounts());
+  ami?.client.on('event', (event) => {
+    const ref = messageWaitingMailbox(event);
+    if (!ref || !directory.boxes.has(mailboxKey(ref))) return;
+    requester.request(ref, 'ami').catch((err: Error) => log.warn({ err: err.message }, 'cannot queue reconcile'));
+  });
+
   const queued = await requestAll('start', true);
   log.info({ mailboxes: directory.boxes.size, queued }, 'vmbridge started');
 
@@ -103,6 +165,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     requestAll,
     async reload() {
       directory = await loadDirectory(settings, log);
+      idle?.update(accounts());
       log.info({ mailboxes: directory.boxes.size }, 'voicemail.conf reloaded');
       await requestAll('reload');
     },
@@ -110,7 +173,11 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
       if (sweep) clearInterval(sweep);
       await new Promise<void>((r) => (http ? http.close(() => r()) : r()));
       watcher?.close();
+      await idle?.close();
       await worker.close();
+      await mwiWorkers.close();
+      await mwi.close();
+      await ami?.close();
       await alerts.close();
       await requester.close();
       await imap.close();

@@ -59,7 +59,7 @@ export function createAlertWorker(deps: AlertWorkerDeps): AlertWorker {
       return { mailed: true, held: held.length };
     }
 
-    const mail = composeAlertMail(data, alerts);
+    const mail = composeAlertMail(data, alerts, { imapToSpool: settings.sync.imapToSpool });
     const now = Date.now();
     const decision = await state.admit(now, alerts.maxMailsPerHour);
     if (!decision.admit) {

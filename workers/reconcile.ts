@@ -4,7 +4,7 @@
  */
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
-import { SafetyStopError, SpoolBusyError } from '../src/errors.js';
+import { SafetyStopError, SpoolBusyError, SpoolChangeDeferredError } from '../src/errors.js';
 import type { Logger } from '../src/log.js';
 import { QUEUE_RECONCILE, reconcileJobSchema, type ReconcileJob } from '../src/queue/jobs.js';
 import { acquireMailboxLock } from '../src/queue/mailbox-lock.js';
@@ -16,8 +16,12 @@ import { reconcileMailbox, type ReconcileDeps, type ReconcileResult } from '../s
 export interface ReconcileWorkerDeps extends ReconcileDeps {
   readonly redis: Redis;
   readonly directory: () => Directory;
-  /** Told after each finished reconcile (metrics, MWI, tests). */
-  readonly onReconciled?: (ref: MailboxRef, result: ReconcileResult, ms: number) => void;
+  /**
+   * Told after each finished reconcile (metrics, MWI, tests). Awaited while the mailbox's lock is
+   * still held, so what it records (MWI counts) lands in reconcile order; if it throws, the
+   * reconcile is retried.
+   */
+  readonly onReconciled?: (ref: MailboxRef, result: ReconcileResult, ms: number) => void | Promise<void>;
   /** Told when a reconcile attempt failed (it is retried with backoff). */
   readonly onFailed?: (err: Error) => void;
 }
@@ -52,7 +56,7 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
         if (result.applied > 0 || result.skipped.length > 0) {
           log.info({ mailbox: mailboxKey(ref), reason: data.reason, ops: result.applied, skipped: result.skipped.length, held: result.plan.held.length, ms: Math.round(ms) }, 'reconciled');
         }
-        deps.onReconciled?.(ref, result, ms);
+        await deps.onReconciled?.(ref, result, ms);
         return { ops: result.applied };
       } catch (err) {
         if (err instanceof SafetyStopError) {
@@ -73,8 +77,9 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
   );
   worker.on('failed', (job, err) => {
     deps.onFailed?.(err);
-    // A busy spool is expected while Asterisk renumbers; it is only worth a quiet line.
-    log[err instanceof SpoolBusyError ? 'info' : 'warn']({ mailbox: job ? `${job.data.mailbox}@${job.data.context}` : undefined, attempt: job?.attemptsMade, err: err.message }, 'reconcile failed; retried with backoff');
+    // A busy spool is expected while Asterisk renumbers, and a caller in VoiceMailMain defers
+    // spool changes until they hang up; both are only worth a quiet line.
+    log[err instanceof SpoolBusyError || err instanceof SpoolChangeDeferredError ? 'info' : 'warn']({ mailbox: job ? `${job.data.mailbox}@${job.data.context}` : undefined, attempt: job?.attemptsMade, err: err.message }, 'reconcile failed; retried with backoff');
   });
   worker.on('error', (err) => log.error({ err: err.message }, 'reconcile worker error'));
   return {

@@ -44,6 +44,12 @@ export function formatAmount(n: number, unit: 'bytes' | 'messages' | 'units'): s
   return String(n);
 }
 
+/** "50.8 KiB of 100 MiB", "4 of 5 messages". */
+export function formatUsage(usage: number, limit: number, unit: 'bytes' | 'messages' | 'units'): string {
+  if (unit === 'bytes') return `${formatBytes(usage)} of ${formatBytes(limit)}`;
+  return `${usage} of ${formatAmount(limit, unit)}`;
+}
+
 /** Rounded down: "99%" for a mailbox that is not quite full, never a premature "100%". */
 export function formatPercent(usage: number, limit: number): string {
   return `${Math.floor((usage * 100) / limit)}%`;
@@ -64,7 +70,13 @@ function boxesSubject(boxes: readonly AlertBox[]): string {
   return boxes.length === 1 ? `voicemail box ${boxLabel(first)}` : `voicemail boxes ${boxLabel(first)} and ${boxes.length - 1} more`;
 }
 
-function quotaMail(a: QuotaAlert, settings: AlertSettings): AlertMail {
+/** What the wording depends on besides the alert settings. */
+export interface MailContext {
+  /** Mail-client deletions reach the phone (sync.imapToSpool). */
+  readonly imapToSpool?: boolean;
+}
+
+function quotaMail(a: QuotaAlert, settings: AlertSettings, ctx: MailContext): AlertMail {
   const main = a.readings.find((r) => r.resource === a.resource);
   const who = boxesSubject(a.boxes);
   const full = a.refusal !== undefined || a.threshold >= 100;
@@ -91,7 +103,7 @@ function quotaMail(a: QuotaAlert, settings: AlertSettings): AlertMail {
   for (const r of a.readings) {
     const mark = r.resource === a.resource ? '   <- this alert' : '';
     const root = r.root ? `, quota root "${r.root}"` : '';
-    lines.push(`  ${r.resource}: ${formatAmount(r.usage, r.unit)} of ${formatAmount(r.limit, r.unit)} (${formatPercent(r.usage, r.limit)})${root}${mark}`);
+    lines.push(`  ${r.resource}: ${formatUsage(r.usage, r.limit, r.unit)} (${formatPercent(r.usage, r.limit)})${root}${mark}`);
   }
   if (a.refusal !== undefined && main && main.usage < main.limit) {
     lines.push('  (The reading shows some room left, but not enough for the voicemail that was refused.)');
@@ -122,12 +134,15 @@ function quotaMail(a: QuotaAlert, settings: AlertSettings): AlertMail {
     'How to make room',
     `  - Ask ${a.boxes[0] ? ownerLabel(a.boxes[0]) : 'the owner'} to delete mail they no longer need (voicemail emails`,
     '    included) and to empty the Trash folder, which counts towards the quota on most servers.',
+    ctx.imapToSpool
+      ? '    Deleting a voicemail email also deletes the voicemail on the phone.'
+      : '    Deleting a voicemail email leaves the voicemail on the phone.',
     `  - Or raise the quota of IMAP user ${a.imapUser} on the mail server.`,
   );
   return { kind: 'quota', subject, text: `${lines.join('\n')}\n` };
 }
 
-function maxmsgMail(a: MaxmsgAlert): AlertMail {
+function maxmsgMail(a: MaxmsgAlert, ctx: MailContext): AlertMail {
   const who = boxLabel(a.box);
   const subject = `[vmbridge] Voicemail box ${who}: ${a.folder} holds ${a.count} of ${a.maxmsg} messages, callers will be refused`;
   const what = a.folder === 'Urgent' ? 'urgent messages' : 'new messages';
@@ -145,8 +160,15 @@ function maxmsgMail(a: MaxmsgAlert): AlertMail {
     '  are not recorded at all, so nothing can be delivered later.',
     '',
     'How to make room',
-    '  - The owner listens to the new messages on the phone (heard messages move to Old) and deletes',
-    '    those no longer needed there.',
+    ...(ctx.imapToSpool
+      ? [
+          '  - The owner listens to the new messages on the phone, or reads their emails (heard or read, they',
+          '    move to Old), and deletes those no longer needed, on the phone or in the mail client.',
+        ]
+      : [
+          '  - The owner listens to the new messages on the phone (heard messages move to Old) and deletes',
+          '    those no longer needed there.',
+        ]),
     '  - Or raise maxmsg for this mailbox in voicemail.conf (at most 9999) and reload app_voicemail.',
   ];
   return { kind: 'maxmsg', subject, text: `${lines.join('\n')}\n` };
@@ -167,8 +189,8 @@ export function summaryMail(held: readonly HeldAlert[], settings: AlertSettings)
 }
 
 /** The mail for a quota or maxmsg alert (summaries are made by summaryMail from what was held). */
-export function composeAlertMail(job: Exclude<AlertJob, { kind: 'summary' }>, settings: AlertSettings): AlertMail {
-  return job.kind === 'quota' ? quotaMail(job, settings) : maxmsgMail(job);
+export function composeAlertMail(job: Exclude<AlertJob, { kind: 'summary' }>, settings: AlertSettings, ctx: MailContext = {}): AlertMail {
+  return job.kind === 'quota' ? quotaMail(job, settings, ctx) : maxmsgMail(job, ctx);
 }
 
 /** Mail can go out only with recipients and a server. */

@@ -3,6 +3,7 @@
  * watch that reconciles report to, the alert queue and its worker (only when mail is configured),
  * and the periodic quota sweep.
  */
+import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Settings } from '../config/schema.js';
@@ -40,14 +41,22 @@ export interface Alerts {
 }
 
 /**
- * A delayed reconcile job added straight to the queue, bypassing the pending key: the key
+ * Delayed reconcile jobs added straight to the queue, bypassing the pending key: the key
  * coalesces requests that should run soon, and holding it for minutes would swallow them.
  */
 export function retryScheduler(queue: Queue<ReconcileJob>): RetryScheduler {
-  return async (ref, delayMs, key) => {
-    const data = reconcileJobSchema.parse({ context: ref.context, mailbox: ref.mailbox, reason: 'quota-retry' });
-    // BullMQ refuses ':' in job ids; context and mailbox are safe spool names without one.
-    await queue.add(mailboxKey(ref), data, { delay: delayMs, jobId: `quota-retry-${ref.context}-${ref.mailbox}-${key}` });
+  return {
+    async schedule(ref, delayMs, attempt) {
+      const data = reconcileJobSchema.parse({ context: ref.context, mailbox: ref.mailbox, reason: 'quota-retry' });
+      // BullMQ refuses ':' in job ids; context and mailbox are safe spool names without one.
+      const jobId = `quota-retry-${ref.context}-${ref.mailbox}-${attempt}-${randomUUID()}`;
+      await queue.add(mailboxKey(ref), data, { delay: delayMs, jobId });
+      return jobId;
+    },
+    async isPending(jobId) {
+      const state = await queue.getJobState(jobId);
+      return state === 'delayed' || state === 'waiting' || state === 'prioritized' || state === 'waiting-children';
+    },
   };
 }
 
@@ -67,7 +76,7 @@ export function startAlerts(deps: AlertsDeps): Alerts {
     settings: alerts,
     state,
     producer,
-    scheduleRetry: retryScheduler(deps.reconcileQueue),
+    retries: retryScheduler(deps.reconcileQueue),
     directory: deps.directory,
     log,
   });

@@ -45,8 +45,12 @@ export interface QuotaBlock {
   readonly since: number;
   /** Retries scheduled so far. */
   readonly attempts: number;
-  /** When the scheduled retry is due (epoch ms). */
+  /** When the scheduled retry is due (epoch ms; for logs and people, not for decisions). */
   readonly nextRetryAt: number;
+  /** The reconcile job of the scheduled retry. */
+  readonly retryJob: string;
+  /** The fired-state scope of the resource that is full (see quotaScope). */
+  readonly scope: string;
   /** The server's words. */
   readonly reason: string;
 }
@@ -63,7 +67,21 @@ export interface AlertStore {
   forget(scope: string): Promise<void>;
   block(ref: MailboxRef): Promise<QuotaBlock | undefined>;
   setBlock(ref: MailboxRef, b: QuotaBlock): Promise<void>;
-  clearBlock(ref: MailboxRef): Promise<boolean>;
+  /** Removes the block and returns it (only one caller gets it for one block). */
+  clearBlock(ref: MailboxRef): Promise<QuotaBlock | undefined>;
+}
+
+function toBlock(h: Record<string, string>): QuotaBlock | undefined {
+  const since = Number(h.since);
+  if (!Number.isFinite(since) || since <= 0) return undefined;
+  return {
+    since,
+    attempts: Number(h.attempts) || 0,
+    nextRetryAt: Number(h.nextRetryAt) || 0,
+    retryJob: h.retryJob ?? '',
+    scope: h.scope ?? '',
+    reason: h.reason ?? '',
+  };
 }
 
 export class AlertState implements AlertStore {
@@ -96,10 +114,7 @@ export class AlertState implements AlertStore {
   }
 
   async block(ref: MailboxRef): Promise<QuotaBlock | undefined> {
-    const h = await this.redis.hgetall(this.blockKey(ref));
-    const since = Number(h.since);
-    if (!Number.isFinite(since) || since <= 0) return undefined;
-    return { since, attempts: Number(h.attempts) || 0, nextRetryAt: Number(h.nextRetryAt) || 0, reason: h.reason ?? '' };
+    return toBlock(await this.redis.hgetall(this.blockKey(ref)));
   }
 
   async setBlock(ref: MailboxRef, b: QuotaBlock): Promise<void> {
@@ -107,13 +122,19 @@ export class AlertState implements AlertStore {
       since: String(b.since),
       attempts: String(b.attempts),
       nextRetryAt: String(b.nextRetryAt),
+      retryJob: b.retryJob,
+      scope: b.scope,
       reason: b.reason,
     });
   }
 
-  /** True when there was a block to clear (only one caller gets true for one block). */
-  async clearBlock(ref: MailboxRef): Promise<boolean> {
-    return (await this.redis.del(this.blockKey(ref))) > 0;
+  async clearBlock(ref: MailboxRef): Promise<QuotaBlock | undefined> {
+    const key = this.blockKey(ref);
+    const res = await this.redis.multi().hgetall(key).del(key).exec();
+    const hash = res?.[0]?.[1];
+    const deleted = Number(res?.[1]?.[1] ?? 0);
+    if (deleted === 0 || typeof hash !== 'object' || hash === null) return undefined;
+    return toBlock(hash as Record<string, string>);
   }
 
   /**

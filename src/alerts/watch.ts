@@ -15,7 +15,8 @@ import type { ServerCapabilities } from '../imap/capabilities.js';
 import { readQuota, refusalText, type QuotaReading } from '../imap/quota.js';
 import type { Logger } from '../log.js';
 import type { AlertBox, AlertJob, AlertProducer } from '../queue/alert-queue.js';
-import { mailboxKey, type MailboxRef, type SpoolSnapshot } from '../spool/types.js';
+import type { MwiCounts } from '../mwi/counts.js';
+import { mailboxKey, type MailboxRef } from '../spool/types.js';
 import type { BoxInfo, Directory } from '../sync/directory.js';
 import type { AlertSettings } from './admin-mail.js';
 import { composeAlertMail } from './admin-mail.js';
@@ -30,10 +31,12 @@ export interface ReconcileOutcome {
   readonly box: BoxInfo;
   /** The server path of the inbox role, whose quota root is read. */
   readonly inboxPath: string;
-  /** The spool as this reconcile read it (maxmsg is counted from it). */
-  readonly snapshot: SpoolSnapshot;
+  /** The spool's counts after the plan (maxmsg is checked against them); undefined when unknown. */
+  readonly counts: MwiCounts | undefined;
   /** APPENDs that went through in this reconcile. */
   readonly appended: number;
+  /** APPENDs planned but not done (refused, not tried, or an unreadable voicemail). */
+  readonly waiting: number;
   /** The error of the APPEND the server refused for quota, if one was refused. */
   readonly refused?: unknown;
 }
@@ -42,15 +45,20 @@ export interface MailboxWatch {
   afterReconcile(outcome: ReconcileOutcome): Promise<void>;
 }
 
-/** Queues one delayed reconcile of `ref`; `key` makes the job id unique per scheduled retry. */
-export type RetryScheduler = (ref: MailboxRef, delayMs: number, key: string) => Promise<void>;
+/** The delayed reconciles of mailboxes refused for quota (the reconcile queue in a service). */
+export interface RetryScheduler {
+  /** Queues one reconcile of `ref` to run after `delayMs`; returns its job id. */
+  schedule(ref: MailboxRef, delayMs: number, attempt: number): Promise<string>;
+  /** True while that job still waits to run. Asked instead of comparing clocks of several hosts. */
+  isPending(jobId: string): Promise<boolean>;
+}
 
 export interface QuotaWatchDeps {
   readonly settings: AlertSettings;
   readonly state: AlertStore;
   /** Absent when no mail is configured: alerts are then only logged. */
   readonly producer: Pick<AlertProducer, 'send'> | undefined;
-  readonly scheduleRetry: RetryScheduler;
+  readonly retries: RetryScheduler;
   readonly directory: () => Directory;
   readonly log: Logger;
   readonly now?: () => number;
@@ -62,8 +70,12 @@ const ASTERISK_DEFAULT_MAXMSG = 100;
 const CALLER_FOLDERS = ['INBOX', 'Urgent'] as const;
 /** The fired-state resource used when the server refused an APPEND but reports no quota. */
 const UNREAD_RESOURCE = 'QUOTA';
-/** A retry due within this much is "due now": BullMQ runs delayed jobs a little late, never early. */
-const DUE_SLACK_MS = 1_000;
+/**
+ * Kept in a resource's fired state while a mailbox of the account is blocked by it: readings then
+ * re-arm nothing (a sweep that reads 75% while a large voicemail does not fit must not lead to a
+ * new "full" mail at every retry). Removed when an APPEND goes through again.
+ */
+const BLOCKED_MARK = 'blocked';
 
 export function quotaScope(user: string, resource: string): string {
   return `quota:${user}:${resource}`;
@@ -87,8 +99,6 @@ function describe(err: unknown): string {
 export class QuotaWatch implements MailboxWatch {
   private readonly log: Logger;
   private readonly now: () => number;
-  /** Last maxmsg count evaluated per folder in this process: unchanged counts cost no Redis call. */
-  private readonly lastCounts = new Map<string, number>();
 
   constructor(private readonly deps: QuotaWatchDeps) {
     this.log = deps.log.child({ component: 'quota' });
@@ -97,7 +107,7 @@ export class QuotaWatch implements MailboxWatch {
 
   async afterReconcile(o: ReconcileOutcome): Promise<void> {
     try {
-      await this.checkMaxmsg(o.box, o.snapshot);
+      if (o.counts) await this.checkMaxmsg(o.box, o.counts);
     } catch (err) {
       this.log.warn({ mailbox: mailboxKey(o.box.ref), err: describe(err) }, 'maxmsg check failed');
     }
@@ -106,13 +116,15 @@ export class QuotaWatch implements MailboxWatch {
       return;
     }
     try {
+      // No APPEND was refused and one went through, or none is waiting any more: there is room.
+      // (An unreadable voicemail says nothing about room: the block stays.) Cleared first, so
+      // that the reading below may re-arm what the block held.
+      if (o.appended > 0 || o.waiting === 0) await this.clearBlock(o.box, o.appended > 0 ? 'a voicemail was stored again' : 'no voicemail is waiting any more');
       // Once per reconcile, after its last APPEND: an import burst reads the quota once.
       if (o.appended > 0) {
         const readings = await readQuota(o.client, o.caps, o.inboxPath);
         if (readings) await this.evaluate(o.box.account, readings, undefined, o.box);
       }
-      // No APPEND was refused: one went through, or none was needed (nothing waits any more).
-      await this.clearBlock(o.box, o.appended > 0 ? 'a voicemail was stored again' : 'no voicemail is waiting any more');
     } catch (err) {
       this.log.warn({ mailbox: mailboxKey(o.box.ref), err: describe(err) }, 'quota check failed');
     }
@@ -141,8 +153,20 @@ export class QuotaWatch implements MailboxWatch {
       const scope = quotaScope(account.user, t.resource);
       const fired = await state.fired(scope);
       const isForced = forced?.resource === t.resource;
-      const change: Transition = isForced ? forceFull(t.levels, fired) : crossings(t.levels, t.usage ?? 0, fired);
-      const newly = new Set(await state.apply(scope, change.fire.map((l) => l.id), change.rearm));
+      let change: Transition;
+      if (isForced) {
+        change = forceFull(t.levels, fired);
+      } else {
+        // A mark left without its block (a crash between the two writes) must not hold forever.
+        if (fired.has(BLOCKED_MARK) && !(await this.anyBlocked(account))) {
+          await state.apply(scope, [], [BLOCKED_MARK]);
+          fired.delete(BLOCKED_MARK);
+        }
+        const crossed = crossings(t.levels, t.usage ?? 0, fired);
+        change = { fire: crossed.fire, rearm: fired.has(BLOCKED_MARK) ? [] : crossed.rearm.filter((id) => id !== BLOCKED_MARK) };
+      }
+      const fire = [...change.fire.map((l) => l.id), ...(isForced ? [BLOCKED_MARK] : [])];
+      const newly = new Set(await state.apply(scope, fire, change.rearm));
       if (change.rearm.length > 0) {
         this.log.info({ imapUser: account.user, resource: t.resource, rearmed: change.rearm, usage: t.usage }, 'quota went down: thresholds re-armed');
       }
@@ -170,26 +194,35 @@ export class QuotaWatch implements MailboxWatch {
     const ref = o.box.ref;
     const refusal = refusalText(o.refused);
     const now = this.now();
+    let readings: QuotaReading[] = [];
+    try {
+      readings = (await readQuota(o.client, o.caps, o.inboxPath)) ?? [];
+    } catch (err) {
+      this.log.debug({ mailbox: mailboxKey(ref), err: describe(err) }, 'quota not readable after a refused APPEND');
+    }
+    // The fullest resource is the one that refused; with no reading there is only "QUOTA".
+    let fullest: QuotaReading | undefined;
+    for (const r of readings) {
+      if (!fullest || (percentOf(r.usage, r.limit) ?? 0) > (percentOf(fullest.usage, fullest.limit) ?? 0)) fullest = r;
+    }
+    const resource = fullest?.resource ?? UNREAD_RESOURCE;
+
     // The retry is the part that must not be lost: if it cannot be scheduled, the reconcile fails
-    // and its own job retry takes over.
+    // and its own job retry takes over. One retry waits at a time: a refusal in a reconcile that
+    // some other event started (a new voicemail) leaves a retry that is still waiting alone.
     const block = await state.block(ref);
-    if (!block || block.nextRetryAt <= now + DUE_SLACK_MS) {
+    if (!block || !block.retryJob || !(await this.deps.retries.isPending(block.retryJob))) {
       const attempts = (block?.attempts ?? 0) + 1;
       const delayMs = retryDelaySeconds(attempts, settings.quotaRetrySeconds, settings.quotaRetryMaxSeconds) * 1000;
-      await this.deps.scheduleRetry(ref, delayMs, String(now + delayMs));
-      await state.setBlock(ref, { since: block?.since ?? now, attempts, nextRetryAt: now + delayMs, reason: refusal });
-      const fields = { mailbox: mailboxKey(ref), imapUser: o.box.account.user, refusal, retryInSeconds: delayMs / 1000, attempts };
+      const retryJob = await this.deps.retries.schedule(ref, delayMs, attempts);
+      const scope = quotaScope(o.box.account.user, resource);
+      await state.setBlock(ref, { since: block?.since ?? now, attempts, nextRetryAt: now + delayMs, retryJob, scope, reason: refusal });
+      const fields = { mailbox: mailboxKey(ref), imapUser: o.box.account.user, refusal, resource, retryInSeconds: delayMs / 1000, attempts };
       if (block) this.log.info(fields, 'mailbox still over quota: voicemail stays in the spool, retried later');
       else this.log.warn(fields, 'mail server refused a voicemail for quota: it stays in the spool; mailbox blocked and retried until there is room');
     }
     try {
-      const readings = (await readQuota(o.client, o.caps, o.inboxPath)) ?? [];
-      // The fullest resource is the one that refused; with no reading there is only "QUOTA".
-      let fullest: QuotaReading | undefined;
-      for (const r of readings) {
-        if (!fullest || (percentOf(r.usage, r.limit) ?? 0) > (percentOf(fullest.usage, fullest.limit) ?? 0)) fullest = r;
-      }
-      await this.evaluate(o.box.account, readings, { resource: fullest?.resource ?? UNREAD_RESOURCE, refusal }, o.box);
+      await this.evaluate(o.box.account, readings, { resource, refusal }, o.box);
     } catch (err) {
       this.log.warn({ mailbox: mailboxKey(ref), err: describe(err) }, 'quota alert after a refused APPEND failed');
     }
@@ -197,28 +230,37 @@ export class QuotaWatch implements MailboxWatch {
 
   private async clearBlock(box: BoxInfo, why: string): Promise<void> {
     const { state } = this.deps;
-    if (!(await state.clearBlock(box.ref))) return;
+    const block = await state.clearBlock(box.ref);
+    if (!block) return;
+    if (block.scope) await state.apply(block.scope, [], [BLOCKED_MARK]);
     await state.forget(quotaScope(box.account.user, UNREAD_RESOURCE));
     this.log.info({ mailbox: mailboxKey(box.ref), imapUser: box.account.user, why }, 'quota block cleared: the mailbox takes voicemail again');
   }
 
-  private async checkMaxmsg(box: BoxInfo, snapshot: SpoolSnapshot): Promise<void> {
+  private async checkMaxmsg(box: BoxInfo, counts: MwiCounts): Promise<void> {
     const { settings, state } = this.deps;
     const maxmsg = box.maxmsg ?? ASTERISK_DEFAULT_MAXMSG;
     const level = maxmsgLevel(maxmsg, settings.maxmsgMargin, settings.rearmMarginPercent);
     if (!level) return;
     for (const folder of CALLER_FOLDERS) {
-      const count = snapshot.messages.filter((m) => m.folder === folder).length;
+      const count = folder === 'INBOX' ? counts.new - counts.urgent : counts.urgent;
       const scope = maxmsgScope(box.ref, folder);
-      if (this.lastCounts.get(scope) === count) continue;
+      // Read every time, not cached here: another worker may have fired or re-armed it meanwhile.
       const fired = await state.fired(scope);
       const change = crossings([level], count, fired);
       const newly = await state.apply(scope, change.fire.map((l) => l.id), change.rearm);
-      this.lastCounts.set(scope, count);
       if (change.rearm.length > 0) this.log.info({ mailbox: mailboxKey(box.ref), folder, count, maxmsg }, 'spool folder has room again: maxmsg warning re-armed');
       if (newly.length === 0) continue;
       await this.alert({ kind: 'maxmsg', box: alertBox(box), folder, count, maxmsg, at: new Date(this.now()).toISOString() });
     }
+  }
+
+  private async anyBlocked(account: ImapAccount): Promise<boolean> {
+    const key = accountKey(account);
+    for (const b of this.deps.directory().boxes.values()) {
+      if (accountKey(b.account) === key && (await this.deps.state.block(b.ref))) return true;
+    }
+    return false;
   }
 
   /** Every box on this account; `first` (the box a reconcile was about) leads the list. */

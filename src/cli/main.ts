@@ -15,6 +15,8 @@ import { mailboxKey } from '../spool/types.js';
 import type { Op } from '../sync/plan.js';
 import { reconcileMailbox } from '../sync/reconcile.js';
 import { StateStore } from '../sync/state-store.js';
+import { connectAmiOnce } from '../mwi/ami-session.js';
+import { SpoolChanger, spoolLockmode } from '../sync/spool-changes.js';
 import { DEFAULT_MAX_ACCOUNTS, doctorHelp, renderJson, renderText, runDoctor, summarize, type CheckResult } from './doctor.js';
 import { parseNotifyArgs } from './notify-args.js';
 
@@ -158,6 +160,15 @@ async function cmdSync(args: readonly string[]): Promise<number> {
   const redis = new Redis(settings.redis.url, { maxRetriesPerRequest: 2, connectionName: `${settings.redis.prefix}:cli` });
   const pool = new ImapPool(settings.imap, log);
   const state = new StateStore(redis, settings.redis.prefix);
+  // Mail-client changes go to the spool through the owning Asterisk when it is configured, and
+  // wait while a caller is in VoiceMailMain, as in `vmbridge run`.
+  const amiSettings = dryRun ? undefined : settings.asterisk.ami;
+  const ami = amiSettings ? await connectAmiOnce(amiSettings) : undefined;
+  const spoolChanger = new SpoolChanger({
+    spoolDir: settings.spool.dir,
+    lockmode: await spoolLockmode(settings),
+    ...(ami && amiSettings ? { ami: { client: ami, useVoicemailActions: amiSettings.useVoicemailActions } } : {}),
+  });
   let failures = 0;
   try {
     let n = 0;
@@ -166,7 +177,7 @@ async function cmdSync(args: readonly string[]): Promise<number> {
       const name = mailboxKey(box.ref);
       const lock = await acquireMailboxLock(redis, lockKey(settings.redis.prefix, box.ref));
       try {
-        const result = await reconcileMailbox({ spoolDir: settings.spool.dir, settings, state, imap: pool, log }, box, {
+        const result = await reconcileMailbox({ spoolDir: settings.spool.dir, settings, state, imap: pool, log, spoolChanger }, box, {
           dryRun,
         });
         process.stdout.write(`[${n}/${boxes.length}] ${name}: ${describePlan(result.plan.ops, dryRun)}${result.plan.held.length ? `, ${result.plan.held.length} held` : ''}${result.skipped.length ? `, ${result.skipped.length} skipped` : ''}\n`);
@@ -182,6 +193,7 @@ async function cmdSync(args: readonly string[]): Promise<number> {
     }
   } finally {
     await pool.close();
+    await ami?.close();
     redis.disconnect();
   }
   return failures > 0 ? 1 : 0;

@@ -86,6 +86,10 @@ function describe(schema: z.ZodType): { kind: LeafKind; text: string; acceptsEmp
   // A list that also takes comma-separated text (z.preprocess): described by what it produces.
   if (schema instanceof z.ZodPipe) return describe(schema.out as z.ZodType);
   if (schema instanceof z.ZodArray) {
+    // A list of mappings (mwi.targets) cannot be comma-separated text; it is JSON there.
+    if (schema.element instanceof z.ZodObject || schema.element instanceof z.ZodDiscriminatedUnion) {
+      return { kind: 'string', text: 'a list of mappings (in the environment: JSON)', acceptsEmpty: false };
+    }
     const item = describe(schema.element as z.ZodType).text;
     return { kind: 'string', text: `a list of ${item} (in the environment: comma-separated)`, acceptsEmpty: false };
   }
@@ -483,6 +487,30 @@ async function checkAlerts(settings: Settings, src: Sources, warnings: string[],
   }
 }
 
+/** asterisk.ami: exactly one of secret and secretFile; the file is read here, once. */
+async function checkAmi(settings: Settings, src: Sources, warnings: string[], file: string | undefined): Promise<void> {
+  const ami = settings.asterisk.ami;
+  if (ami === undefined) return;
+  const at = file ? { file } : {};
+  if (ami.secret !== undefined && ami.secretFile !== undefined) {
+    const whence = (k: string): string => where(src, k.split('.'));
+    throw new ConfigError(
+      `asterisk.ami.secret (${whence('asterisk.ami.secret')}) and asterisk.ami.secretFile (${whence('asterisk.ami.secretFile')}) are both set; set only one`,
+      { key: 'asterisk.ami.secretFile', ...at },
+    );
+  }
+  if (ami.secret !== undefined && !src.fromEnv.has('asterisk.ami.secret')) {
+    warnings.push(`asterisk.ami.secret is written in ${src.parsed?.file ?? 'the settings file'}; prefer asterisk.ami.secretFile or ${envNameOf(['asterisk', 'ami', 'secret'])}`);
+  }
+  if (ami.secretFile !== undefined) ami.secret = await readSecretFile('asterisk.ami.secretFile', ami.secretFile, warnings);
+  if (ami.secret === undefined) {
+    throw new ConfigError(`asterisk.ami.host is set but neither asterisk.ami.secretFile nor asterisk.ami.secret is (${envNameOf(['asterisk', 'ami', 'secretFile'])})`, { key: 'asterisk.ami.secret', ...at });
+  }
+  if (/[\r\n\0]/.test(ami.secret)) {
+    throw new ConfigError('asterisk.ami.secret contains a line break or NUL, which AMI cannot carry', { key: 'asterisk.ami.secret', ...at });
+  }
+}
+
 function collectWarnings(settings: Settings, src: Sources, warnings: string[]): void {
   const { imap, http, sync } = settings;
   if (!imap.tls.rejectUnauthorized) {
@@ -509,6 +537,44 @@ function collectWarnings(settings: Settings, src: Sources, warnings: string[]): 
   }
   if (sync.maxDeleteShare >= 1) {
     warnings.push('sync.maxDeleteShare is 1: the safety stop against deleting a whole voicemail box is off');
+  }
+}
+
+/**
+ * mwi.targets: AMI targets need exactly one of secret and secretFile, SIP targets at most one of
+ * password and passwordFile; files are read here, once. A SIP URI template must give a valid URI.
+ */
+async function checkMwi(settings: Settings, warnings: string[], file: string | undefined): Promise<void> {
+  const at = file ? { file } : {};
+  for (const [i, t] of settings.mwi.targets.entries()) {
+    const key = (k: string): string => `mwi.targets.${i}.${k}`;
+    if (t.kind === 'sip-notify') {
+      if (t.password !== undefined && t.passwordFile !== undefined) {
+        throw new ConfigError(`${key('password')} and ${key('passwordFile')} (target ${t.name}) are both set; set only one`, { key: key('passwordFile'), ...at });
+      }
+      if (t.password !== undefined) warnings.push(`${key('password')} (target ${t.name}) is written in the settings file; prefer ${key('passwordFile')}`);
+      if (t.passwordFile !== undefined) t.password = await readSecretFile(key('passwordFile'), t.passwordFile, warnings);
+      if (t.password !== undefined && /[\u0000-\u001f\u007f]/.test(t.password)) {
+        throw new ConfigError(`${key('passwordFile')} (target ${t.name}) holds a line break or control character`, { key: key('passwordFile'), ...at });
+      }
+      for (const [field, value] of [['toUri', t.toUri.replaceAll('{mailbox}', '1000').replaceAll('{context}', 'default')], ['fromUri', t.fromUri]] as const) {
+        if (!/^sips?:[A-Za-z0-9_.+-]+@(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(value)) {
+          throw new ConfigError(`${key(field)} (target ${t.name}) must be sip:user@host[:port] (no display name, parameters or headers); with {mailbox}=1000 and {context}=default it is ${JSON.stringify(value)}`, { key: key(field), ...at });
+        }
+      }
+      continue;
+    }
+    if (t.secret !== undefined && t.secretFile !== undefined) {
+      throw new ConfigError(`${key('secret')} and ${key('secretFile')} (target ${t.name}) are both set; set only one`, { key: key('secretFile'), ...at });
+    }
+    if (t.secret !== undefined) warnings.push(`${key('secret')} (target ${t.name}) is written in the settings file; prefer ${key('secretFile')}`);
+    if (t.secretFile !== undefined) t.secret = await readSecretFile(key('secretFile'), t.secretFile, warnings);
+    if (t.secret === undefined) {
+      throw new ConfigError(`${key('secretFile')} (target ${t.name}): an AMI target needs secretFile or secret`, { key: key('secretFile'), ...at });
+    }
+    if (/[\u0000-\u001f\u007f]/.test(t.secret)) {
+      throw new ConfigError(`${key('secretFile')} (target ${t.name}) holds a line break or control character, which AMI cannot carry`, { key: key('secretFile'), ...at });
+    }
   }
 }
 
@@ -562,6 +628,8 @@ export async function loadSettings(opts: LoadSettingsOptions = {}): Promise<Load
     }
   }
   await checkAlerts(settings, src, warnings, file);
+  await checkAmi(settings, src, warnings, file);
+  await checkMwi(settings, warnings, file);
   await checkReadable('imap.tls.caFile', settings.imap.tls.caFile);
   await checkReadable('imap.login.passwordsFile', login.passwordsFile);
 

@@ -25,7 +25,88 @@ function commaList<T extends z.ZodString | z.ZodNumber>(item: T) {
   }, z.array(item));
 }
 
+/** JSON text from the environment, or the text itself (validation then says what is wrong). */
+function parseJsonOr(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
 const folderName = z.string().min(1).max(200).refine((s) => !/[\r\n\0]/.test(s), 'no CR, LF or NUL');
+
+/** Text that goes into a protocol line (AMI header, SIP header): no CR, LF, NUL or other control. */
+const lineText = (max: number) => z.string().min(1).max(max).refine((s) => !/[\u0000-\u001f\u007f]/.test(s), 'no line breaks or control characters');
+/** A host name or an IP literal (IPv6 with or without brackets). */
+const hostName = z.string().min(1).max(253).regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.:-]+)$/, 'a host name or an IP address');
+
+/** Fields every MWI target has. */
+const mwiTargetBase = {
+  /**
+   * Names the target in logs, metrics and its queue (`mwi-<name>`): letters, digits, `_` and `-`,
+   * 1 to 32 characters, unique among the targets.
+   */
+  name: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'letters, digits, _ and - only, 1 to 32 characters'),
+};
+
+/** An Asterisk Manager Interface account (manager.conf). */
+const amiTargetFields = {
+  ...mwiTargetBase,
+  host: hostName,
+  port: z.number().int().min(1).max(65_535).default(5038),
+  username: lineText(128),
+  /** The manager.conf secret, inline; prefer secretFile. Exactly one of the two. */
+  secret: lineText(256).optional(),
+  /** A file holding only the secret (one trailing newline ignored). */
+  secretFile: z.string().min(1).optional(),
+  /** Every action gives up after this many seconds (the job is then retried). */
+  timeoutSeconds: z.number().int().min(1).max(120).default(5),
+};
+
+/**
+ * One place message-waiting counts are published to after each reconcile. Every mailbox goes to
+ * every target; each target has its own queue, so one that is down delays no other.
+ */
+export const mwiTargetSchema = z.discriminatedUnion('kind', [
+  /** The Asterisk that owns the spool (app_voicemail): AMI VoicemailRefresh for the mailbox. */
+  z.strictObject({ kind: z.literal('ami-refresh'), ...amiTargetFields }),
+  /** An Asterisk running res_mwi_external_ami instead of app_voicemail: AMI MWIUpdate. */
+  z.strictObject({ kind: z.literal('ami-mwiupdate'), ...amiTargetFields }),
+  /**
+   * An Asterisk (20.23, 22.13, 23.7, 24.1 or later, res_manager_devicestate) that phones register
+   * to, next to its own app_voicemail: AMI MailboxStateChange, published as a remote mailbox.
+   */
+  z.strictObject({
+    kind: z.literal('ami-mailboxstate'),
+    ...amiTargetFields,
+    /**
+     * The entity ID the update claims to come from (`xx:xx:xx:xx:xx:xx`). It must differ from
+     * the target Asterisk's own entityid (asterisk.conf), or it refuses the update.
+     */
+    entityId: z.string().regex(/^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$/, 'six hex pairs separated by colons, e.g. 02:00:00:00:00:01'),
+  }),
+  /** A SIP proxy or endpoint: one unsolicited NOTIFY (message-summary) over UDP. */
+  z.strictObject({
+    kind: z.literal('sip-notify'),
+    ...mwiTargetBase,
+    host: hostName,
+    port: z.number().int().min(1).max(65_535).default(5060),
+    /** Request-URI and To: of each NOTIFY. Placeholders {mailbox} and {context}. */
+    toUri: lineText(256).refine((s) => s.includes('{mailbox}'), 'must contain {mailbox}'),
+    /** From: of each NOTIFY, e.g. sip:vmbridge@pbx.example.com. */
+    fromUri: lineText(256),
+    /** Digest user name; default: the user part of fromUri. */
+    username: lineText(128).optional(),
+    /** Digest password, inline; prefer passwordFile. At most one of the two. */
+    password: lineText(256).optional(),
+    /** A file holding only the Digest password (one trailing newline ignored). */
+    passwordFile: z.string().min(1).optional(),
+  }),
+]);
+export type MwiTarget = z.infer<typeof mwiTargetSchema>;
+export type AmiMwiTarget = Extract<MwiTarget, { kind: 'ami-refresh' | 'ami-mwiupdate' | 'ami-mailboxstate' }>;
+export type SipMwiTarget = Extract<MwiTarget, { kind: 'sip-notify' }>;
 
 export const settingsSchema = z.strictObject({
   spool: z.strictObject({
@@ -35,6 +116,11 @@ export const settingsSchema = z.strictObject({
     voicemailConf: z.string().min(1).default('/etc/asterisk/voicemail.conf'),
     /** asterisk.conf, for lockmode; optional. */
     asteriskConf: z.string().min(1).optional(),
+    /**
+     * How Asterisk locks a spool folder (asterisk.conf [options] lockmode). Unset: read from
+     * asteriskConf when that is set, else lockfile (Asterisk's default). Both sides must agree.
+     */
+    lockmode: z.enum(['lockfile', 'flock']).optional(),
     /** Watch the spool for new files (inotify). */
     watch: z.boolean().default(true),
     /** Safety-net sweep over every mailbox, in seconds (0 turns it off). */
@@ -104,6 +190,14 @@ export const settingsSchema = z.strictObject({
     maxConnections: z.number().int().min(1).max(10_000).default(50),
     /** Seconds of no use after which an account's connection is logged out. */
     idleCloseSeconds: z.number().int().min(1).max(86_400).default(300),
+    idle: z.strictObject({
+      /**
+       * Accounts watched with IMAP IDLE on the inbox folder (one extra connection each, besides
+       * maxConnections), so mail-client changes arrive within a second or two; the others rely on
+       * the sweep. 0 turns IDLE off.
+       */
+      maxAccounts: z.number().int().min(0).max(10_000).default(100),
+    }).default({ maxAccounts: 100 }),
   }),
 
   email: z.strictObject({
@@ -124,13 +218,52 @@ export const settingsSchema = z.strictObject({
     maxDeleteShare: z.number().min(0).max(1).default(0.5),
     /** ...unless it deletes fewer than this many messages. */
     maxDeleteFloor: z.number().int().min(0).default(5),
-  }).default({ concurrency: 4, maxDeleteShare: 0.5, maxDeleteFloor: 5 }),
+    /** Carry mail-client changes (read, unread, flagged, filed, deleted) back to the spool. */
+    imapToSpool: z.boolean().default(true),
+  }).default({ concurrency: 4, maxDeleteShare: 0.5, maxDeleteFloor: 5, imapToSpool: true }),
+
+  /** The Asterisk that owns the spool. */
+  asterisk: z.strictObject({
+    /**
+     * Its Manager Interface (manager.conf). Optional; with it, spool changes go through Asterisk
+     * (VoicemailMove/VoicemailRemove), wait while a caller is in VoiceMailMain for the mailbox
+     * (CoreShowChannels), and MessageWaiting events trigger a reconcile.
+     */
+    ami: z.strictObject({
+      host: z.string().min(1),
+      port: z.number().int().min(1).max(65_535).default(5038),
+      username: z.string().min(1).refine((s) => !/[\r\n\0]/.test(s), 'no CR, LF or NUL'),
+      secret: z.string().min(1).optional(),
+      /** A file holding only the secret (one trailing newline ignored). */
+      secretFile: z.string().min(1).optional(),
+      /** Use VoicemailMove/VoicemailRemove (Asterisk 18.20, 20.5 and later); false: change files under the lock. */
+      useVoicemailActions: z.boolean().default(true),
+    }).optional(),
+  }).default({}),
 
   http: z.strictObject({
     /** Health/readiness/metrics listener; port 0 turns it off. */
     host: z.string().min(1).default('127.0.0.1'),
     port: z.number().int().min(0).max(65_535).default(0),
   }).default({ host: '127.0.0.1', port: 0 }),
+
+  /** Message-waiting (MWI) publishing: see docs/mwi.md. */
+  mwi: z.strictObject({
+    /**
+     * Where counts go after each reconcile (a list; in the environment, JSON). Empty: MWI is not
+     * published by vmbridge.
+     */
+    targets: z.preprocess(
+      (v) => (typeof v === 'string' ? parseJsonOr(v) : v),
+      z.array(mwiTargetSchema).max(32).refine((list) => new Set(list.map((t) => t.name)).size === list.length, 'target names must be unique'),
+    ).default([]),
+    /** First retry of a failed publish, in seconds; doubles per attempt... */
+    retrySeconds: z.number().int().min(1).max(3_600).default(1),
+    /** ...up to this many seconds between attempts. */
+    retryMaxSeconds: z.number().int().min(1).max(3_600).default(30),
+    /** Mailboxes published at once per target. */
+    concurrency: z.number().int().min(1).max(64).default(4),
+  }).default({ targets: [], retrySeconds: 1, retryMaxSeconds: 30, concurrency: 4 }),
 
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

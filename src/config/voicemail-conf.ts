@@ -574,6 +574,23 @@ export function boxMaxmsg(conf: VoicemailConf, box: VoicemailBox): number {
 }
 
 /**
+ * A mailbox's backupdeleted as app_voicemail reads it (apply_option): how many deleted messages
+ * are kept in Deleted/. The mailbox's option, else [general]'s, else 0 (none kept). A number is
+ * used as is (negative means 100, above 9999 means 9999); otherwise yes/true/on means 100 and
+ * anything else 0.
+ */
+export function boxBackupDeleted(conf: VoicemailConf, box: VoicemailBox): number {
+  const value = boxOption(conf, box, 'backupdeleted');
+  if (value === undefined) return 0;
+  const digits = /^\s*([+-]?\d+)/.exec(value);
+  if (digits) {
+    const n = Number.parseInt(digits[1]!, 10);
+    return n < 0 ? 100 : Math.min(n, 9999);
+  }
+  return /^\s*(yes|true|y|t|1|on)\s*$/i.test(value) ? 100 : 0;
+}
+
+/**
  * The IANA time zone of a mailbox: its `tz=` (or [general] `tz=`) names a [zonemessages] entry
  * `<IANA tz>|<format>`. Undefined when unset or when the zone is not defined (Asterisk then uses the
  * system time zone).

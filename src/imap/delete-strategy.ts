@@ -33,10 +33,10 @@ export function deleteStrategy(mode: DeleteMode, caps: DeleteCapabilities): Dele
 }
 
 /**
- * The strategy when the email already sits in the trash folder (the folder is mapped, or the trash
- * setting names a mapped folder): moving it there again would change nothing.
+ * The way to delete when the trash folder cannot be used: the email already sits in it, or the
+ * folder cannot be created, or the server refuses the message there (a full trash, no rights).
  */
-export function strategyInTrash(caps: DeleteCapabilities): DeleteStrategy {
+export function strategyWithoutTrash(caps: DeleteCapabilities): DeleteStrategy {
   return caps.uidplus ? 'uid-expunge' : 'flag-deleted';
 }
 

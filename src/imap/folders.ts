@@ -76,6 +76,11 @@ export async function trashFolder(client: ImapFlow, folders: Pick<FolderSettings
 
 export async function folderExists(client: ImapFlow, path: string): Promise<boolean> {
   if (path === 'INBOX') return true;
+  if ((await listing(client)).paths.has(path)) return true;
+  // The listing is cached per connection, and users create folders (Work, Family, ...) in their
+  // mail client at any time. A folder missing from an old listing would hide the voicemail the
+  // user just filed there, which would then look deleted: ask the server again before saying no.
+  listings.delete(client);
   return (await listing(client)).paths.has(path);
 }
 

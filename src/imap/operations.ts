@@ -14,7 +14,8 @@ import type { ImapFlow } from 'imapflow';
 import type { MailboxRef } from '../spool/types.js';
 import { ImapError } from '../errors.js';
 import { serverHas, type ServerCapabilities } from './capabilities.js';
-import { deleteStrategy, strategyInTrash, usesTrash, type DeleteMode, type DeleteStrategy } from './delete-strategy.js';
+import { describeImapError } from './connect.js';
+import { deleteStrategy, strategyWithoutTrash, usesTrash, type DeleteMode, type DeleteStrategy } from './delete-strategy.js';
 import { ensureFolder, trashFolder, type FolderSettings } from './folders.js';
 import { identitySearchValue, parseIdentityMessageId } from './identity-header.js';
 import { messageIdFromHeaders, rememberOwner } from './observe.js';
@@ -210,14 +211,15 @@ export async function deleteEmail(
   if (usesTrash(how)) {
     trash = (await trashFolder(client, policy.folders)).path;
     if (trash === path) {
-      how = strategyInTrash(caps);
+      how = strategyWithoutTrash(caps);
       fallback = `the email is already in the trash folder ${JSON.stringify(trash)}`;
     } else {
       try {
         await ensureFolder(client, trash);
       } catch (err) {
-        how = strategyInTrash(caps);
-        fallback = err instanceof Error ? err.message : String(err);
+        how = strategyWithoutTrash(caps);
+        const cause = err instanceof Error && err.cause !== undefined ? `: ${describeImapError(err.cause)}` : '';
+        fallback = `${err instanceof Error ? err.message : String(err)}${cause}`;
       }
     }
   }
@@ -249,7 +251,7 @@ export async function deleteEmail(
     }
     // The trash folder refused the message (over quota, no rights): delete the way that needs no
     // trash folder, which is never worse for the user's own mail.
-    const instead = strategyInTrash(caps);
+    const instead = strategyWithoutTrash(caps);
     const why = `the server refused to put UID ${uid} into ${JSON.stringify(trash)}`;
     if (instead === 'uid-expunge') await uidExpunge(client, uid);
     else await flagDeleted(client, uid);

@@ -90,8 +90,10 @@ export function refusalText(err: unknown): string {
     const f = e as ImapFailure;
     if (typeof f.responseText === 'string' && f.responseText !== '') {
       const code = typeof f.serverResponseCode === 'string' && f.serverResponseCode !== '' ? `[${f.serverResponseCode}] ` : '';
+      // Dovecot appends its timing ("(0.001 + 0.000 secs)."): noise for a person reading it.
+      const text = f.responseText.replace(/\s*\(\d+\.\d+(?: \+ \d+\.\d+)* secs\)\.?$/, '');
       // responseText already starts with the code on some servers: do not repeat it.
-      return `NO ${f.responseText.startsWith('[') ? '' : code}${f.responseText}`.slice(0, 300);
+      return `NO ${text.startsWith('[') ? '' : code}${text}`.slice(0, 300);
     }
     e = f.cause;
   }

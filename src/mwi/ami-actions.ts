@@ -94,6 +94,34 @@ export async function mwiUpdate(client: AmiClient, ref: MailboxRef, counts: { re
   });
 }
 
+/** Asterisk's entity ID form (`ast_str_to_eid`): six hex pairs joined by colons. */
+const ENTITY_ID = /^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$/;
+
+/**
+ * Publishes the MWI state of `mailbox@context` as a remote mailbox, on an Asterisk whose
+ * res_manager_devicestate has MailboxStateChange (20.23, 22.13, 23.7, 24.1 and later). Unlike
+ * MWIUpdate it needs no res_mwi_external, so it works beside app_voicemail. `entityId` names the
+ * system the state comes from; Asterisk refuses its own. Older versions answer
+ * `Invalid/unknown command` (AmiActionError). `new` should include urgent messages.
+ */
+export async function mailboxStateChange(
+  client: AmiClient,
+  ref: MailboxRef,
+  counts: { readonly new: number; readonly old: number },
+  entityId: string,
+): Promise<void> {
+  const mailbox = mwiMailboxId(ref);
+  if (typeof entityId !== 'string' || !ENTITY_ID.test(entityId)) {
+    throw new AmiUnsafeValueError('EntityID', `${JSON.stringify(entityId)} is not an entity ID (xx:xx:xx:xx:xx:xx)`);
+  }
+  await client.action('MailboxStateChange', {
+    Mailbox: mailbox,
+    NewMessages: checkCount('NewMessages', counts.new),
+    OldMessages: checkCount('OldMessages', counts.old),
+    EntityID: entityId,
+  });
+}
+
 export interface MailboxCounts {
   /** Messages in Urgent/ (MailboxCount's UrgMessages). */
   readonly urgent: number;

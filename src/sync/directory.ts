@@ -3,7 +3,7 @@
  * each, in which time zone, and which IMAP account holds its voicemail.
  */
 import type { Settings } from '../config/schema.js';
-import { boxMaxmsg, boxOption, boxTimezone, type VoicemailBox, type VoicemailConf } from '../config/voicemail-conf.js';
+import { boxBackupDeleted, boxMaxmsg, boxOption, boxTimezone, type VoicemailBox, type VoicemailConf } from '../config/voicemail-conf.js';
 import type { ImapAccount } from '../imap/account.js';
 import { mailboxKey, type MailboxRef } from '../spool/types.js';
 
@@ -14,6 +14,8 @@ export interface BoxInfo {
   readonly account: ImapAccount;
   /** voicemail.conf maxmsg (the mailbox's, else [general]'s, else 100): Asterisk refuses callers at it. */
   readonly maxmsg?: number;
+  /** voicemail.conf backupdeleted: deleted messages kept in Deleted/ (0: none). */
+  readonly backupDeleted?: number;
 }
 
 export interface Directory {
@@ -54,6 +56,7 @@ export function buildDirectory(conf: VoicemailConf, settings: Settings, password
       timezone,
       account: settings.imap.login.mode === 'master' ? { user } : { user, password: password as string },
       maxmsg: boxMaxmsg(conf, box),
+      backupDeleted: boxBackupDeleted(conf, box),
     });
   }
   return { boxes, problems };

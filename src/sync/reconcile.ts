@@ -20,13 +20,15 @@ import { buildVoicemailEmail } from '../imap/voicemail-email.js';
 import { isOverQuotaError, refusalText } from '../imap/quota.js';
 import type { MailboxWatch } from '../alerts/watch.js';
 import type { Logger } from '../log.js';
+import { mwiCounts, type MwiCounts } from '../mwi/counts.js';
 import { readMailbox } from '../spool/read-mailbox.js';
-import { isSyncedSpoolFolder, mailboxKey, type SpoolMessage, type SpoolProblem } from '../spool/types.js';
+import { isSyncedSpoolFolder, mailboxKey, type SpoolMessage, type SpoolProblem, type SpoolSnapshot } from '../spool/types.js';
 import type { BoxInfo } from './directory.js';
 import { adoptLegacyIds } from './legacy-ids.js';
 import { initialFlags, placementWish } from './placement.js';
 import { countDeletions, plan, type Held, type Op, type Plan, type SpoolSide } from './plan.js';
 import type { StateStore } from './state-store.js';
+import { SpoolChanger, spoolLockmode } from './spool-changes.js';
 
 export interface ReconcileDeps {
   readonly spoolDir: string;
@@ -36,6 +38,11 @@ export interface ReconcileDeps {
   readonly log: Logger;
   /** Told after the ops are applied (quota, maxmsg, a mailbox refused for quota); optional. */
   readonly watch?: MailboxWatch;
+  /**
+   * Carries mail-client changes to the spool (through AMI when configured). Absent: the files are
+   * changed directly under the lock mode the settings give, with no VoiceMailMain check.
+   */
+  readonly spoolChanger?: SpoolChanger;
 }
 
 export interface ReconcileOptions {
@@ -52,6 +59,11 @@ export interface ReconcileResult {
   readonly spoolProblems: readonly SpoolProblem[];
   /** Counts after the reconcile, from the spool (the source of MWI); absent on a dry run. */
   readonly spoolTotal: number;
+  /**
+   * MWI counts of the spool as the whole plan left it (re-read when the plan changed the spool).
+   * Absent on a dry run, and when that re-read did not settle: unknown is not zero.
+   */
+  readonly counts?: MwiCounts;
 }
 
 export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: ReconcileOptions = {}): Promise<ReconcileResult> {
@@ -74,7 +86,7 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
 
   return deps.imap.withClient(box.account, async (client, caps) => {
     const paths = await rolePaths(client, settings.imap.folders);
-    const observed = await observeImap(client, box.ref, paths, settings.email.messageIdDomain);
+    let observed = await observeImap(client, box.ref, paths, settings.email.messageIdDomain);
     const { records, dropped } = await state.load(box.ref);
     if (dropped.length > 0) log.warn({ ids: dropped }, 'unreadable sync records dropped; they are re-learnt from both sides');
     for (const a of adoptLegacyIds(messages.values(), observed.copies, records)) {
@@ -84,21 +96,34 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
       log.info({ from: a.from, to: a.to }, 'Asterisk gave an old voicemail a msg_id; its email keeps its place');
     }
 
-    const thePlan = plan({
+    const planFor = (seen: typeof observed): Plan => plan({
       spool,
-      imap: observed.copies,
+      imap: seen.copies,
       records,
-      uidValidity: observed.uidValidity,
-      options: { imapToSpool: false },
+      uidValidity: seen.uidValidity,
+      options: { imapToSpool: settings.sync.imapToSpool },
     });
+    let thePlan = planFor(observed);
+    if (thePlan.ops.some((op) => op.kind === 'delete-voicemail')) {
+      // Folders are read one after the other: an email the user moved between two of them at
+      // that moment (Work back to INBOX, say) can be missed in both and look deleted. A voicemail
+      // is only deleted if a second look agrees.
+      observed = await observeImap(client, box.ref, paths, settings.email.messageIdDomain);
+      thePlan = planFor(observed);
+    }
     logHeld(log, thePlan.held);
     checkSafety(thePlan, spool.size, observed.copies.size, settings, mailboxKey(box.ref));
     if (opts.dryRun || thePlan.ops.length === 0) {
-      if (!opts.dryRun) await deps.watch?.afterReconcile({ client, caps, box, inboxPath: paths.inbox, snapshot, appended: 0 });
-      return { plan: thePlan, applied: 0, skipped: [], spoolProblems: snapshot.problems, spoolTotal: spool.size };
+      if (!opts.dryRun) await deps.watch?.afterReconcile({ client, caps, box, inboxPath: paths.inbox, counts: mwiCounts(snapshot), appended: 0, waiting: 0 });
+      return { plan: thePlan, applied: 0, skipped: [], spoolProblems: snapshot.problems, spoolTotal: spool.size, ...(opts.dryRun ? {} : { counts: mwiCounts(snapshot) }) };
     }
 
     const identity = (id: string): Identity => ({ ref: box.ref, id, domain: settings.email.messageIdDomain });
+    // A caller in VoiceMailMain holds message numbers in memory: no spool change at all then, and
+    // the whole reconcile waits (a retriable error, before anything else is changed).
+    const spoolOps = thePlan.ops.some((op) => op.kind === 'move-voicemail' || op.kind === 'delete-voicemail');
+    const changer = spoolOps ? (deps.spoolChanger ?? new SpoolChanger({ spoolDir: deps.spoolDir, lockmode: await spoolLockmode(settings) })) : undefined;
+    if (changer) await changer.assertNotInVoiceMailMain(box.ref);
     const skipped: { op: Op; problem: string }[] = [];
     let applied = 0;
     let appended = 0;
@@ -162,16 +187,36 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
         case 'forget':
           await state.remove(box.ref, op.id);
           break;
-        case 'move-voicemail':
-        case 'delete-voicemail':
-          // plan() only emits these with imapToSpool, which this build does not turn on.
-          throw new Error(`${op.kind} is not supported: the spool is read-only here`);
+        case 'move-voicemail': {
+          const outcome = await changer!.move(box, op.id, op.from, op.to);
+          if (!outcome.done) {
+            // Not forced: Asterisk refuses a full folder too. The email stays where the user put
+            // it, and the move is tried again at the next reconcile of this mailbox.
+            log.warn({ id: op.id, from: op.from, to: op.to, problem: outcome.problem }, 'voicemail not moved: the folder is full');
+            skipped.push({ op, problem: outcome.problem });
+            continue;
+          }
+          await state.put(box.ref, op.id, { folder: op.to, role: op.email.role, uid: op.email.uid, uidValidity: observed.uidValidity[op.email.role] ?? '' });
+          log.info({ id: op.id, from: op.from, to: op.to, via: outcome.via, alreadyDone: outcome.alreadyDone, repairs: outcome.repairs.length ? outcome.repairs : undefined, reason: op.reason }, 'voicemail moved');
+          break;
+        }
+        case 'delete-voicemail': {
+          const outcome = await changer!.remove(box, op.id, op.folder);
+          if (!outcome.done) {
+            skipped.push({ op, problem: outcome.problem });
+            continue;
+          }
+          await state.remove(box.ref, op.id);
+          log.info({ id: op.id, folder: op.folder, via: outcome.via, alreadyDone: outcome.alreadyDone, backupDeleted: box.backupDeleted ?? 0, repairs: outcome.repairs.length ? outcome.repairs : undefined, reason: op.reason }, 'voicemail removed');
+          break;
+        }
       }
       applied++;
       opts.onOp?.(op);
     }
-    await deps.watch?.afterReconcile({ client, caps, box, inboxPath: paths.inbox, snapshot, appended, refused });
-    return { plan: thePlan, applied, skipped, spoolProblems: snapshot.problems, spoolTotal: spool.size };
+    const counts = await finalCounts(deps.spoolDir, snapshot, thePlan.ops, log);
+    await deps.watch?.afterReconcile({ client, caps, box, inboxPath: paths.inbox, counts, appended, waiting: skipped.filter((s) => s.op.kind === 'append').length, refused });
+    return { plan: thePlan, applied, skipped, spoolProblems: snapshot.problems, spoolTotal: spool.size, ...(counts ? { counts } : {}) };
   });
 }
 
@@ -238,6 +283,18 @@ export function checkSafety(p: Plan, spoolTotal: number, imapTotal: number, sett
   if (tooMany(voicemails, spoolTotal)) {
     throw new SafetyStopError(`${what}: the plan would delete ${voicemails} of ${spoolTotal} voicemails (limit sync.maxDeleteShare=${maxDeleteShare}, sync.maxDeleteFloor=${maxDeleteFloor}); nothing was changed.`);
   }
+}
+
+/**
+ * MWI counts after the whole plan: the snapshot's when no op touched the spool, else a fresh read.
+ * A fresh read that does not settle gives no counts (MWI is never published from a guess).
+ */
+async function finalCounts(spoolDir: string, snapshot: SpoolSnapshot, ops: readonly Op[], log: Logger): Promise<MwiCounts | undefined> {
+  if (!ops.some((op) => op.kind === 'move-voicemail' || op.kind === 'delete-voicemail')) return mwiCounts(snapshot);
+  const after = await readMailbox(spoolDir, snapshot.ref);
+  if (after.settled) return mwiCounts(after);
+  log.info('spool still changing after the plan; MWI waits for the next reconcile');
+  return undefined;
 }
 
 function logHeld(log: Logger, held: readonly Held[]): void {

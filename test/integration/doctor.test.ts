@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startDovecot, type DovecotServer } from '../support/dovecot.js';
 import { startHarness, type Harness } from '../support/harness.js';
 import { freePort } from '../support/ports.js';
 
@@ -64,14 +65,17 @@ function capabilityLine(out: string, name: string): string {
 describe('vmbridge doctor against real servers', { timeout: 600_000 }, () => {
   let full: Harness;
   let noUidplus: Harness;
+  let withMaster: DovecotServer;
 
   before(async () => {
     full = await startHarness({ boxes: [{ mailbox: '1000' }, { mailbox: '1001' }, { mailbox: '1002' }] });
     noUidplus = await startHarness({ boxes: [{ mailbox: '2000' }], omitCapabilities: ['UIDPLUS'] });
+    withMaster = await startDovecot({ users: [{ user: 'u3000', pass: 'pw-u3000' }, { user: 'u3001', pass: 'pw-u3001' }], masterUser: { user: 'vmb', pass: 'Master-Pw-4412' } });
   });
   after(async () => {
     await full?.stop();
     await noUidplus?.stop();
+    await withMaster?.stop();
   });
 
   it('with UIDPLUS: exit 0, every account logs in, each capability with what vmbridge does because of it', async () => {
@@ -165,6 +169,26 @@ describe('vmbridge doctor against real servers', { timeout: 600_000 }, () => {
     assert.equal(bounded.code, 0, bounded.stdout);
     assert.equal(bounded.stdout.match(/OK\s+login u\d+: works/g)?.length, 2, 'two logins');
     assert.match(bounded.stdout, /INFO\s+1 of 3 accounts not tried: at most 2 are tried/);
+  });
+
+  it('a master login is tried once for every account; a wrong master password is a failure that prints no password', async () => {
+    const conf = join(full.dir, 'master.conf');
+    await writeFile(conf, ['[general]', '', '[default]', '3000 => 1234,Owner 3000,,,imapuser=u3000', '3001 => 1234,Owner 3001,,,imapuser=u3001', ''].join('\n'));
+    const passFile = (pass: string, name: string): Promise<string> => writeFile(join(full.dir, name), `${pass}\n`, { mode: 0o600 }).then(() => join(full.dir, name));
+    const settings = (name: string, file: string): Promise<string> => settingsFile(full, name, (s) => {
+      s.spool!.voicemailConf = conf;
+      s.imap = { host: '127.0.0.1', port: withMaster.port, secure: false, requireTls: false, login: { mode: 'master', masterUser: 'vmb', masterPasswordFile: file } };
+    });
+
+    const good = await doctor(['--config', await settings('master', await passFile('Master-Pw-4412', 'master-pw'))]);
+    assert.equal(good.code, 0, good.stdout);
+    assert.equal(good.stdout.match(/login u\d+\*vmb \(master login\): works/g)?.length, 1, 'one login');
+    assert.match(good.stdout, /INFO\s+1 of 2 accounts not tried: they use the same master login/);
+
+    const bad = await doctor(['--config', await settings('master-bad', await passFile('Not-The-Master-Pw', 'master-bad'))]);
+    assert.equal(bad.code, 1, bad.stdout);
+    assert.match(bad.stdout, /FAIL\s+login u3000\*vmb \(master login\): authentication failed/);
+    for (const secret of ['Not-The-Master-Pw', 'Master-Pw-4412']) assert.equal(`${bad.stdout}${bad.stderr}${good.stdout}${good.stderr}`.includes(secret), false);
   });
 
   it('--help lists the checks that exist', async () => {

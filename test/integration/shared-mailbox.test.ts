@@ -36,6 +36,8 @@ interface Variant {
   readonly deleted: 'expunged' | 'trash' | 'flagged';
   /** How filing to Work leaves INBOX: moved (MOVE, or COPY + UID EXPUNGE) or copied and flagged. */
   readonly filing: 'moved' | 'copied-and-flagged';
+  /** imap.folders.trash, when set. */
+  readonly trash?: string;
 }
 
 const VARIANTS: readonly Variant[] = [
@@ -44,6 +46,9 @@ const VARIANTS: readonly Variant[] = [
   { name: 'Dovecot without UIDPLUS, deleteMode expunge (left flagged \\Deleted)', omit: ['UIDPLUS'], deleteMode: 'expunge', deleted: 'flagged', filing: 'moved' },
   { name: 'Dovecot without UIDPLUS and MOVE (COPY; left flagged \\Deleted)', omit: ['UIDPLUS', 'MOVE'], deleteMode: 'auto', deleted: 'flagged', filing: 'copied-and-flagged' },
   { name: 'Dovecot with UIDPLUS but no MOVE, deleteMode trash (COPY to Trash + UID EXPUNGE)', omit: ['MOVE'], deleteMode: 'trash', deleted: 'trash', filing: 'moved' },
+  // A trash folder the server will not create (Dovecot's Maildir++ layout refuses '.' in a name): the
+  // delete falls back to the flag, still without any EXPUNGE.
+  { name: 'Dovecot without UIDPLUS, a trash folder that cannot be made (falls back to the flag)', omit: ['UIDPLUS'], deleteMode: 'auto', deleted: 'flagged', filing: 'moved', trash: 'Bin.old' },
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -161,7 +166,7 @@ for (const variant of VARIANTS) {
         settings: (base) => {
           const imap = base.imap as Record<string, unknown>;
           tap.upstreamPort = imap.port as number;
-          return { ...base, imap: { ...imap, port: tap.port, deleteMode: variant.deleteMode } };
+          return { ...base, imap: { ...imap, port: tap.port, deleteMode: variant.deleteMode, ...(variant.trash ? { folders: { trash: variant.trash } } : {}) } };
         },
       });
       mc = await h.mail(REF);
@@ -192,9 +197,9 @@ for (const variant of VARIANTS) {
       assert.deepEqual(new Set(before.map((m) => m.folder)), new Set(['INBOX', 'Work', 'Trash']));
 
       const voicemailIds = new Set<string>(left.map((v) => mid(v.msgId)));
-      const copies = async (id: string, opts: { deleted?: boolean } = {}): Promise<Listed[]> =>
-        (await listEverything(mc)).filter((m) => m.messageId === mid(id) && (opts.deleted ?? false) === m.flags.includes('\\Deleted'));
-      const live = async (id: string): Promise<Listed[]> => copies(id, { deleted: false });
+      /** The copies of a voicemail's email that a mail client shows (not flagged \Deleted). */
+      const live = async (id: string): Promise<Listed[]> =>
+        (await listEverything(mc)).filter((m) => m.messageId === mid(id) && !m.flags.includes('\\Deleted'));
       const msgnum = async (id: string, folder: SpoolFolder): Promise<number> => {
         const found = (await listFolder(h.spoolDir, REF, folder)).find((m) => m.msgId === id);
         assert.ok(found, `${id} in ${folder}`);
@@ -278,6 +283,12 @@ for (const variant of VARIANTS) {
         if (variant.deleted === 'flagged') assert.deepEqual(where, [['INBOX', true]], `${v.msgId}: flagged \\Deleted in INBOX, not expunged`);
       }
       assert.equal(afterAll.length, before.length + 5 + (variant.deleted === 'expunged' ? 0 : 2) + (variant.filing === 'moved' ? 0 : 1), 'nothing else appeared');
+
+      if (variant.trash) {
+        const fallbacks = h.logLines.filter((l) => l.includes('left flagged') && l.includes('"fallback"'));
+        assert.equal(fallbacks.length, 2, `each fallback logged with its reason:\n${h.logLines.join('\n')}`);
+        assert.deepEqual((await listEverything(mc)).filter((m) => m.folder === variant.trash), [], 'no such folder was made');
+      }
 
       // -- On the wire: never a bare EXPUNGE or CLOSE; UID EXPUNGE only where the server has UIDPLUS.
       const verbs = tap.verbs();

@@ -48,6 +48,8 @@ export interface AmiServerOptions {
   readonly lockmode?: 'lockfile';
   /** Asterisk sleeps 1 s before refusing a login. */
   readonly authFailureDelayMs?: number;
+  /** Listen on this port (to bring a closed server back where clients expect it). Default: a free one. */
+  readonly port?: number;
 }
 
 /** One action as the server parsed it. */
@@ -134,7 +136,7 @@ export class AmiTestServer {
     if (ami.state.profile === 'voicemail') await seedMwi(ami.state);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => {
+      server.listen(opts.port ?? 0, '127.0.0.1', () => {
         server.off('error', reject);
         resolve();
       });

@@ -20,6 +20,10 @@ export interface HarnessBox {
   readonly context?: string;
   readonly fullName?: string;
   readonly email?: string;
+  /** Dovecot quota rule for this box's IMAP user, e.g. `*:messages=5` (see DovecotUser.quotaRule). */
+  readonly quotaRule?: string;
+  /** More `|`-separated voicemail.conf options for the mailbox line, e.g. `maxmsg=4`. */
+  readonly options?: string;
 }
 
 export interface Harness {
@@ -57,7 +61,7 @@ export async function startHarness(opts: {
   const confPath = join(dir, 'voicemail.conf');
   const refs = opts.boxes.map((b) => ({ ...b, context: b.context ?? 'default' }));
   const dovecot = await startDovecot({
-    users: refs.map((b) => ({ user: userOf(b), pass: `pw-${userOf(b)}` })),
+    users: refs.map((b) => ({ user: userOf(b), pass: `pw-${userOf(b)}`, ...(b.quotaRule !== undefined ? { quotaRule: b.quotaRule } : {}) })),
     ...(opts.omitCapabilities ? { omitCapabilities: opts.omitCapabilities } : {}),
   });
   const redis = await startRedis();
@@ -67,7 +71,7 @@ export async function startHarness(opts: {
     for (const b of refs) {
       const lines = byContext.get(b.context) ?? [];
       const user = userOf(b);
-      lines.push(`${b.mailbox} => 1234,${b.fullName ?? `Owner ${b.mailbox}`},${b.email ?? `${user}@example.invalid`},,imapuser=${user}|imappassword=pw-${user}|tz=utc`);
+      lines.push(`${b.mailbox} => 1234,${b.fullName ?? `Owner ${b.mailbox}`},${b.email ?? `${user}@example.invalid`},,imapuser=${user}|imappassword=pw-${user}|tz=utc${b.options ? `|${b.options}` : ''}`);
       byContext.set(b.context, lines);
     }
     const text = ['[general]', 'format=wav49|gsm|wav', '', '[zonemessages]', 'utc=UTC|\'vm-received\' q \'digits/at\' IMp', ''];

@@ -144,8 +144,8 @@ log:
       key: 'spool.sweep_seconds',
       includes: [`${path}:2:3: spool.sweep_seconds: unknown setting`, 'did you mean sweepSeconds?', 'spool accepts: dir, voicemailConf'],
     });
-    const section = await file('imap:\n  host: h\nmwi:\n  x: 1\n');
-    await rejects(load({ file: section }), { key: 'mwi', includes: ['mwi: unknown setting', 'sections are: spool, redis, imap'] });
+    const section = await file('imap:\n  host: h\nphones:\n  x: 1\n');
+    await rejects(load({ file: section }), { key: 'phones', includes: ['phones: unknown setting', 'sections are: spool, redis, imap'] });
   });
 
   it('requires imap.host, saying where to set it', async () => {

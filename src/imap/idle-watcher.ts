@@ -1,0 +1,157 @@
+/**
+ * Hearing about mail-client changes within a second or two: one IMAP connection per account sits
+ * in IDLE on the inbox folder (RFC 2177) and reports "this account may have changed" whenever the
+ * server says a message arrived (EXISTS), left (EXPUNGE: deleted, moved to Trash or to Work) or had
+ * its flags changed (FETCH FLAGS: read, unread, flagged).
+ *
+ * - IDLE blocks its connection, so these are separate from the pool's command connections.
+ * - The folder is opened read-only (EXAMINE): watching must never change \Recent or expunge.
+ * - The number of accounts is bounded (imap.idle.maxAccounts): thousands of mailboxes must not mean
+ *   thousands of idle connections. Accounts beyond the bound, and changes made inside Work, Family
+ *   or Friends, are found by the periodic sweep.
+ * - Dropped connections come back with capped exponential backoff; after a reconnect the account
+ *   is reported once, as changes made meanwhile were not heard.
+ * - Dovecot tells an IDLE session about other sessions' changes after about half a second.
+ */
+import { ImapFlow } from 'imapflow';
+import type { Logger } from '../log.js';
+import { accountKey, type ImapAccount } from './account.js';
+import { describeImapError, imapOptions, type ImapServerSettings } from './connect.js';
+import { rolePaths } from './folders.js';
+
+export interface IdleWatcherOptions {
+  readonly server: ImapServerSettings;
+  /** Accounts watched at most; 0 watches none. */
+  readonly maxAccounts: number;
+  readonly log: Logger;
+  /** Called with the account key whenever something in its inbox folder may have changed. */
+  readonly onChange: (account: string) => void;
+  readonly initialDelayMs?: number;
+  readonly maxDelayMs?: number;
+}
+
+interface Watch {
+  readonly key: string;
+  account: ImapAccount;
+  client: ImapFlow | undefined;
+  stopped: boolean;
+  wake: (() => void) | undefined;
+  done: Promise<void> | undefined;
+}
+
+/** IDLE is broken and restarted this often, well inside every server's and proxy's idle limit. */
+const IDLE_RESTART_MS = 60_000;
+
+export class IdleWatcher {
+  private readonly watches = new Map<string, Watch>();
+  private warnedBeyond = false;
+  private closed = false;
+
+  constructor(private readonly opts: IdleWatcherOptions) {}
+
+  /** Accounts being watched now (for tests and health). */
+  get watching(): readonly string[] {
+    return [...this.watches.keys()];
+  }
+
+  /**
+   * Watches these accounts (the first maxAccounts by name), stops watching the others. Called at
+   * start and after voicemail.conf is reloaded.
+   */
+  update(accounts: Iterable<ImapAccount>): void {
+    if (this.closed) return;
+    const byKey = new Map<string, ImapAccount>();
+    for (const a of accounts) byKey.set(accountKey(a), a);
+    const keys = [...byKey.keys()].sort();
+    const wanted = new Set(keys.slice(0, this.opts.maxAccounts));
+    if (keys.length > wanted.size && !this.warnedBeyond && this.opts.maxAccounts > 0) {
+      this.warnedBeyond = true;
+      this.opts.log.info({ accounts: keys.length, watched: wanted.size, setting: 'imap.idle.maxAccounts' }, 'more accounts than IDLE connections: the others are found by the sweep');
+    }
+    for (const [key, w] of this.watches) {
+      if (!wanted.has(key)) void this.stop(w);
+    }
+    for (const key of wanted) {
+      const account = byKey.get(key)!;
+      const existing = this.watches.get(key);
+      if (existing) {
+        existing.account = account; // a changed password is used at the next reconnect
+        continue;
+      }
+      const w: Watch = { key, account, client: undefined, stopped: false, wake: undefined, done: undefined };
+      this.watches.set(key, w);
+      w.done = this.run(w);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.watches.values()].map((w) => this.stop(w)));
+  }
+
+  private async stop(w: Watch): Promise<void> {
+    w.stopped = true;
+    if (this.watches.get(w.key) === w) this.watches.delete(w.key);
+    w.wake?.();
+    const client = w.client;
+    // logout() breaks IDLE (DONE) and ends the session; close() if the server does not answer.
+    if (client) await client.logout().catch(() => client.close());
+    await w.done;
+  }
+
+  private async run(w: Watch): Promise<void> {
+    const log = this.opts.log.child({ account: w.key });
+    let attempt = 0;
+    let connectedBefore = false;
+    while (!w.stopped) {
+      try {
+        const client = new ImapFlow({ ...imapOptions(this.opts.server, w.account), maxIdleTime: IDLE_RESTART_MS });
+        w.client = client;
+        client.on('error', () => undefined); // the close that follows is what counts
+        const changed = (): void => {
+          if (!w.stopped) this.opts.onChange(w.key);
+        };
+        client.on('exists', changed);
+        client.on('expunge', changed);
+        client.on('flags', changed);
+        await client.connect();
+        if (w.stopped) break;
+        const inbox = (await rolePaths(client, this.opts.server.folders)).inbox;
+        await client.mailboxOpen(inbox, { readOnly: true });
+        log.debug({ folder: inbox }, 'IDLE watching');
+        attempt = 0;
+        // Changes made while the connection was down were not heard.
+        if (connectedBefore) changed();
+        connectedBefore = true;
+        // idle() returns when IDLE is broken (by a command, or the connection ending); without a
+        // selected folder it would return at once, so that ends the session too.
+        while (!w.stopped && client.usable && client.mailbox) {
+          await client.idle();
+        }
+      } catch (err) {
+        if (!w.stopped) log[attempt === 0 ? 'warn' : 'debug']({ err: describeImapError(err), attempt }, 'IDLE connection failed; retrying');
+      } finally {
+        const client = w.client;
+        w.client = undefined;
+        if (client?.usable) await client.logout().catch(() => client.close());
+        else client?.close();
+      }
+      if (w.stopped) break;
+      attempt++;
+      const cap = Math.min(this.opts.maxDelayMs ?? 60_000, (this.opts.initialDelayMs ?? 1_000) * 2 ** (attempt - 1));
+      await this.sleep(w, Math.round(cap / 2 + (Math.random() * cap) / 2));
+    }
+  }
+
+  private sleep(w: Watch, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        w.wake = undefined;
+        resolve();
+      }
+      w.wake = done;
+    });
+  }
+}

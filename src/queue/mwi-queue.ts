@@ -1,0 +1,152 @@
+/**
+ * MWI publishing state and queues, one queue per target (`mwi-<name>`), so a target that is down
+ * or slow delays no other target and never a reconcile.
+ *
+ * Redis holds, per mailbox, the counts vmbridge wants shown (`desired`, written after each
+ * reconcile), and per target and mailbox the counts last delivered there (`published`). A job
+ * carries only the mailbox: the target's worker reads the latest desired counts when it runs, so
+ * a burst of changes becomes one publication of the newest value, and a value older than one
+ * already sent is never sent.
+ *
+ * Jobs are coalesced like reconciles: a request sets the (target, mailbox) pending key (SET NX)
+ * and adds a job only if it was not set; the worker clears it before it reads the desired counts.
+ * Payloads and stored counts are validated on both ends: they are data from Redis.
+ */
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { isValidCounts, type MwiCounts } from '../mwi/counts.js';
+import { isSafeName } from '../spool/names.js';
+import type { MailboxRef } from '../spool/types.js';
+
+const safeName = z.string().refine(isSafeName, 'not a safe spool name');
+
+export const mwiJobSchema = z.strictObject({
+  context: safeName,
+  mailbox: safeName,
+});
+export type MwiJob = z.infer<typeof mwiJobSchema>;
+
+const countsSchema = z
+  .strictObject({
+    new: z.number().int().nonnegative(),
+    old: z.number().int().nonnegative(),
+    urgent: z.number().int().nonnegative(),
+  })
+  .refine(isValidCounts, 'urgent cannot exceed new');
+
+/** A target name as the settings allow it; also what makes a queue name safe. */
+const TARGET_NAME = /^[A-Za-z0-9_-]{1,32}$/;
+
+export function mwiQueueName(target: string): string {
+  if (!TARGET_NAME.test(target)) throw new Error(`MWI target name ${JSON.stringify(target)} is not valid`);
+  return `mwi-${target}`;
+}
+
+const boxField = (ref: MailboxRef): string => `${ref.context}:${ref.mailbox}`;
+export const mwiDesiredKey = (prefix: string): string => `${prefix}:mwi:desired`;
+export const mwiPublishedKey = (prefix: string, target: string): string => `${prefix}:mwi:published:${target}`;
+export const mwiPendingKey = (prefix: string, target: string, ref: MailboxRef): string => `${prefix}:mwi:pending:${target}:${boxField(ref)}`;
+export const mwiLockKey = (prefix: string, target: string, ref: MailboxRef): string => `${prefix}:mwi:lock:${target}:${boxField(ref)}`;
+
+/** How long a pending key may outlive a lost job before a new request queues another. */
+export const MWI_PENDING_TTL_MS = 10 * 60_000;
+
+function parseCounts(raw: string | null): MwiCounts | undefined {
+  if (raw === null) return undefined;
+  let data: unknown;
+  try {
+    data = JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+  const parsed = countsSchema.safeParse(data);
+  // Something unreadable is unknown, never zero: it is treated as absent.
+  return parsed.success ? parsed.data : undefined;
+}
+
+function encodeCounts(c: MwiCounts): string {
+  return JSON.stringify(countsSchema.parse({ new: c.new, old: c.old, urgent: c.urgent }));
+}
+
+/** The desired and published counts in Redis (hashes keyed `context:mailbox`). */
+export class MwiStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  async setDesired(ref: MailboxRef, counts: MwiCounts): Promise<void> {
+    mwiJobSchema.parse({ context: ref.context, mailbox: ref.mailbox });
+    await this.redis.hset(mwiDesiredKey(this.prefix), boxField(ref), encodeCounts(counts));
+  }
+
+  async desired(ref: MailboxRef): Promise<MwiCounts | undefined> {
+    return parseCounts(await this.redis.hget(mwiDesiredKey(this.prefix), boxField(ref)));
+  }
+
+  async setPublished(target: string, ref: MailboxRef, counts: MwiCounts): Promise<void> {
+    await this.redis.hset(mwiPublishedKey(this.prefix, target), boxField(ref), encodeCounts(counts));
+  }
+
+  async published(target: string, ref: MailboxRef): Promise<MwiCounts | undefined> {
+    return parseCounts(await this.redis.hget(mwiPublishedKey(this.prefix, target), boxField(ref)));
+  }
+}
+
+export interface MwiRetryOptions {
+  /** First retry after this many ms; doubles per attempt... */
+  readonly initialMs: number;
+  /** ...up to this. */
+  readonly maxMs: number;
+}
+
+/** Attempts per job. With the default 30 s cap, about 8 hours; after that the job is kept as failed. */
+export const MWI_ATTEMPTS = 1_000;
+
+/** Capped exponential backoff: attempt n waits min(max, initial × 2^(n-1)). */
+export function mwiBackoffMs(attemptsMade: number, retry: MwiRetryOptions): number {
+  const n = Math.max(1, attemptsMade);
+  return Math.min(retry.maxMs, retry.initialMs * 2 ** Math.min(n - 1, 30));
+}
+
+/** Queues "publish mailbox X" for one target. */
+export class MwiRequester {
+  readonly queue: Queue<MwiJob>;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    readonly target: string,
+  ) {
+    this.queue = new Queue<MwiJob>(mwiQueueName(target), {
+      connection: redis,
+      prefix,
+      defaultJobOptions: {
+        attempts: MWI_ATTEMPTS,
+        // The worker's backoffStrategy caps the delay (BullMQ's own exponential has no cap).
+        backoff: { type: 'capped' },
+        removeOnComplete: { count: 1_000 },
+        removeOnFail: { count: 5_000 },
+      },
+    });
+  }
+
+  /** True when a job was queued; false when a queued job will already see the latest counts. */
+  async request(ref: MailboxRef): Promise<boolean> {
+    const data = mwiJobSchema.parse({ context: ref.context, mailbox: ref.mailbox });
+    const key = mwiPendingKey(this.prefix, this.target, ref);
+    if ((await this.redis.set(key, '1', 'PX', MWI_PENDING_TTL_MS, 'NX')) !== 'OK') return false;
+    try {
+      await this.queue.add(`${ref.mailbox}@${ref.context}`, data);
+    } catch (err) {
+      await this.redis.del(key).catch(() => undefined);
+      throw err;
+    }
+    return true;
+  }
+
+  async close(): Promise<void> {
+    await this.queue.close();
+  }
+}

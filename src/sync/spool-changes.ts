@@ -1,0 +1,152 @@
+/**
+ * Carrying a mail-client change to the spool: a voicemail moves to another folder, or leaves its
+ * folder (into Deleted/ where voicemail.conf's backupdeleted asks for it).
+ *
+ * Order of preference (DESIGN, "Decisions already taken"):
+ *   1. through the Asterisk that owns the spool, with AMI VoicemailMove / VoicemailRemove (18.20,
+ *      20.5 and later): Asterisk locks, renumbers and publishes MWI itself. Those actions answer
+ *      Success even when they failed, so the helpers turn a failure into AmiReportedFailureError,
+ *      and the result is checked on disk either way;
+ *   2. otherwise the files themselves, under Asterisk's folder lock (src/spool/write.ts).
+ * Either way, never while a caller is in VoiceMailMain for the mailbox: Asterisk keeps message
+ * numbers in memory for the whole session and would act on the wrong files at hang-up. With AMI
+ * that is asked (CoreShowChannels) before every change; without AMI it cannot be known.
+ */
+import { readAsteriskConf, type LockMode } from '../config/asterisk-conf.js';
+import type { Settings } from '../config/schema.js';
+import { SpoolChangeDeferredError, VmbridgeError } from '../errors.js';
+import { AmiReportedFailureError, coreShowChannels, voiceMailMainBusy, voicemailMove, voicemailRemove } from '../mwi/ami-actions.js';
+import type { AmiClient } from '../mwi/ami-client.js';
+import { DERIVED_ID_PREFIX } from '../spool/identity.js';
+import { readMailbox } from '../spool/read-mailbox.js';
+import { isSyncedSpoolFolder, mailboxKey, type MailboxRef, type SyncedSpoolFolder } from '../spool/types.js';
+import { DEFAULT_MAXMSG, FolderFullError, MessageNotFoundError, moveVoicemail, removeVoicemail } from '../spool/write.js';
+
+/** What the reconcile needs to know about the mailbox being changed. */
+export interface SpoolBox {
+  readonly ref: MailboxRef;
+  /** voicemail.conf maxmsg; default 100. */
+  readonly maxmsg?: number;
+  /** voicemail.conf backupdeleted; default 0. */
+  readonly backupDeleted?: number;
+}
+
+export interface SpoolChangerOptions {
+  readonly spoolDir: string;
+  readonly lockmode: LockMode;
+  /** The owning Asterisk's AMI session, when `asterisk.ami` is configured. */
+  readonly ami?: { readonly client: AmiClient; readonly useVoicemailActions: boolean };
+}
+
+export type SpoolChangeOutcome =
+  | { readonly done: true; readonly via: 'ami' | 'files'; readonly alreadyDone: boolean; readonly repairs: readonly string[] }
+  /** The destination folder is full (maxmsg): nothing changed, the email stays where the user put it. */
+  | { readonly done: false; readonly problem: string };
+
+/** Asterisk said the change was made, but the spool does not show it. */
+export class SpoolChangeUnverifiedError extends VmbridgeError {
+  constructor(ref: MailboxRef, id: string, what: string) {
+    super('SPOOL_CHANGE_UNVERIFIED', `${mailboxKey(ref)}: Asterisk reported ${what} of ${JSON.stringify(id)} as done, but the spool does not show it; the reconcile is retried`);
+  }
+}
+
+/** The lock mode vmbridge must share with Asterisk: the setting, else asterisk.conf, else lockfile. */
+export async function spoolLockmode(settings: Settings): Promise<LockMode> {
+  if (settings.spool.lockmode !== undefined) return settings.spool.lockmode;
+  if (settings.spool.asteriskConf !== undefined) return (await readAsteriskConf(settings.spool.asteriskConf)).lockmode;
+  return 'lockfile';
+}
+
+export class SpoolChanger {
+  constructor(private readonly opts: SpoolChangerOptions) {}
+
+  /** True when the changes go through AMI at all (for logs and tests). */
+  get usesAmi(): boolean {
+    return this.opts.ami !== undefined;
+  }
+
+  /**
+   * Throws SpoolChangeDeferredError when a caller may be in VoiceMailMain for the mailbox, or when
+   * AMI is configured but not connected (then it cannot be told). Without AMI there is no way to
+   * know, and it returns.
+   */
+  async assertNotInVoiceMailMain(ref: MailboxRef): Promise<void> {
+    const ami = this.opts.ami;
+    if (!ami) return;
+    if (!ami.client.connected) {
+      throw new SpoolChangeDeferredError(mailboxKey(ref), 'AMI is not connected, so whether a caller is in VoiceMailMain cannot be told');
+    }
+    if (voiceMailMainBusy(await coreShowChannels(ami.client), ref)) {
+      throw new SpoolChangeDeferredError(mailboxKey(ref), 'a caller is in VoiceMailMain for this mailbox');
+    }
+  }
+
+  /** Moves message `id` from `from` to `to`. Already there counts as done. */
+  async move(box: SpoolBox, id: string, from: SyncedSpoolFolder, to: SyncedSpoolFolder): Promise<SpoolChangeOutcome> {
+    const maxmsg = box.maxmsg ?? DEFAULT_MAXMSG;
+    if (this.viaAmi(id)) {
+      const client = this.opts.ami!.client;
+      try {
+        await voicemailMove(client, box.ref, { folder: from, id, toFolder: to });
+      } catch (err) {
+        if (!(err instanceof AmiReportedFailureError)) throw err;
+        // Asterisk does not say why. The spool does: already moved (a repeated request), the
+        // destination full, or the message gone.
+        const where = await this.locate(box.ref, id);
+        if (where.folders.length === 1 && where.folders[0] === to) return { done: true, via: 'ami', alreadyDone: true, repairs: [] };
+        if (where.folders.includes(from) && where.count(to) >= maxmsg) return { done: false, problem: `${to} is full (maxmsg=${maxmsg})` };
+        if (where.folders.length === 0) throw new MessageNotFoundError(box.ref, id, [from, to]);
+        throw err;
+      }
+      const where = await this.locate(box.ref, id);
+      if (!(where.folders.length === 1 && where.folders[0] === to)) throw new SpoolChangeUnverifiedError(box.ref, id, `the move ${from} -> ${to}`);
+      return { done: true, via: 'ami', alreadyDone: false, repairs: [] };
+    }
+    try {
+      const r = await moveVoicemail(this.opts.spoolDir, box.ref, { id, from, to, lockmode: this.opts.lockmode, maxmsg });
+      return { done: true, via: 'files', alreadyDone: r.alreadyDone, repairs: r.repairs };
+    } catch (err) {
+      if (err instanceof FolderFullError) return { done: false, problem: err.message };
+      throw err;
+    }
+  }
+
+  /** Removes message `id` from `folder` (into Deleted/ per backupdeleted). Already gone counts as done. */
+  async remove(box: SpoolBox, id: string, folder: SyncedSpoolFolder): Promise<SpoolChangeOutcome> {
+    if (this.viaAmi(id)) {
+      const client = this.opts.ami!.client;
+      let alreadyDone = false;
+      try {
+        await voicemailRemove(client, box.ref, { folder, id });
+      } catch (err) {
+        if (!(err instanceof AmiReportedFailureError)) throw err;
+        if ((await this.locate(box.ref, id)).folders.includes(folder)) throw err;
+        alreadyDone = true;
+      }
+      if ((await this.locate(box.ref, id)).folders.includes(folder)) throw new SpoolChangeUnverifiedError(box.ref, id, `the removal from ${folder}`);
+      return { done: true, via: 'ami', alreadyDone, repairs: [] };
+    }
+    const r = await removeVoicemail(this.opts.spoolDir, box.ref, { id, folder, lockmode: this.opts.lockmode, backupDeleted: box.backupDeleted ?? 0 });
+    return { done: true, via: 'files', alreadyDone: !r.removed, repairs: r.repairs };
+  }
+
+  /**
+   * Asterisk's actions find a message by its msg_id; a message without one (written before
+   * Asterisk 11, known by a derived id) can only be moved by its files.
+   */
+  private viaAmi(id: string): boolean {
+    return this.opts.ami?.useVoicemailActions === true && !id.startsWith(DERIVED_ID_PREFIX);
+  }
+
+  /** Where message `id` is now, and how full each folder is. */
+  private async locate(ref: MailboxRef, id: string): Promise<{ folders: SyncedSpoolFolder[]; count: (f: SyncedSpoolFolder) => number }> {
+    const snapshot = await readMailbox(this.opts.spoolDir, ref);
+    const folders: SyncedSpoolFolder[] = [];
+    const counts = new Map<string, number>();
+    for (const m of snapshot.messages) {
+      counts.set(m.folder, (counts.get(m.folder) ?? 0) + 1);
+      if (m.id === id && isSyncedSpoolFolder(m.folder)) folders.push(m.folder);
+    }
+    return { folders, count: (f) => counts.get(f) ?? 0 };
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * The MWI workers: one BullMQ worker per target, on that target's own queue, so a dead or slow
+ * target delays no other. A job names a mailbox only; the worker reads the latest desired counts,
+ * publishes them if they differ from what this target last got, and records them. Jobs for one
+ * (target, mailbox) never run at once (a Redis lock), so publications reach a target in the order
+ * the counts were read: a light never goes back to an older value.
+ */
+import { Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { MwiTarget, Settings } from '../src/config/schema.js';
+import type { Logger } from '../src/log.js';
+import { sameCounts } from '../src/mwi/counts.js';
+import { createSender, type MwiSender } from '../src/mwi/targets.js';
+import { acquireMailboxLock } from '../src/queue/mailbox-lock.js';
+import { mwiBackoffMs, mwiJobSchema, mwiLockKey, mwiPendingKey, mwiQueueName, type MwiJob, type MwiStore } from '../src/queue/mwi-queue.js';
+import { mailboxKey, type MailboxRef } from '../src/spool/types.js';
+
+export interface MwiWorkerDeps {
+  readonly settings: Settings;
+  readonly redis: Redis;
+  readonly store: MwiStore;
+  readonly log: Logger;
+  /** Queues one more job for (target, mailbox); used when the counts keep changing under a job. */
+  readonly requeue: (target: string, ref: MailboxRef) => Promise<unknown>;
+  /** Tests may hand in senders by target name; otherwise one is made from the settings. */
+  readonly senders?: ReadonlyMap<string, MwiSender>;
+  /** Told after each delivery (metrics, tests). */
+  readonly onPublished?: (target: string, ref: MailboxRef, counts: { new: number; old: number; urgent: number }) => void;
+}
+
+export interface MwiWorkers {
+  readonly workers: readonly Worker<MwiJob>[];
+  close(): Promise<void>;
+}
+
+/** Publications per job at most when the counts keep changing; then the job hands over to a new one. */
+const MAX_ROUNDS = 5;
+
+export function createMwiWorkers(deps: MwiWorkerDeps): MwiWorkers {
+  const made = deps.settings.mwi.targets.map((target) => createTargetWorker(deps, target));
+  return {
+    workers: made.map((m) => m.worker),
+    async close() {
+      await Promise.all(made.map((m) => m.close()));
+    },
+  };
+}
+
+function createTargetWorker(deps: MwiWorkerDeps, target: MwiTarget): { worker: Worker<MwiJob>; close(): Promise<void> } {
+  const { settings, redis, store } = deps;
+  const prefix = settings.redis.prefix;
+  const log = deps.log.child({ mwiTarget: target.name });
+  const retry = { initialMs: settings.mwi.retrySeconds * 1000, maxMs: settings.mwi.retryMaxSeconds * 1000 };
+  const sender = deps.senders?.get(target.name) ?? createSender(target, { log: deps.log, reconnectMaxMs: retry.maxMs });
+  // BullMQ blocks on this connection waiting for jobs, so it cannot be shared with other commands.
+  const connection = new Redis(settings.redis.url, { maxRetriesPerRequest: null, connectionName: `${prefix}:mwi-${target.name}` });
+
+  const handle = async (job: Job<MwiJob>): Promise<{ published: number }> => {
+    const data = mwiJobSchema.parse(job.data);
+    const ref: MailboxRef = { context: data.context, mailbox: data.mailbox };
+    const lock = await acquireMailboxLock(redis, mwiLockKey(prefix, target.name, ref));
+    try {
+      // Cleared only once the lock is ours: a request from here on queues one more job, and the
+      // desired counts read below are at least as new as the request that queued this one.
+      await redis.del(mwiPendingKey(prefix, target.name, ref));
+      let published = 0;
+      for (let round = 0; round < MAX_ROUNDS; round++) {
+        const desired = await store.desired(ref);
+        if (desired === undefined) return { published }; // never counted: unknown, not zero
+        if (sameCounts(await store.published(target.name, ref), desired)) return { published };
+        await sender.publish(ref, desired);
+        await store.setPublished(target.name, ref, desired);
+        published++;
+        deps.onPublished?.(target.name, ref, desired);
+        log.info({ mailbox: mailboxKey(ref), new: desired.new, old: desired.old, urgent: desired.urgent, kind: target.kind }, 'MWI published');
+      }
+      await deps.requeue(target.name, ref);
+      return { published };
+    } finally {
+      await lock.release().catch(() => undefined);
+    }
+  };
+
+  const worker = new Worker<MwiJob>(mwiQueueName(target.name), handle, {
+    connection,
+    prefix,
+    concurrency: settings.mwi.concurrency,
+    autorun: true,
+    settings: { backoffStrategy: (attemptsMade: number) => mwiBackoffMs(attemptsMade, retry) },
+  });
+  worker.on('failed', (job, err) => {
+    const final = job !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1);
+    const mailbox = job ? `${job.data.mailbox}@${job.data.context}` : undefined;
+    log[final ? 'error' : 'warn']({ mailbox, attempt: job?.attemptsMade, err: err.message }, final ? 'MWI publish failed for good; the job is kept as failed' : 'MWI publish failed; retried with backoff');
+  });
+  worker.on('error', (err) => log.error({ err: err.message }, 'MWI worker error'));
+  return {
+    worker,
+    async close() {
+      // Stop taking jobs first, then end the sender so a send still under way (a SIP transaction
+      // may take 32 s) fails now instead of holding shutdown; its job is retried later.
+      const closing = worker.close();
+      await sender.close();
+      await closing;
+      connection.disconnect();
+    },
+  };
+}
