@@ -81,6 +81,36 @@ describe('spool to IMAP on real Dovecot and Redis', { timeout: 240_000 }, () => 
     }
   });
 
+  it('lost sync state is rebuilt by identity, and stale UIDs (a UIDVALIDITY change) are re-matched: no duplicate, no deletion', async () => {
+    const ref = box('1000');
+    const redis = new Redis(h.redisUrl);
+    const key = `${h.settings.redis.prefix}:state:default:1000`;
+    try {
+      const before = await client(ref).list(VOICEMAIL_FOLDERS);
+      assert.equal(await redis.hlen(key), before.length);
+
+      await redis.del(key); // Redis flushed
+      await service.requester.request(ref, 'test');
+      await waitFor('records rebuilt', async () => (await redis.hlen(key)) === before.length || undefined);
+      const rebuilt = await client(ref).list(VOICEMAIL_FOLDERS);
+      assert.deepEqual(rebuilt.map((e) => `${e.uid}:${e.messageId}`).sort(), before.map((e) => `${e.uid}:${e.messageId}`).sort(), 'the same emails, none added or removed');
+
+      // Every record now points at a folder incarnation that no longer exists.
+      for (const [id, json] of Object.entries(await redis.hgetall(key))) {
+        await redis.hset(key, id, JSON.stringify({ ...JSON.parse(json), uid: 99_999, uidValidity: '1' }));
+      }
+      await service.requester.request(ref, 'test');
+      await waitFor('records re-matched', async () => {
+        const all = Object.values(await redis.hgetall(key)).map((j) => JSON.parse(j) as { uid: number });
+        return all.every((r) => r.uid !== 99_999) || undefined;
+      });
+      const after = await client(ref).list(VOICEMAIL_FOLDERS);
+      assert.deepEqual(after.map((e) => `${e.uid}:${e.messageId}`).sort(), before.map((e) => `${e.uid}:${e.messageId}`).sort());
+    } finally {
+      redis.disconnect();
+    }
+  });
+
   it('a new voicemail appears as an email with readable headers, X-Asterisk-VM-* headers and its recordings', async () => {
     const ref = box('1001');
     const left = await leaveVoicemail(h.spoolDir, ref, { callerid: '"Zoë Example" <5551234>', duration: 75, origtime: 1_795_347_150 });
