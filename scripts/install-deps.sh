@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a Debian or Ubuntu machine: the real servers the tests run
-# against (Dovecot IMAP, Redis) and the npm packages. Safe to run again: it only does what is
+# against (Dovecot IMAP, Redis, Kamailio as a SIP peer) and the npm packages. Safe to run again: it only does what is
 # missing.
 #
 #   bash scripts/install-deps.sh            system packages + npm ci (when needed)
 #   bash scripts/install-deps.sh --no-npm   system packages only
 set -euo pipefail
 
-PACKAGES=(redis-server dovecot-core dovecot-imapd netcat-openbsd ca-certificates)
+PACKAGES=(redis-server dovecot-core dovecot-imapd kamailio netcat-openbsd ca-certificates)
 
 usage() {
   sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
@@ -54,9 +54,26 @@ else
   step "missing system packages: ${missing[*]}"
   step "apt-get update"
   "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+  # The kamailio package would start a system-wide SIP proxy on port 5060 right after installing.
+  # The tests run their own private Kamailio, so that start is refused for this install only, with
+  # a policy-rc.d (invoke-rc.d and deb-systemd-invoke ask it) that refuses kamailio and allows
+  # everything else. An existing policy-rc.d is the administrator's and is left to decide. Nothing
+  # is stopped or disabled: the unit stays as the package installs it.
+  policy=/usr/sbin/policy-rc.d
+  temp_policy=0
+  if [[ " ${missing[*]} " == *" kamailio "* ]] && [ ! -e "$policy" ]; then
+    step "refusing the kamailio system service start during this install ($policy, removed afterwards)"
+    printf '#!/bin/sh\n# Written by vmbridge scripts/install-deps.sh for one apt-get run.\n[ "$1" = kamailio ] && exit 101\nexit 0\n' |
+      "${as_root[@]}" tee "$policy" >/dev/null
+    "${as_root[@]}" chmod 755 "$policy"
+    temp_policy=1
+  fi
   # Only what is missing: packages already present are not upgraded behind the user's back.
   step "apt-get install ${missing[*]}"
-  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+  install_status=0
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" || install_status=$?
+  if [ "$temp_policy" -eq 1 ]; then "${as_root[@]}" rm -f "$policy"; fi
+  if [ "$install_status" -ne 0 ]; then exit "$install_status"; fi
   # The tests start their own private instances on random loopback ports; a system instance that
   # the package may have started does not get in their way.
 fi

@@ -12,7 +12,7 @@ import type { Logger } from '../src/log.js';
 import { sameCounts } from '../src/mwi/counts.js';
 import { createSender, type MwiSender } from '../src/mwi/targets.js';
 import { acquireMailboxLock } from '../src/queue/mailbox-lock.js';
-import { mwiBackoffMs, mwiJobSchema, mwiLockKey, mwiPendingKey, mwiQueueName, type MwiJob, type MwiStore } from '../src/queue/mwi-queue.js';
+import { MWI_PENDING_TTL_MS, mwiBackoffMs, mwiJobSchema, mwiLockKey, mwiPendingKey, mwiQueueName, type MwiJob, type MwiStore } from '../src/queue/mwi-queue.js';
 import { mailboxKey, type MailboxRef } from '../src/spool/types.js';
 
 export interface MwiWorkerDeps {
@@ -64,15 +64,22 @@ function createTargetWorker(deps: MwiWorkerDeps, target: MwiTarget): { worker: W
       // desired counts read below are at least as new as the request that queued this one.
       await redis.del(mwiPendingKey(prefix, target.name, ref));
       let published = 0;
-      for (let round = 0; round < MAX_ROUNDS; round++) {
-        const desired = await store.desired(ref);
-        if (desired === undefined) return { published }; // never counted: unknown, not zero
-        if (sameCounts(await store.published(target.name, ref), desired)) return { published };
-        await sender.publish(ref, desired);
-        await store.setPublished(target.name, ref, desired);
-        published++;
-        deps.onPublished?.(target.name, ref, desired);
-        log.info({ mailbox: mailboxKey(ref), new: desired.new, old: desired.old, urgent: desired.urgent, kind: target.kind }, 'MWI published');
+      try {
+        for (let round = 0; round < MAX_ROUNDS; round++) {
+          const desired = await store.desired(ref);
+          if (desired === undefined) return { published }; // never counted: unknown, not zero
+          if (sameCounts(await store.published(target.name, ref), desired)) return { published };
+          await sender.publish(ref, desired);
+          await store.setPublished(target.name, ref, desired);
+          published++;
+          deps.onPublished?.(target.name, ref, desired);
+          log.info({ mailbox: mailboxKey(ref), new: desired.new, old: desired.old, urgent: desired.urgent, kind: target.kind }, 'MWI published');
+        }
+      } catch (err) {
+        // This job is retried and will read the newest counts then: while it waits, further
+        // changes need no job of their own (a dead target would otherwise collect one per change).
+        await redis.set(mwiPendingKey(prefix, target.name, ref), '1', 'PX', MWI_PENDING_TTL_MS).catch(() => undefined);
+        throw err;
       }
       await deps.requeue(target.name, ref);
       return { published };
@@ -91,6 +98,9 @@ function createTargetWorker(deps: MwiWorkerDeps, target: MwiTarget): { worker: W
   worker.on('failed', (job, err) => {
     const final = job !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1);
     const mailbox = job ? `${job.data.mailbox}@${job.data.context}` : undefined;
+    // Given up: the next reconcile of this mailbox (a change, the sweep) may queue a fresh job.
+    const parsed = final ? mwiJobSchema.safeParse(job.data) : undefined;
+    if (parsed?.success) redis.del(mwiPendingKey(prefix, target.name, parsed.data)).catch(() => undefined);
     log[final ? 'error' : 'warn']({ mailbox, attempt: job?.attemptsMade, err: err.message }, final ? 'MWI publish failed for good; the job is kept as failed' : 'MWI publish failed; retried with backoff');
   });
   worker.on('error', (err) => log.error({ err: err.message }, 'MWI worker error'));

@@ -145,8 +145,9 @@ export class AlertState implements AlertStore {
     const key = `${this.prefix}:alert:sent`;
     const member = `${now}-${randomUUID()}`;
     for (let attempt = 0; ; attempt++) {
-      const scores = await this.redis.zrangebyscore(key, now - FLOOD_WINDOW_MS + 1, '+inf');
-      const decision = floodDecision(scores.map(Number), now, cap);
+      const flat = await this.redis.zrangebyscore(key, now - FLOOD_WINDOW_MS + 1, '+inf', 'WITHSCORES');
+      const times = flat.filter((_, i) => i % 2 === 1).map(Number);
+      const decision = floodDecision(times, now, cap);
       const release = async (): Promise<void> => {
         await this.redis.zrem(key, member);
       };

@@ -91,7 +91,7 @@ function describe(schema: z.ZodType): { kind: LeafKind; text: string; acceptsEmp
       return { kind: 'string', text: 'a list of mappings (in the environment: JSON)', acceptsEmpty: false };
     }
     const item = describe(schema.element as z.ZodType).text;
-    return { kind: 'string', text: `a list of ${item} (in the environment: comma-separated)`, acceptsEmpty: false };
+    return { kind: 'string', text: `a list, each ${item} (in the environment: comma-separated)`, acceptsEmpty: false };
   }
   if (schema instanceof z.ZodBoolean) return { kind: 'boolean', text: 'true or false', acceptsEmpty: false };
   if (schema instanceof z.ZodEnum) {

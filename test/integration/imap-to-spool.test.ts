@@ -55,6 +55,10 @@ describe('mail client to spool on real Dovecot and Redis', { timeout: 600_000 },
   const newVoicemail = async (ref: MailboxRef, opts: { urgent?: boolean } = {}): Promise<{ id: string; email: SeenEmail }> => {
     const left = await leaveVoicemail(h.spoolDir, ref, { callerid: '"Caller" <5550100>', duration: 5, ...(opts.urgent ? { urgent: true } : {}) });
     const email = await emailOf(ref, left.msgId, 'INBOX');
+    // A person takes a moment before acting on a new email. Without it the email could come and go
+    // within Dovecot's ~0.5 s IDLE delay, and an IDLE session is never told about a message it did
+    // not see arrive (the sweep, off here, would find that change).
+    await new Promise((r) => setTimeout(r, 1_500));
     return { id: left.msgId, email };
   };
   const emailOf = (ref: MailboxRef, id: string, folder: string): Promise<SeenEmail> =>

@@ -14,7 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { MwiTarget } from '../../src/config/schema.js';
-import { AmiClient, type AmiEvent } from '../../src/mwi/ami-client.js';
+import { mailboxStateChange } from '../../src/mwi/ami-actions.js';
+import { AmiActionError, AmiClient, AmiUnsafeValueError, type AmiEvent } from '../../src/mwi/ami-client.js';
 import type { MwiCounts } from '../../src/mwi/counts.js';
 import { MwiPublisher } from '../../src/mwi/publisher.js';
 import { createSender } from '../../src/mwi/targets.js';
@@ -237,5 +238,24 @@ describe('MWI to every target after each reconcile', { timeout: 300_000 }, () =>
       redis.disconnect();
     }
     assert.ok(service);
+  });
+
+  it('MailboxStateChange (ami-mailboxstate) sends exactly its four headers, and refuses unsafe ones', async () => {
+    const client = new AmiClient({ host: '127.0.0.1', port: owner.port, username: 'bridge', secret: 'bridge', events: false, reconnect: false });
+    await client.connect();
+    try {
+      const sent = owner.received.length;
+      // The modelled Asterisk is 22.10.1, older than the action (22.13): it answers unknown command.
+      await assert.rejects(mailboxStateChange(client, box('1000'), { new: 2, old: 1 }, '02:00:00:00:00:01'), (err: unknown) => err instanceof AmiActionError && /Invalid\/unknown command/.test(err.message));
+      const got = owner.received.slice(sent);
+      assert.deepEqual(got.map((a) => a.headers.filter(([k]) => k !== 'ActionID')), [[['Action', 'MailboxStateChange'], ['Mailbox', '1000@default'], ['NewMessages', '2'], ['OldMessages', '1'], ['EntityID', '02:00:00:00:00:01']]]);
+      const before = owner.received.length;
+      await assert.rejects(mailboxStateChange(client, box('1000'), { new: 1, old: 0 }, '02:00:00:00:00:01\r\nAction: Logoff'), AmiUnsafeValueError);
+      await assert.rejects(mailboxStateChange(client, { context: 'default', mailbox: '1000,1001' }, { new: 1, old: 0 }, '02:00:00:00:00:01'));
+      await assert.rejects(mailboxStateChange(client, box('1000'), { new: -1, old: 0 }, '02:00:00:00:00:01'), AmiUnsafeValueError);
+      assert.equal(owner.received.length, before, 'nothing sent');
+    } finally {
+      await client.close();
+    }
   });
 });

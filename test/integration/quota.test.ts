@@ -165,16 +165,20 @@ describe('quota and maxmsg alerts on real Dovecot, Redis and SMTP', { timeout: 3
     { timeoutMs: 30_000 });
     assert.match(blocked.result.skipped[0]!.problem, /OVERQUOTA|quota/i);
     assert.equal(logged('mail server refused a voicemail for quota', full), 1, 'blocked once, then retried');
-    // Retried: further reconciles happen without any new event.
-    const before = results.filter(({ ref }) => ref.mailbox === full.mailbox).length;
-    await waitFor('a retry', () => results.filter(({ ref }) => ref.mailbox === full.mailbox).length >= before + 1, { timeoutMs: 15_000 });
+    // Retried without any new event: the delayed reconcile runs, is refused again, and queues the
+    // next one (1 s, then 2 s here).
+    await waitFor('a retry, refused again', () =>
+      h.logLines.some((l) => l.includes('"reason":"quota-retry"') && l.includes('1000@default') && l.includes('"skipped":2')) &&
+      logged('mailbox still over quota: voicemail stays in the spool, retried later', full) >= 1,
+    { timeoutMs: 20_000 });
 
     const inSpool = new Set((await listFolder(h.spoolDir, full, 'INBOX')).map((m) => m.msgId));
     for (const w of waiting) assert.ok(inSpool.has(w.msgId), 'the refused voicemail stays in the spool');
     assert.equal((await voicemailIds(full)).length, 5, 'nothing more reached IMAP');
     assert.equal(mailsAbout(full).length, 2, 'already known to be full: no second 100% mail');
 
-    // The user makes room: three voicemail emails expunged in one go (5 -> 2 of 5).
+    // The user makes room: three voicemail emails expunged in one go (5 -> 2 of 5). With
+    // sync.imapToSpool (the default) those three voicemails leave the spool too; the waiting ones stay.
     const uids = (await voicemailIds(full)).slice(0, 3).map((e) => e.uid);
     await expunge(full, uids);
     await waitFor('both waiting voicemails in IMAP', async () => {
@@ -185,6 +189,7 @@ describe('quota and maxmsg alerts on real Dovecot, Redis and SMTP', { timeout: 3
     for (const w of waiting) assert.equal(now.filter((m) => m === mid(full, w.msgId)).length, 1, 'exactly once');
     assert.equal(now.length, 4);
     await waitFor('the block cleared', () => logged('quota block cleared: the mailbox takes voicemail again', full) === 1);
+    assert.ok(h.logLines.some((l) => l.includes('quota block cleared') && l.includes('1000@default') && l.includes('a voicemail was stored again')));
     const still = new Set((await listFolder(h.spoolDir, full, 'INBOX')).map((m) => m.msgId));
     for (const w of waiting) assert.ok(still.has(w.msgId), 'vmbridge never deletes on this path');
     // 4 of 5 is 80%: 95 and 100 re-armed, 80 still fired (75% would re-arm it): no mail.
@@ -254,6 +259,7 @@ describe('quota and maxmsg alerts on real Dovecot, Redis and SMTP', { timeout: 3
     const ownUid = (await inbox(big)).find((e) => e.messageId === '<big@example.invalid>')!.uid;
     await expunge(big, [ownUid]);
     await waitFor('the voicemail in IMAP', async () => (await voicemailIds(big)).length === 1, { timeoutMs: 30_000 });
+    await waitFor('the block cleared', () => logged('quota block cleared: the mailbox takes voicemail again', big) === 1);
     await sleep(1_500);
     const ids = (await voicemailIds(big)).map((e) => e.messageId);
     assert.deepEqual(ids, [mid(big, left.msgId)], 'exactly once');

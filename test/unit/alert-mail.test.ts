@@ -61,6 +61,13 @@ describe('alert mail text', () => {
     assert.match(refused.text, /some room left, but not enough/);
   });
 
+  it('says whether deleting an email also deletes the voicemail (sync.imapToSpool)', () => {
+    assert.match(composeAlertMail(base, alerts, { imapToSpool: true }).text, /also deletes the voicemail on the phone/);
+    assert.match(composeAlertMail(base, alerts, { imapToSpool: false }).text, /leaves the voicemail on the phone/);
+    const job: MaxmsgAlert = { kind: 'maxmsg', box: who, folder: 'INBOX', count: 98, maxmsg: 100, at: base.at };
+    assert.match(composeAlertMail(job, alerts, { imapToSpool: true }).text, /on the phone or in the mail client/);
+  });
+
   it('names every box of a shared account', () => {
     const mail = composeAlertMail({ ...base, boxes: [who, { ...who, mailbox: '1001', ownerName: 'Bob' }] }, alerts);
     assert.match(mail.subject, /voicemail boxes 1000@default and 1 more/);
