@@ -108,8 +108,8 @@ const target = (port: number, more: Partial<SipTarget> = {}): SipTarget => ({
   ...more,
 });
 
-/** Fast timers for tests: T1 20 ms. */
-const FAST = { t1Ms: 20, t2Ms: 80 } as const;
+// RFC 3261 default timers for tests that are not about retransmission: a busy machine must not cause one.
+const CALM = { t1Ms: 500, t2Ms: 4000 } as const;
 
 function digestParams(value: string): Map<string, string> {
   const params = new Map<string, string>();
@@ -134,7 +134,7 @@ describe('sendSipNotify on the wire', () => {
     const result = await sendSipNotify(
       target(peer.port),
       { newCount: 2, oldCount: 5, urgentNew: 1, account: 'sip:1000@pbx.example' },
-      FAST,
+      CALM,
     );
     assert.equal(result.status, 200);
     assert.equal(result.attempts, 1);
@@ -169,13 +169,13 @@ describe('sendSipNotify on the wire', () => {
 
   it('writes Subscription-State active with expires when asked', async () => {
     const peer = await startPeer((p) => reply(p, '200 OK'));
-    await sendSipNotify(target(peer.port), { newCount: 0, oldCount: 0 }, { ...FAST, subscriptionState: 'active', activeExpiresSeconds: 600 });
+    await sendSipNotify(target(peer.port), { newCount: 0, oldCount: 0 }, { ...CALM, subscriptionState: 'active', activeExpiresSeconds: 600 });
     assert.equal(peer.packets[0]?.header('Subscription-State'), 'active;expires=600');
   });
 
   it('uses localHost in Via and Contact', async () => {
     const peer = await startPeer((p) => reply(p, '200 OK'));
-    await sendSipNotify(target(peer.port, { localHost: 'vmbridge.example' }), { newCount: 1, oldCount: 0 }, FAST);
+    await sendSipNotify(target(peer.port, { localHost: 'vmbridge.example' }), { newCount: 1, oldCount: 0 }, CALM);
     const p = peer.packets[0];
     assert.match(p?.header('Via') ?? '', /^SIP\/2\.0\/UDP vmbridge\.example:[0-9]+;branch=/);
     assert.match(p?.header('Contact') ?? '', /^<sip:vmbridge@vmbridge\.example:[0-9]+>$/);
@@ -226,7 +226,7 @@ describe('sendSipNotify on the wire', () => {
     const peer = await startPeer((p, i) =>
       i === 0 ? reply(p, '200 OK').replace(/branch=z9hG4bK[0-9a-f]+/, 'branch=z9hG4bKforeign') : reply(p, '200 OK'),
     );
-    const result = await sendSipNotify(target(peer.port), { newCount: 1, oldCount: 0 }, FAST);
+    const result = await sendSipNotify(target(peer.port), { newCount: 1, oldCount: 0 }, CALM);
     assert.equal(result.attempts, 2);
   });
 
@@ -237,7 +237,7 @@ describe('sendSipNotify on the wire', () => {
         ? reply(p, '401 Unauthorized', ['WWW-Authenticate: Digest realm="pbx.example", nonce="n0nce/+=", opaque="op\\"aque", qop="auth,auth-int", algorithm=MD5'])
         : reply(p, '200 OK'),
     );
-    const result = await sendSipNotify(target(peer.port, { username: 'bridge', password }), { newCount: 3, oldCount: 1 }, FAST);
+    const result = await sendSipNotify(target(peer.port, { username: 'bridge', password }), { newCount: 3, oldCount: 1 }, CALM);
     assert.equal(result.status, 200);
     assert.equal(result.attempts, 2);
     const [first, second] = peer.packets;
@@ -274,7 +274,7 @@ describe('sendSipNotify on the wire', () => {
           ])
         : reply(p, '200 OK'),
     );
-    await sendSipNotify(target(peer.port, { password: 's3cret' }), { newCount: 1, oldCount: 0 }, FAST);
+    await sendSipNotify(target(peer.port, { password: 's3cret' }), { newCount: 1, oldCount: 0 }, CALM);
     const second = peer.packets[1];
     assert.ok(second);
     assert.equal(second.header('Authorization'), undefined);
@@ -290,7 +290,7 @@ describe('sendSipNotify on the wire', () => {
     const peer = await startPeer((p, i) =>
       i === 0 ? reply(p, '401 Unauthorized', ['WWW-Authenticate: Digest realm="r", nonce="xyz"']) : reply(p, '200 OK'),
     );
-    await sendSipNotify(target(peer.port, { password: 'pw' }), { newCount: 1, oldCount: 0 }, FAST);
+    await sendSipNotify(target(peer.port, { password: 'pw' }), { newCount: 1, oldCount: 0 }, CALM);
     const p = digestParams(peer.packets[1]?.header('Authorization') ?? '');
     assert.equal(p.has('qop'), false);
     assert.equal(p.has('cnonce'), false);
@@ -300,32 +300,33 @@ describe('sendSipNotify on the wire', () => {
   it('stops with SipAuthError when the answer is challenged again, without leaking the password', async () => {
     const password = 'never-in-an-error';
     const peer = await startPeer((p) => reply(p, '401 Unauthorized', ['WWW-Authenticate: Digest realm="r", nonce="n", qop="auth"']));
-    const err = await sendSipNotify(target(peer.port, { password }), { newCount: 1, oldCount: 0 }, FAST).then(
+    const err = await sendSipNotify(target(peer.port, { password }), { newCount: 1, oldCount: 0 }, CALM).then(
       () => assert.fail('should fail'),
       (e: unknown) => e,
     );
     assert.ok(err instanceof SipAuthError, String(err));
     assert.equal(err.code, 'SIP_AUTH');
     assert.equal(err.status, 401);
-    assert.equal(peer.packets.length, 2, 'one retry only');
+    // Counted by transaction: on a busy machine a retransmission of either request may also arrive.
+    assert.deepEqual([...new Set(peer.packets.map((p) => p.header('CSeq')))].length, 2, 'one authenticated retry only');
     assert.ok(!err.message.includes(password) && !JSON.stringify(err).includes(password) && !String(err.stack).includes(password));
   });
 
   it('stops with SipAuthError when challenged and no password is configured', async () => {
     const peer = await startPeer((p) => reply(p, '401 Unauthorized', ['WWW-Authenticate: Digest realm="r", nonce="n"']));
-    await assert.rejects(sendSipNotify(target(peer.port), { newCount: 1, oldCount: 0 }, FAST), SipAuthError);
+    await assert.rejects(sendSipNotify(target(peer.port), { newCount: 1, oldCount: 0 }, CALM), SipAuthError);
     assert.equal(peer.packets.length, 1);
   });
 
   it('refuses a challenge whose values would smuggle control characters back', async () => {
     const peer = await startPeer((p) => reply(p, '401 Unauthorized', ['WWW-Authenticate: Digest realm="r\u0001", nonce="n"']));
-    await assert.rejects(sendSipNotify(target(peer.port, { password: 'pw' }), { newCount: 1, oldCount: 0 }, FAST), SipAuthError);
+    await assert.rejects(sendSipNotify(target(peer.port, { password: 'pw' }), { newCount: 1, oldCount: 0 }, CALM), SipAuthError);
     assert.equal(peer.packets.length, 1);
   });
 
   it('reports any other final response with its status line', async () => {
     const peer = await startPeer((p) => reply(p, '486 Busy Here'));
-    const err = await sendSipNotify(target(peer.port), { newCount: 1, oldCount: 0 }, FAST).then(
+    const err = await sendSipNotify(target(peer.port), { newCount: 1, oldCount: 0 }, CALM).then(
       () => assert.fail('should fail'),
       (e: unknown) => e,
     );
@@ -350,7 +351,7 @@ describe('sendSipNotify on the wire', () => {
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 50);
     await assert.rejects(
-      sendSipNotify(target(peer.port), { newCount: 1, oldCount: 0 }, { ...FAST, signal: controller.signal }),
+      sendSipNotify(target(peer.port), { newCount: 1, oldCount: 0 }, { ...CALM, signal: controller.signal }),
       (e: unknown) => e instanceof SipNotifyError && e.code === 'SIP_ABORTED',
     );
   });
@@ -375,7 +376,7 @@ describe('sendSipNotify refuses hostile or broken values before sending anything
   for (const [name, more] of cases) {
     it(name, async () => {
       const peer = await startPeer((p) => reply(p, '200 OK'));
-      await assert.rejects(sendSipNotify(target(peer.port, more), { newCount: 1, oldCount: 0 }, FAST), UnsafeSipValueError);
+      await assert.rejects(sendSipNotify(target(peer.port, more), { newCount: 1, oldCount: 0 }, CALM), UnsafeSipValueError);
       assert.equal(peer.packets.length, 0);
     });
   }
@@ -383,23 +384,23 @@ describe('sendSipNotify refuses hostile or broken values before sending anything
   it('a CRLF in the account, and counts that are unknown or negative', async () => {
     const peer = await startPeer((p) => reply(p, '200 OK'));
     await assert.rejects(
-      sendSipNotify(target(peer.port), { newCount: 1, oldCount: 0, account: 'sip:1000@pbx.example\r\nMessages-Waiting: no' }, FAST),
+      sendSipNotify(target(peer.port), { newCount: 1, oldCount: 0, account: 'sip:1000@pbx.example\r\nMessages-Waiting: no' }, CALM),
       UnsafeSipValueError,
     );
-    await assert.rejects(sendSipNotify(target(peer.port), { newCount: -1, oldCount: 0 }, FAST), MessageSummaryError);
-    await assert.rejects(sendSipNotify(target(peer.port), { newCount: Number.NaN, oldCount: 0 }, FAST), MessageSummaryError);
+    await assert.rejects(sendSipNotify(target(peer.port), { newCount: -1, oldCount: 0 }, CALM), MessageSummaryError);
+    await assert.rejects(sendSipNotify(target(peer.port), { newCount: Number.NaN, oldCount: 0 }, CALM), MessageSummaryError);
     assert.equal(peer.packets.length, 0);
   });
 
   it('transports and schemes it cannot honour', async () => {
     const peer = await startPeer((p) => reply(p, '200 OK'));
     const unsupported = (e: unknown): boolean => e instanceof SipNotifyError && e.code === 'SIP_UNSUPPORTED';
-    await assert.rejects(sendSipNotify(target(peer.port, { toUri: 'sips:1000@pbx.example' }), { newCount: 1, oldCount: 0 }, FAST), unsupported);
+    await assert.rejects(sendSipNotify(target(peer.port, { toUri: 'sips:1000@pbx.example' }), { newCount: 1, oldCount: 0 }, CALM), unsupported);
     await assert.rejects(
-      sendSipNotify({ ...target(peer.port), transport: 'tcp' } as unknown as SipTarget, { newCount: 1, oldCount: 0 }, FAST),
+      sendSipNotify({ ...target(peer.port), transport: 'tcp' } as unknown as SipTarget, { newCount: 1, oldCount: 0 }, CALM),
       unsupported,
     );
-    await assert.rejects(sendSipNotify(target(0), { newCount: 1, oldCount: 0 }, FAST), UnsafeSipValueError);
+    await assert.rejects(sendSipNotify(target(0), { newCount: 1, oldCount: 0 }, CALM), UnsafeSipValueError);
     assert.equal(peer.packets.length, 0);
   });
 
@@ -407,7 +408,7 @@ describe('sendSipNotify refuses hostile or broken values before sending anything
     const err = await sendSipNotify(
       target(9, { password: 'hunter2-secret', username: 'bad user' }),
       { newCount: 1, oldCount: 0 },
-      FAST,
+      CALM,
     ).then(() => assert.fail('should fail'), (e: unknown) => e);
     assert.ok(err instanceof UnsafeSipValueError);
     assert.ok(!String((err as Error).message).includes('hunter2-secret'));
