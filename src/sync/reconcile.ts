@@ -130,12 +130,16 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
     let refused: unknown;
     // Emails are built one step ahead, so reading audio and composing the next one overlaps the
     // APPEND of this one.
-    const emails = new EmailPipeline(thePlan.ops, (op) => {
+    // Email changes first, spool changes last: a spool change renumbers files, and the emails still
+    // to be built read their recordings by the paths this snapshot saw.
+    const touchesSpool = (op: Op): boolean => op.kind === 'move-voicemail' || op.kind === 'delete-voicemail';
+    const ordered = [...thePlan.ops.filter((op) => !touchesSpool(op)), ...thePlan.ops.filter(touchesSpool)];
+    const emails = new EmailPipeline(ordered, (op) => {
       const message = messages.get(op.id);
       if (!message) throw new Error(`plan asked to append ${op.id}, which the spool snapshot does not hold`);
       return buildEmail(settings, box, message);
     });
-    for (const op of thePlan.ops) {
+    for (const op of ordered) {
       switch (op.kind) {
         case 'append': {
           if (refused !== undefined) {
