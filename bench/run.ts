@@ -19,7 +19,10 @@ import { ImapFlow } from 'imapflow';
 import { stringify } from 'yaml';
 import { buildVoicemailEmail } from '../src/imap/voicemail-email.js';
 import type { MailboxRef } from '../src/spool/types.js';
+import { AmiClient } from '../src/mwi/ami-client.js';
 import { leaveVoicemail } from '../test/support/asterisk-spool.js';
+import { startAmiServer } from '../test/support/ami-server.js';
+import { freePort } from '../test/support/ports.js';
 import { startDovecot } from '../test/support/dovecot.js';
 import { shortTempDir } from '../test/support/processes.js';
 import { startRedis } from '../test/support/redis.js';
@@ -173,6 +176,58 @@ async function vmLatency(spoolDir: string, port: number, boxes: MailboxRef[], la
   return stats(samples);
 }
 
+/** One AMI round trip (Ping) to the test Asterisk. */
+async function floorAmi(port: number): Promise<Stats> {
+  const ami = new AmiClient({ host: '127.0.0.1', port, username: 'bench', secret: 'bench', events: false });
+  await ami.connect();
+  const samples: number[] = [];
+  for (let i = 0; i < LATENCY_SAMPLES; i++) {
+    const t = performance.now();
+    await ami.action('Ping', {});
+    samples.push(performance.now() - t);
+  }
+  await ami.close();
+  return stats(samples);
+}
+
+async function countTxt(dir: string): Promise<number> {
+  const { readdir } = await import('node:fs/promises');
+  return (await readdir(dir).catch(() => [] as string[])).filter((n) => /^msg\d{4}\.txt$/.test(n)).length;
+}
+
+/**
+ * A user reads a voicemail email in a mail client: until the voicemail is in Old/ in the spool and
+ * the owning Asterisk got VoicemailRefresh for the mailbox (so its phones' lights are right).
+ */
+async function readToSpool(
+  spoolDir: string,
+  port: number,
+  ref: MailboxRef,
+  amiRefreshes: () => number,
+): Promise<Stats> {
+  const client = await open(port, `u${ref.mailbox}`);
+  const oldDir = join(spoolDir, 'voicemail', ref.context, ref.mailbox, 'Old');
+  await client.mailboxOpen('INBOX');
+  const uids = (await client.fetchAll('1:*', { uid: true }, { uid: true })).map((m) => m.uid).sort((a, b) => a - b);
+  const samples: number[] = [];
+  const n = Math.min(LATENCY_SAMPLES, uids.length);
+  for (let i = 0; i < n; i++) {
+    const refreshesBefore = amiRefreshes();
+    const oldBefore = await countTxt(oldDir);
+    await client.messageFlagsAdd(String(uids[i]), ['\\Seen'], { uid: true });
+    const t = performance.now();
+    for (;;) {
+      if ((await countTxt(oldDir)) > oldBefore && amiRefreshes() > refreshesBefore) break;
+      if (performance.now() - t > 30_000) throw new Error(`email ${i} read: the spool or Asterisk did not follow within 30 s`);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    samples.push(performance.now() - t);
+    progress('vmbridge: email read -> spool moved + VoicemailRefresh', i + 1, n);
+  }
+  await client.logout();
+  return stats(samples);
+}
+
 async function main(): Promise<void> {
   const dir = await shortTempDir('vmb-b');
   const spoolDir = join(dir, 'spool');
@@ -180,7 +235,8 @@ async function main(): Promise<void> {
   const lat1: MailboxRef[] = [{ context: 'default', mailbox: '100' }];
   const lat100: MailboxRef[] = Array.from({ length: 100 }, (_, i) => ({ context: 'default', mailbox: String(200 + i) }));
   const imp: MailboxRef[] = Array.from({ length: IMPORT_MAILBOXES }, (_, i) => ({ context: 'default', mailbox: String(400 + i) }));
-  const vmUsers = [...lat1, ...lat100, ...imp].map((r) => `u${r.mailbox}`);
+  const mwiBox: MailboxRef = { context: 'default', mailbox: '150' };
+  const vmUsers = [...lat1, ...lat100, ...imp, mwiBox].map((r) => `u${r.mailbox}`);
   const floorUsers = ['floor0', 'floor1', ...Array.from({ length: IMPORT_MAILBOXES }, (_, i) => `par${i}`)];
   process.stderr.write('starting private Dovecot and Redis\n');
   const dovecot = await startDovecot({ users: [...vmUsers, ...floorUsers].map((u) => ({ user: u, pass: `pw-${u}` })) });
@@ -192,20 +248,22 @@ async function main(): Promise<void> {
       appendRoundTripMs: await floorAppend(dovecot.port, raw),
       idleNotificationMs: await floorIdle(dovecot.port, raw),
       parallelAppend: await floorParallelAppend(dovecot.port, raw),
+      amiRoundTripMs: undefined as Stats | undefined,
     };
 
     const confPath = join(dir, 'voicemail.conf');
-    const boxLines = [...lat1, ...lat100, ...imp].map((r) => `${r.mailbox} => 1,Bench ${r.mailbox},u${r.mailbox}@example.invalid,,imapuser=u${r.mailbox}|imappassword=pw-u${r.mailbox}`);
+    const boxLines = [...lat1, ...lat100, ...imp, mwiBox].map((r) => `${r.mailbox} => 1,Bench ${r.mailbox},u${r.mailbox}@example.invalid,,imapuser=u${r.mailbox}|imappassword=pw-u${r.mailbox}`);
     await writeFile(confPath, ['[general]', 'format=wav', '', '[default]', ...boxLines, ''].join('\n'));
     const configPath = join(dir, 'vmbridge.yaml');
-    await writeFile(configPath, stringify({
+    const baseConfig = {
       spool: { dir: spoolDir, voicemailConf: confPath, watch: true, sweepSeconds: 0 },
       redis: { url: redis.url, prefix: 'bench' },
       imap: { host: '127.0.0.1', port: dovecot.port, secure: false, requireTls: false, maxConnections: 500 },
       email: { messageIdDomain: 'bench.invalid' },
       sync: { concurrency: CONCURRENCY },
       log: { level: 'info' }, // the production default; 'vmbridge started' is an info line
-    }));
+    };
+    await writeFile(configPath, stringify(baseConfig));
 
     // Import: 1,000 voicemails already in the spool when vmbridge starts.
     const perBox = Math.ceil(IMPORT_MESSAGES / IMPORT_MAILBOXES);
@@ -232,16 +290,54 @@ async function main(): Promise<void> {
     const latency1 = await vmLatency(spoolDir, dovecot.port, lat1, '1 mailbox');
     const latency100 = await vmLatency(spoolDir, dovecot.port, lat100, '100 mailboxes');
     const rss = await peakRssMiB(vm.child.pid!);
+    {
+      const exited = new Promise((r) => vm!.child.once('exit', r));
+      vm.child.kill('SIGTERM');
+      await exited;
+    }
+
+    // Mail client to phone system: a second vmbridge with the owning Asterisk as an MWI target,
+    // changing the spool files itself (so its own folder-lock holds are measured).
+    const ami = await startAmiServer({ spoolDir, users: [{ username: 'bench', secret: 'bench' }], voicemailBoxes: [{ context: 'default', mailbox: mwiBox.mailbox }] });
+    const amiRoundTrip = await floorAmi(ami.port);
+    floor.amiRoundTripMs = amiRoundTrip;
+    for (let k = 0; k < LATENCY_SAMPLES; k++) {
+      await leaveVoicemail(spoolDir, mwiBox, { callerid: `"Read ${k}" <${k}>`, duration: 5, formats: ['wav'], audio: AUDIO });
+    }
+    const httpPort = await freePort();
+    const config2 = join(dir, 'vmbridge-mwi.yaml');
+    await writeFile(config2, stringify({
+      ...baseConfig,
+      asterisk: { ami: { host: '127.0.0.1', port: ami.port, username: 'bench', secret: 'bench', useVoicemailActions: false } },
+      mwi: { targets: [{ name: 'owner', kind: 'ami-refresh', host: '127.0.0.1', port: ami.port, username: 'bench', secret: 'bench' }] },
+      http: { host: '127.0.0.1', port: httpPort },
+    }));
+    vm = startVmbridge(config2, join(ROOT, 'bench/results/vmbridge-mwi.log'));
+    await vm.ready;
+    const watcher = await open(dovecot.port, `u${mwiBox.mailbox}`);
+    while (((await watcher.status('INBOX', { messages: true })) || { messages: 0 }).messages! < LATENCY_SAMPLES) await new Promise((r) => setTimeout(r, 100));
+    await watcher.logout();
+    await new Promise((r) => setTimeout(r, 6_000)); // let the IDLE watcher settle into IDLE
+    const refreshes = (): number => ami.received.filter((a) => a.action.toLowerCase() === 'voicemailrefresh' && a.get('Mailbox') === mwiBox.mailbox).length;
+    const readLatency = await readToSpool(spoolDir, dovecot.port, mwiBox, refreshes);
+    const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+    const lockHoldMaxMs = Math.round(Number(/^vmbridge_spool_lock_hold_seconds_max (\S+)$/m.exec(metrics)?.[1] ?? NaN) * 10_000) / 10;
+    const lockHolds = Number(/^vmbridge_spool_lock_holds_total (\S+)$/m.exec(metrics)?.[1] ?? NaN);
+    await ami.close();
 
     const results = {
       date: new Date().toISOString(),
       machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
       settings: { concurrency: CONCURRENCY, messageBytes: raw.length, latencySamples: LATENCY_SAMPLES },
       floor,
-      vmbridge: { latency1MailboxMs: latency1, latency100MailboxesMs: latency100, import: importResult, peakRssMiB: rss },
+      vmbridge: {
+        latency1MailboxMs: latency1, latency100MailboxesMs: latency100, import: importResult, peakRssMiB: rss,
+        emailReadToSpoolAndRefreshMs: readLatency, spoolLockHoldMaxMs: lockHoldMaxMs, spoolLockHolds: lockHolds,
+      },
       targets: {
         latencyP99WithinAppendP99Plus50ms: latency1.p99 <= floor.appendRoundTripMs.p99 + 50 && latency100.p99 <= floor.appendRoundTripMs.p99 + 50,
         importAtLeastHalfOfBareParallelAppend: importResult.perSecond >= floor.parallelAppend.perSecond / 2,
+        readToSpoolP99WithinIdlePlusAmiPlus100ms: readLatency.p99 <= floor.idleNotificationMs.p99 + amiRoundTrip.p99 + 100,
       },
     };
     await mkdir(join(ROOT, 'bench/results'), { recursive: true });
@@ -256,6 +352,8 @@ async function main(): Promise<void> {
       row('floor: IDLE notification', floor.idleNotificationMs),
       row('vmbridge: new voicemail -> visible email, 1 mailbox', latency1),
       row('vmbridge: new voicemail -> visible email, 100 mailboxes', latency100),
+      row('floor: AMI round trip (Ping)', amiRoundTrip),
+      row('vmbridge: email read -> spool moved + VoicemailRefresh', readLatency),
       '',
       '| throughput | messages | seconds | msg/s |',
       '| --- | --- | --- | --- |',
@@ -263,6 +361,8 @@ async function main(): Promise<void> {
       `| vmbridge: initial import | ${importResult.messages} | ${importResult.seconds} | ${importResult.perSecond} |`,
       '',
       `peak RSS of vmbridge run: ${rss} MiB`,
+      `longest Asterisk folder lock held by vmbridge: ${lockHoldMaxMs} ms over ${lockHolds} holds (Asterisk gives up after 5000 ms)`,
+      `target read-to-spool p99 <= IDLE p99 + AMI p99 + 100 ms: ${results.targets.readToSpoolP99WithinIdlePlusAmiPlus100ms ? 'met' : 'MISSED'}`,
       `target p99 <= APPEND p99 + 50 ms: ${results.targets.latencyP99WithinAppendP99Plus50ms ? 'met' : 'MISSED'}`,
       `target import >= half of bare parallel APPEND: ${results.targets.importAtLeastHalfOfBareParallelAppend ? 'met' : 'MISSED'}`,
     ].join('\n');

@@ -1,4 +1,5 @@
 /** Counters for /metrics, kept in the process (each worker process reports its own). */
+import { lockStats } from '../spool/lock.js';
 import type { Op } from '../sync/plan.js';
 
 export class Metrics {
@@ -38,10 +39,31 @@ export class Metrics {
       '# HELP vmbridge_last_reconcile_seconds Duration of the last reconcile.',
       '# TYPE vmbridge_last_reconcile_seconds gauge',
       `vmbridge_last_reconcile_seconds ${(this.lastMs / 1000).toFixed(3)}`,
+      ...spoolLockLines(),
       '# HELP vmbridge_uptime_seconds Seconds since the process started.',
       '# TYPE vmbridge_uptime_seconds gauge',
       `vmbridge_uptime_seconds ${Math.round((Date.now() - this.started) / 1000)}`,
     ];
     return `${lines.join('\n')}\n`;
   }
+}
+
+/** Asterisk gives up on a folder lock after 5 s: how close vmbridge's own holds come to that. */
+function spoolLockLines(): string[] {
+  const l = lockStats();
+  const sec = (ms: number): string => (ms / 1000).toFixed(4);
+  return [
+    '# HELP vmbridge_spool_lock_holds_total Asterisk folder locks taken by this process.',
+    '# TYPE vmbridge_spool_lock_holds_total counter',
+    `vmbridge_spool_lock_holds_total ${l.holds}`,
+    '# HELP vmbridge_spool_lock_hold_seconds_max Longest time this process held a folder lock.',
+    '# TYPE vmbridge_spool_lock_hold_seconds_max gauge',
+    `vmbridge_spool_lock_hold_seconds_max ${sec(l.maxHoldMs)}`,
+    '# HELP vmbridge_spool_lock_wait_seconds_max Longest wait for a folder lock.',
+    '# TYPE vmbridge_spool_lock_wait_seconds_max gauge',
+    `vmbridge_spool_lock_wait_seconds_max ${sec(l.maxWaitMs)}`,
+    '# HELP vmbridge_spool_lock_timeouts_total Folder locks given up on (the change is retried).',
+    '# TYPE vmbridge_spool_lock_timeouts_total counter',
+    `vmbridge_spool_lock_timeouts_total ${l.timeouts}`,
+  ];
 }
