@@ -208,6 +208,52 @@ describe('MWI to every target after each reconcile', { timeout: 300_000 }, () =>
     assert.deepEqual(phone.received.filter((a) => a.action === 'MWIUpdate').map((a) => a.get('Mailbox')), ['1002@default']);
   });
 
+  it('mail-client actions (read, filed, deleted) reach the spool and then every target', async () => {
+    const ref = box('1000');
+    const mc = await h.mail(ref);
+    const firstPhone = phoneShown(phone, ref).length;
+    for (let i = 0; i < 3; i++) await leaveVoicemail(spoolDir, ref, { callerid: `"Mail ${i}" <${300 + i}>`, duration: 3 });
+    await allShow(ref, { new: 3, old: 0 });
+    const emails = await waitFor('three voicemail emails', async () => {
+      const all = (await mc.list(['INBOX'])).filter((e) => e.messageId.endsWith('@vmbridge.test>'));
+      return all.length === 3 ? all : undefined;
+    }, WAIT);
+    const [a, b] = emails;
+
+    // Read in the mail client: the voicemail is heard, the light counts it as old.
+    let lock = await mc.client.getMailboxLock('INBOX');
+    try {
+      await mc.client.messageFlagsAdd(String(a!.uid), ['\\Seen'], { uid: true });
+    } finally {
+      lock.release();
+    }
+    await allShow(ref, { new: 2, old: 1 });
+
+    // Filed in Work: no longer new.
+    await mc.client.mailboxCreate('Work').catch(() => undefined);
+    lock = await mc.client.getMailboxLock('INBOX');
+    try {
+      await mc.client.messageMove(String(b!.uid), 'Work', { uid: true });
+    } finally {
+      lock.release();
+    }
+    await allShow(ref, { new: 1, old: 1 });
+
+    // Deleted in the mail client: gone from the phone too.
+    lock = await mc.client.getMailboxLock('INBOX');
+    try {
+      await mc.client.messageDelete(String(a!.uid), { uid: true });
+    } finally {
+      lock.release();
+    }
+    await allShow(ref, { new: 1, old: 0 });
+
+    // Each value once, in order: no transient value reached the phone server.
+    // (Leaving the three may show 1/0 and 2/0 first: each was a real state.)
+    const seq = phoneShown(phone, ref).slice(firstPhone);
+    assert.deepEqual(seq.slice(seq.findIndex((x) => is(x, { new: 3, old: 0 }))), [{ new: 3, old: 0 }, { new: 2, old: 1 }, { new: 1, old: 1 }, { new: 1, old: 0 }]);
+  });
+
   it('refuses a mailbox or context with CR, LF or a comma before anything reaches a target', async () => {
     const redis = new Redis(h.redisUrl);
     const publisher = new MwiPublisher({ redis, prefix: h.settings.redis.prefix, targets: h.settings.mwi.targets.map((t) => t.name), store: new MwiStore(redis, h.settings.redis.prefix), log: h.log });
