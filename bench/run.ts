@@ -253,7 +253,8 @@ async function main(): Promise<void> {
 
     const confPath = join(dir, 'voicemail.conf');
     const boxLines = [...lat1, ...lat100, ...imp, mwiBox].map((r) => `${r.mailbox} => 1,Bench ${r.mailbox},u${r.mailbox}@example.invalid,,imapuser=u${r.mailbox}|imappassword=pw-u${r.mailbox}`);
-    await writeFile(confPath, ['[general]', 'format=wav', '', '[default]', ...boxLines, ''].join('\n'));
+    // maxmsg above the sample count: Asterisk's default of 100 per folder would (rightly) stop the moves.
+    await writeFile(confPath, ['[general]', 'format=wav', 'maxmsg=9999', '', '[default]', ...boxLines, ''].join('\n'));
     const configPath = join(dir, 'vmbridge.yaml');
     const baseConfig = {
       spool: { dir: spoolDir, voicemailConf: confPath, watch: true, sweepSeconds: 0 },
