@@ -367,13 +367,13 @@ export async function buildVoicemailEmail(input: VoicemailEmailInput): Promise<B
     to,
     subject: voicemailSubject(caller, duration, urgent),
     messageId,
-    text,
+    text: text.replace(/\r?\n/g, '\r\n'),
     attachments,
     // Everything nodemailer would otherwise pick at random comes from the identity, so the
     // same voicemail always gives the same bytes.
     baseBoundary: createHash('sha256').update(messageId).digest('hex').slice(0, 24),
     boundaryPrefix: '--_vmbridge',
-    newline: 'win',
+    // nodemailer writes CRLF itself; no newline option, so no byte-by-byte LF-to-CRLF pass over the audio.
     disableFileAccess: true,
     disableUrlAccess: true,
   });
