@@ -3,15 +3,8 @@
  * Every key here is documented in config/vmbridge.example.yaml; keep the two in step.
  */
 import { z } from 'zod';
+import { isTimeZone } from './time-zone.js';
 
-function isTimeZone(tz: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * A list, also accepted as comma-separated text: that is how a list arrives from an environment

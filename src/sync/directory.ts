@@ -6,6 +6,7 @@ import type { Settings } from '../config/schema.js';
 import { boxBackupDeleted, boxMaxmsg, boxOption, boxTimezone, type VoicemailBox, type VoicemailConf } from '../config/voicemail-conf.js';
 import type { ImapAccount } from '../imap/account.js';
 import { mailboxKey, type MailboxRef } from '../spool/types.js';
+import { isTimeZone } from '../config/time-zone.js';
 
 export interface BoxInfo {
   readonly ref: MailboxRef;
@@ -67,11 +68,3 @@ function fillTemplate(template: string, box: VoicemailBox, email: string): strin
   return template.replaceAll('{mailbox}', box.mailbox).replaceAll('{context}', box.context).replaceAll('{email}', email);
 }
 
-function isTimeZone(tz: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
-}
