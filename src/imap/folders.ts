@@ -74,13 +74,22 @@ export async function trashFolder(client: ImapFlow, folders: Pick<FolderSettings
   return { path: 'Trash', source: 'default' };
 }
 
+/**
+ * The listing is cached per connection, and users create folders (Work, Family, ...) in their mail
+ * client at any time. A folder missing from an old listing would hide the voicemail the user just
+ * filed there, which would then look deleted. So before an observation, when any of its folders is
+ * missing from the cached listing, the server is asked again: one LIST, not one per folder.
+ */
+export async function refreshFolders(client: ImapFlow, paths: readonly string[]): Promise<void> {
+  const cached = await listing(client);
+  if (paths.every((p) => p === 'INBOX' || cached.paths.has(p))) return;
+  listings.delete(client);
+  await listing(client);
+}
+
+/** From the listing as last refreshed (see refreshFolders). */
 export async function folderExists(client: ImapFlow, path: string): Promise<boolean> {
   if (path === 'INBOX') return true;
-  if ((await listing(client)).paths.has(path)) return true;
-  // The listing is cached per connection, and users create folders (Work, Family, ...) in their
-  // mail client at any time. A folder missing from an old listing would hide the voicemail the
-  // user just filed there, which would then look deleted: ask the server again before saying no.
-  listings.delete(client);
   return (await listing(client)).paths.has(path);
 }
 

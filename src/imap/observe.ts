@@ -13,7 +13,7 @@ import type { MailboxRef } from '../spool/types.js';
 import type { ImapRole } from '../sync/placement.js';
 import type { ImapSide } from '../sync/plan.js';
 import { parseIdentityMessageId } from './identity-header.js';
-import { folderExists, type RolePaths } from './folders.js';
+import { folderExists, refreshFolders, type RolePaths } from './folders.js';
 
 export interface ImapObservation {
   /** identity -> copies in mapped folders */
@@ -64,6 +64,7 @@ export async function observeImap(
   const uidValidity: Partial<Record<ImapRole, string>> = {};
   const mine = `${ref.context}\0${ref.mailbox}\0`;
   const seenPaths = new Set<string>();
+  await refreshFolders(client, Object.values(paths));
 
   for (const role of ['inbox', 'work', 'family', 'friends'] as const) {
     const path = paths[role];
