@@ -49,6 +49,18 @@ export class ImapError extends VmbridgeError {
   }
 }
 
+/**
+ * The server refused this account's credentials or token recently; it is not tried again before
+ * `retryAt`, so a wrong password does not become a login storm (and a locked account).
+ */
+export class ImapAuthBackoffError extends ImapError {
+  readonly retryAt: Date;
+  constructor(account: string, retryAt: Date, reason: string) {
+    super(account, `authentication failed (${reason}); not tried again before ${retryAt.toISOString()}`);
+    this.retryAt = retryAt;
+  }
+}
+
 /** A reconcile refused to go on because its plan looked dangerous (for example, mass deletion). */
 export class SafetyStopError extends VmbridgeError {
   constructor(message: string) {

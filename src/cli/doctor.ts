@@ -8,10 +8,12 @@
  * the exit code 1; `warn` is shown but does not.
  */
 import type { Settings } from '../config/schema.js';
+import { amiCheck } from './doctor/ami.js';
 import { readDirectoryOnce, type DirectoryRead } from './doctor/directory.js';
 import { imapCheck } from './doctor/imap.js';
 import { spoolCheck, voicemailConfCheck } from './doctor/local.js';
 import { redisCheck } from './doctor/redis.js';
+import { smtpCheck } from './doctor/smtp.js';
 
 export type CheckStatus = 'ok' | 'info' | 'warn' | 'fail';
 
@@ -41,7 +43,7 @@ export interface DoctorCheck {
 }
 
 /** The checks, in the order they run and are shown. Add new ones here. */
-export const CHECKS: readonly DoctorCheck[] = [spoolCheck, voicemailConfCheck, redisCheck, imapCheck];
+export const CHECKS: readonly DoctorCheck[] = [spoolCheck, voicemailConfCheck, redisCheck, imapCheck, amiCheck, smtpCheck];
 
 export const DEFAULT_MAX_ACCOUNTS = 20;
 

@@ -487,6 +487,24 @@ async function checkAlerts(settings: Settings, src: Sources, warnings: string[],
   }
 }
 
+/**
+ * imap.login oauth2: exactly one of tokenFile and tokenCommand. The token is not read here: it is
+ * read at every connect, so that a rotated token is used.
+ */
+function checkOauth2(login: Settings['imap']['login'], warnings: string[], file: string | undefined): void {
+  const at = file ? { file } : {};
+  const hasFile = login.tokenFile !== undefined;
+  const hasCommand = login.tokenCommand !== undefined;
+  if (login.mode !== 'oauth2') {
+    if (hasFile || hasCommand) warnings.push(`imap.login.tokenFile/tokenCommand are set but imap.login.mode is ${login.mode}: they are not used`);
+    return;
+  }
+  if (hasFile && hasCommand) throw new ConfigError('imap.login.tokenFile and imap.login.tokenCommand are both set; set only one', { key: 'imap.login.tokenCommand', ...at });
+  if (!hasFile && !hasCommand) {
+    throw new ConfigError(`imap.login.mode is oauth2 but neither imap.login.tokenFile nor imap.login.tokenCommand is set (${envNameOf(['imap', 'login', 'tokenFile'])})`, { key: 'imap.login.tokenFile', ...at });
+  }
+}
+
 /** asterisk.ami: exactly one of secret and secretFile; the file is read here, once. */
 async function checkAmi(settings: Settings, src: Sources, warnings: string[], file: string | undefined): Promise<void> {
   const ami = settings.asterisk.ami;
@@ -627,6 +645,7 @@ export async function loadSettings(opts: LoadSettingsOptions = {}): Promise<Load
       );
     }
   }
+  checkOauth2(login, warnings, file);
   await checkAlerts(settings, src, warnings, file);
   await checkAmi(settings, src, warnings, file);
   await checkMwi(settings, warnings, file);

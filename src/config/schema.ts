@@ -141,8 +141,11 @@ export const settingsSchema = z.strictObject({
       servername: z.string().min(1).optional(),
     }).default({ rejectUnauthorized: true }),
     login: z.strictObject({
-      /** per-user: each mailbox logs in as its own IMAP user. master: a master user logs in on its behalf. */
-      mode: z.enum(['per-user', 'master']).default('per-user'),
+      /**
+       * per-user: each mailbox logs in as its own IMAP user. master: a master user logs in on its behalf.
+       * oauth2: each mailbox logs in as its own user with a bearer token (XOAUTH2/OAUTHBEARER).
+       */
+      mode: z.enum(['per-user', 'master', 'oauth2']).default('per-user'),
       /**
        * IMAP user name of a mailbox when voicemail.conf has no imapuser= for it.
        * Placeholders: {mailbox} {context} {email}.
@@ -155,6 +158,16 @@ export const settingsSchema = z.strictObject({
       masterSeparator: z.string().min(1).max(4).default('*'),
       /** YAML file mapping IMAP user to password, for users without imappassword= in voicemail.conf. */
       passwordsFile: z.string().min(1).optional(),
+      /**
+       * (oauth2) A file holding only the bearer token, read at every (re)connect so a rotated token
+       * is picked up. `{user}` in the path becomes the IMAP user, for one file per user.
+       */
+      tokenFile: z.string().min(1).optional(),
+      /**
+       * (oauth2) A program and its arguments (no shell) that prints the bearer token on stdout; run
+       * at every (re)connect, `{user}` in an argument becomes the IMAP user. 10 s at most.
+       */
+      tokenCommand: z.array(z.string().min(1)).min(1).optional(),
     }).default({ mode: 'per-user', userTemplate: '{email}', masterSeparator: '*' }),
     folders: z.strictObject({
       /** Folder that holds new (unseen), urgent (unseen + \Flagged) and old (\Seen) voicemail. */

@@ -7,13 +7,22 @@ import { ImapFlow, type ImapFlowOptions } from 'imapflow';
 import type { Settings } from '../config/schema.js';
 import { ImapError } from '../errors.js';
 import type { ImapAccount } from './account.js';
+import { readAccessToken } from './oauth-token.js';
 
 export type ImapServerSettings = Settings['imap'];
 
-export function imapOptions(server: ImapServerSettings, account: ImapAccount): ImapFlowOptions {
+export type ImapAuth = { user: string; pass: string } | { user: string; accessToken: string };
+
+/**
+ * Async because an OAuth2 token is read (or fetched by a command) at every call: each (re)connect
+ * then uses the current token.
+ */
+export async function imapOptions(server: ImapServerSettings, account: ImapAccount): Promise<ImapFlowOptions> {
   const login = server.login;
-  let auth: { user: string; pass: string };
-  if (login.mode === 'master') {
+  let auth: ImapAuth;
+  if (login.mode === 'oauth2') {
+    auth = { user: account.user, accessToken: await readAccessToken(login, account.user) };
+  } else if (login.mode === 'master') {
     if (!login.masterUser || !login.masterPassword) {
       throw new ImapError(account.user, 'imap.login.mode is master but imap.login.masterUser/masterPassword are not set');
     }
@@ -47,7 +56,7 @@ export function imapOptions(server: ImapServerSettings, account: ImapAccount): I
 }
 
 export async function connectImap(server: ImapServerSettings, account: ImapAccount): Promise<ImapFlow> {
-  const client = new ImapFlow(imapOptions(server, account));
+  const client = new ImapFlow(await imapOptions(server, account));
   // An 'error' with no listener would crash the process; the close that follows is what callers see.
   client.on('error', () => undefined);
   try {
@@ -56,6 +65,14 @@ export async function connectImap(server: ImapServerSettings, account: ImapAccou
     throw new ImapError(account.user, `cannot log in to ${server.host}:${server.port}: ${describeImapError(err)}`, { cause: err });
   }
   return client;
+}
+
+/** Whether `err` (from connectImap or imapflow) is the server refusing the credentials or token. */
+export function isAuthFailure(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    if ((e as { authenticationFailed?: boolean }).authenticationFailed === true) return true;
+  }
+  return false;
 }
 
 /** A short, secret-free description of an imapflow error. */

@@ -105,7 +105,7 @@ export class IdleWatcher {
     let connectedBefore = false;
     while (!w.stopped) {
       try {
-        const client = new ImapFlow({ ...imapOptions(this.opts.server, w.account), maxIdleTime: IDLE_RESTART_MS });
+        const client = new ImapFlow({ ...(await imapOptions(this.opts.server, w.account)), maxIdleTime: IDLE_RESTART_MS });
         w.client = client;
         client.on('error', () => undefined); // the close that follows is what counts
         const changed = (): void => {

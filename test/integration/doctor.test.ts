@@ -8,6 +8,8 @@ import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SMTPServer } from 'smtp-server';
+import { startAmiServer, type AmiTestServer } from '../support/ami-server.js';
 import { startDovecot, type DovecotServer } from '../support/dovecot.js';
 import { startHarness, type Harness } from '../support/harness.js';
 import { freePort } from '../support/ports.js';
@@ -196,5 +198,78 @@ describe('vmbridge doctor against real servers', { timeout: 600_000 }, () => {
     assert.equal(run.code, 0);
     for (const name of ['spool', 'voicemail.conf', 'redis', 'imap']) assert.match(run.stdout, new RegExp(`^  ${name.replace('.', '\\.')}\\s+\\S`, 'm'), name);
     assert.match(run.stdout, /--json/);
+  });
+});
+
+describe('vmbridge doctor: AMI and SMTP', { timeout: 600_000 }, () => {
+  let h: Harness;
+  let ami: AmiTestServer;
+  let smtp: SMTPServer;
+  let smtpPort: number;
+  const smtpLogins: string[] = [];
+
+  before(async () => {
+    h = await startHarness({ boxes: [{ mailbox: '1000' }] });
+    ami = await startAmiServer({ spoolDir: h.spoolDir, users: [{ username: 'vmbridge', secret: 'Ami-Secret-5521' }], authFailureDelayMs: 20 });
+    // A sink that accepts one login over plain TCP (loopback only) and never stores anything.
+    smtp = new SMTPServer({
+      disabledCommands: ['STARTTLS'],
+      allowInsecureAuth: true,
+      authMethods: ['PLAIN', 'LOGIN'],
+      onAuth(auth, _session, cb) {
+        smtpLogins.push(auth.username ?? '');
+        if (auth.username === 'alerts' && auth.password === 'Smtp-Pw-8812') cb(null, { user: 'alerts' });
+        else cb(new Error('Invalid username or password'));
+      },
+      onData(stream, _session, cb) {
+        stream.resume();
+        stream.on('end', () => cb());
+      },
+      logger: false,
+    });
+    smtpPort = await freePort();
+    await new Promise<void>((resolve, reject) => {
+      smtp.once('error', reject);
+      smtp.listen(smtpPort, '127.0.0.1', () => resolve());
+    });
+  });
+  after(async () => {
+    await new Promise<void>((resolve) => (smtp ? smtp.close(() => resolve()) : resolve()));
+    await ami?.close();
+    await h?.stop();
+  });
+
+  const secretFile = async (name: string, secret: string): Promise<string> => {
+    const path = join(h.dir, name);
+    await writeFile(path, `${secret}\n`, { mode: 0o600 });
+    return path;
+  };
+
+  it('AMI up with the right secret and an SMTP server that accepts the login: exit 0, both OK', async () => {
+    const amiSecret = await secretFile('ami-ok', 'Ami-Secret-5521');
+    const smtpPass = await secretFile('smtp-ok', 'Smtp-Pw-8812');
+    const run = await doctor(['--config', await settingsFile(h, 'ami-smtp-ok', (s) => {
+      s.asterisk = { ami: { host: '127.0.0.1', port: ami.port, username: 'vmbridge', secretFile: amiSecret } };
+      s.alerts = { to: ['admin@example.invalid'], smtp: { host: '127.0.0.1', port: smtpPort, requireTLS: false, auth: { user: 'alerts', passFile: smtpPass } } };
+    })]);
+    assert.equal(run.code, 0, `exit code; output:\n${run.stdout}\n${run.stderr}`);
+    assert.match(run.stdout, new RegExp(`AMI 127\\.0\\.0\\.1:${ami.port}\\n\\s+OK\\s+login vmbridge: works, AMI version \\S+`));
+    assert.match(run.stdout, new RegExp(`SMTP 127\\.0\\.0\\.1:${smtpPort}\\n\\s+OK\\s+answers; STARTTLS if offered: works; login alerts accepted`));
+    assert.ok(smtpLogins.includes('alerts'), 'the doctor logged in at the SMTP server');
+    for (const secret of ['Ami-Secret-5521', 'Smtp-Pw-8812']) assert.equal(`${run.stdout}${run.stderr}`.includes(secret), false);
+  });
+
+  it('a wrong AMI secret and a closed SMTP port: exit 1, each failure named, no secret printed', async () => {
+    const amiSecret = await secretFile('ami-bad', 'Not-The-Ami-Secret');
+    const closed = await freePort();
+    const run = await doctor(['--config', await settingsFile(h, 'ami-smtp-bad', (s) => {
+      s.asterisk = { ami: { host: '127.0.0.1', port: ami.port, username: 'vmbridge', secretFile: amiSecret } };
+      s.alerts = { to: ['admin@example.invalid'], smtp: { host: '127.0.0.1', port: closed, requireTLS: false } };
+    })]);
+    assert.equal(run.code, 1, `exit code; output:\n${run.stdout}\n${run.stderr}`);
+    assert.match(run.stdout, /FAIL\s+login vmbridge: login refused: .*asterisk\.ami/);
+    assert.match(run.stdout, new RegExp(`SMTP 127\\.0\\.0\\.1:${closed}\\n\\s+FAIL\\s+not reachable: .*ECONNREFUSED`));
+    assert.match(run.stdout, /^Result: NOT ready: 2 failures/m);
+    assert.equal(`${run.stdout}${run.stderr}`.includes('Not-The-Ami-Secret'), false);
   });
 });

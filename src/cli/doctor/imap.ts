@@ -62,7 +62,7 @@ async function login(server: ImapServerSettings, account: ImapAccount): Promise<
   let client: ImapFlow;
   try {
     // Shorter timeouts than the service's: the doctor reports, it does not wait out a slow server.
-    client = new ImapFlow({ ...imapOptions(server, account), connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: LOGIN_TIMEOUT_MS });
+    client = new ImapFlow({ ...(await imapOptions(server, account)), connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: LOGIN_TIMEOUT_MS });
   } catch (err) {
     return { failure: classifyLoginError(err, server) };
   }

@@ -1,0 +1,48 @@
+/** alerts.smtp: the mail server answers, TLS is set up as asked and the login is accepted. */
+import nodemailer from 'nodemailer';
+import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
+import type { CheckResult, DoctorCheck } from '../doctor.js';
+
+const TIMEOUT_MS = 10_000;
+
+function describeSmtpFailure(err: unknown, secret: string | undefined): string {
+  const e = err as { message?: string; code?: string; responseCode?: number };
+  let text = e.message ?? String(err);
+  if (secret && secret.length >= 3) text = text.split(secret).join('***');
+  if (e.code === 'EAUTH') return `login refused: ${text}; see alerts.smtp.auth`;
+  if (e.code === 'ESOCKET' || e.code === 'ECONNECTION' || e.code === 'ETIMEDOUT' || e.code === 'EDNS') return `not reachable: ${text}`;
+  return text;
+}
+
+export const smtpCheck: DoctorCheck = {
+  name: 'smtp',
+  describes: 'When alerts.smtp is set: the SMTP server answers, TLS works as configured and the login (if any) is accepted. Nothing is sent.',
+  async run(ctx): Promise<CheckResult[]> {
+    const smtp = ctx.settings.alerts.smtp;
+    if (!smtp) return [];
+    const section = `SMTP ${smtp.host}:${smtp.port}`;
+    const tlsWanted = smtp.secure ? 'TLS' : smtp.requireTLS ? 'STARTTLS (required)' : 'STARTTLS if offered';
+    const options: SMTPTransport.Options = {
+      host: smtp.host,
+      port: smtp.port,
+      secure: smtp.secure,
+      requireTLS: smtp.requireTLS,
+      tls: { rejectUnauthorized: smtp.tls.rejectUnauthorized },
+      connectionTimeout: TIMEOUT_MS,
+      greetingTimeout: TIMEOUT_MS,
+      socketTimeout: TIMEOUT_MS,
+    };
+    if (smtp.auth?.pass !== undefined) options.auth = { user: smtp.auth.user, pass: smtp.auth.pass };
+    const transport = nodemailer.createTransport(options);
+    try {
+      // verify(): connect, EHLO, TLS as configured, AUTH when credentials are set; no MAIL FROM.
+      await transport.verify();
+      const auth = options.auth ? `login ${smtp.auth?.user ?? ''} accepted` : 'no login configured';
+      return [{ section, status: 'ok', message: `answers; ${tlsWanted}: works; ${auth}`, data: { reachable: true, tls: tlsWanted, auth: options.auth ? 'ok' : 'none' } }];
+    } catch (err) {
+      return [{ section, status: 'fail', message: describeSmtpFailure(err, smtp.auth?.pass), data: { reachable: false, tls: tlsWanted } }];
+    } finally {
+      transport.close();
+    }
+  },
+};
