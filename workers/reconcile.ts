@@ -4,7 +4,7 @@
  */
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
-import { SafetyStopError, SpoolBusyError, SpoolChangeDeferredError } from '../src/errors.js';
+import { ImapAuthBackoffError, SafetyStopError, SpoolBusyError, SpoolChangeDeferredError } from '../src/errors.js';
 import type { Logger } from '../src/log.js';
 import { QUEUE_RECONCILE, reconcileJobSchema, type ReconcileJob } from '../src/queue/jobs.js';
 import { acquireMailboxLock } from '../src/queue/mailbox-lock.js';
@@ -78,8 +78,10 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
   worker.on('failed', (job, err) => {
     deps.onFailed?.(err);
     // A busy spool is expected while Asterisk renumbers, and a caller in VoiceMailMain defers
-    // spool changes until they hang up; both are only worth a quiet line.
-    log[err instanceof SpoolBusyError || err instanceof SpoolChangeDeferredError ? 'info' : 'warn']({ mailbox: job ? `${job.data.mailbox}@${job.data.context}` : undefined, attempt: job?.attemptsMade, err: err.message }, 'reconcile failed; retried with backoff');
+    // spool changes until they hang up; both are only worth a quiet line. A login in back-off was
+    // already logged once by the pool.
+    const quiet = err instanceof SpoolBusyError || err instanceof SpoolChangeDeferredError;
+    log[quiet ? 'info' : err instanceof ImapAuthBackoffError ? 'debug' : 'warn']({ mailbox: job ? `${job.data.mailbox}@${job.data.context}` : undefined, attempt: job?.attemptsMade, err: err.message }, 'reconcile failed; retried with backoff');
   });
   worker.on('error', (err) => log.error({ err: err.message }, 'reconcile worker error'));
   return {
