@@ -9,7 +9,7 @@ import { connect } from 'node:net';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
-import { forgetOnExit, killOnExit, requireExecutable, runDaemonLauncher, shortTempDir, sleep, stopPid } from './processes.js';
+import { forgetOnExit, killOnExit, requireExecutable, runDaemonLauncher, shortTempDir, sleep, stopPid, stopServerOnce } from './processes.js';
 
 export interface DovecotUser {
   readonly user: string;
@@ -270,7 +270,6 @@ export async function startDovecot(opts: DovecotOptions): Promise<DovecotServer>
         throw new Error(`${(err as Error).message}\n${await tail(logPath)}`, { cause: err });
       }
 
-      let stopped = false;
       return {
         host: '127.0.0.1',
         port,
@@ -285,13 +284,7 @@ export async function startDovecot(opts: DovecotOptions): Promise<DovecotServer>
           await sleep(1_010 - (Date.now() % 1_000));
           await waitForLogin(port, instance, user, pass, 'OK', 5_000);
         },
-        async stop(): Promise<void> {
-          if (stopped) return;
-          stopped = true;
-          await stopPid(pid);
-          forgetOnExit(pid);
-          await rm(dir, { recursive: true, force: true });
-        },
+        stop: stopServerOnce(pid, dir),
       };
     }
   } catch (err) {

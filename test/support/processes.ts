@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync, rmSync } from 'node:fs';
-import { mkdtemp, open, readFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 
@@ -157,4 +157,16 @@ export function killOnExit(pid: number, dir: string): void {
 
 export function forgetOnExit(pid: number): void {
   leftovers.delete(pid);
+}
+
+/** stop() for a server this process started: its PID only, once, then its folder. */
+export function stopServerOnce(pid: number, dir: string): () => Promise<void> {
+  let stopped = false;
+  return async () => {
+    if (stopped) return;
+    stopped = true;
+    await stopPid(pid);
+    forgetOnExit(pid);
+    await rm(dir, { recursive: true, force: true });
+  };
 }

@@ -6,7 +6,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
-import { forgetOnExit, isAlive, killOnExit, requireExecutable, runDaemonLauncher, shortTempDir, sleep, stopPid } from './processes.js';
+import { isAlive, killOnExit, requireExecutable, runDaemonLauncher, shortTempDir, sleep, stopPid, stopServerOnce } from './processes.js';
 
 export interface RedisServer {
   readonly url: string;
@@ -110,20 +110,13 @@ export async function startRedis(): Promise<RedisServer> {
       }
       const { pid } = ready;
       killOnExit(pid, dir);
-      let stopped = false;
       return {
         url: `redis://127.0.0.1:${port}`,
         host: '127.0.0.1',
         port,
         pid,
         dir,
-        async stop(): Promise<void> {
-          if (stopped) return;
-          stopped = true;
-          await stopPid(pid);
-          forgetOnExit(pid);
-          await rm(dir, { recursive: true, force: true });
-        },
+        stop: stopServerOnce(pid, dir),
       };
     }
   } catch (err) {

@@ -22,7 +22,7 @@ import { createSocket } from 'node:dgram';
 import { open, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
-import { forgetOnExit, isAlive, killOnExit, requireExecutable, shortTempDir, sleep, stopPid } from './processes.js';
+import { forgetOnExit, isAlive, killOnExit, requireExecutable, shortTempDir, sleep, stopPid, stopServerOnce } from './processes.js';
 
 export interface SipPeerOptions {
   /** Digest username the peer accepts. Default `vmbridge`. */
@@ -215,7 +215,6 @@ export async function startSipPeer(options: SipPeerOptions = {}): Promise<SipPee
         if (/Address already in use|bind/i.test(failure) && attempt < START_ATTEMPTS) continue;
         throw new Error(`kamailio did not start:\n${failure.trim().split('\n').slice(-20).join('\n')}`);
       }
-      let stopped = false;
       return {
         host: '127.0.0.1',
         port,
@@ -231,13 +230,7 @@ export async function startSipPeer(options: SipPeerOptions = {}): Promise<SipPee
             parseRequest(Number(m[1]), Buffer.from(m[2] ?? '', 'base64').toString('utf8')),
           );
         },
-        async stop(): Promise<void> {
-          if (stopped) return;
-          stopped = true;
-          await stopPid(pid);
-          forgetOnExit(pid);
-          await rm(dir, { recursive: true, force: true });
-        },
+        stop: stopServerOnce(pid, dir),
       };
     }
   } catch (err) {
