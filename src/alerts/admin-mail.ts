@@ -200,17 +200,20 @@ export function mailConfigured(settings: AlertSettings): settings is AlertSettin
 
 export type AlertTransport = Transporter<SMTPTransport.SentMessageInfo>;
 
-export function createAlertTransport(smtp: SmtpSettings): AlertTransport {
+/**
+ * The SMTP transport of `alerts.smtp`, for sending and for `vmbridge doctor`'s check. A hanging
+ * server must fail the job (to be retried), not hold the worker forever: hence the timeouts.
+ */
+export function createAlertTransport(smtp: SmtpSettings, timeouts: { connectMs: number; socketMs: number } = { connectMs: 30_000, socketMs: 60_000 }): AlertTransport {
   const options: SMTPTransport.Options = {
     host: smtp.host,
     port: smtp.port,
     secure: smtp.secure,
     requireTLS: smtp.requireTLS,
     tls: { rejectUnauthorized: smtp.tls.rejectUnauthorized },
-    // A hanging server must fail the job (to be retried), not hold the worker forever.
-    connectionTimeout: 30_000,
-    greetingTimeout: 30_000,
-    socketTimeout: 60_000,
+    connectionTimeout: timeouts.connectMs,
+    greetingTimeout: timeouts.connectMs,
+    socketTimeout: timeouts.socketMs,
   };
   if (smtp.auth?.pass !== undefined) options.auth = { user: smtp.auth.user, pass: smtp.auth.pass };
   return nodemailer.createTransport(options);

@@ -2,6 +2,7 @@
  * Asterisk's folder lock, both lockmodes, against other real processes holding it the way Asterisk
  * does: a hard-linked, empty `.lock`, or flock(2) on `<folder>/lock`.
  */
+import { exited, firstLine } from '../support/child.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -48,27 +49,7 @@ async function lockFiles(dir: string): Promise<string[]> {
   return (await readdir(dir)).filter((n) => n.startsWith('.lock') || n === 'lock').sort();
 }
 
-/** Resolves with the first line the child writes, or rejects if it exits first. */
-function firstLine(child: ChildProcess): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => (err += d));
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      const nl = out.indexOf('\n');
-      if (nl >= 0) resolve(out.slice(0, nl));
-    });
-    child.on('exit', (code) => reject(new Error(`child exited (${code}) before writing a line: ${err}`)));
-  });
-}
 
-function exited(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve();
-    else child.once('exit', () => resolve());
-  });
-}
 
 /**
  * Another process taking `<dir>/.lock` exactly as Asterisk does (empty `.lock-XXXXXXXX`, link, unlink

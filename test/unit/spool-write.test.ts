@@ -2,6 +2,7 @@
  * Moving and removing voicemails in a real spool directory, with messages left the way Asterisk
  * leaves them (test/support/asterisk-spool.ts), including the states an interrupted change leaves.
  */
+import { exited, firstLine } from '../support/child.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -584,26 +585,7 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs = 5_000): Promis
   }
 }
 
-function firstLine(child: ChildProcess): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => (err += d));
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      const nl = out.indexOf('\n');
-      if (nl >= 0) resolve(out.slice(0, nl));
-    });
-    child.on('exit', (code) => reject(new Error(`child exited (${code}) before writing a line: ${err}`)));
-  });
-}
 
-function exited(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve();
-    else child.once('exit', () => resolve());
-  });
-}
 
 /** The PID of a process that has just ended. */
 async function deadProcessPid(): Promise<number> {

@@ -1,6 +1,5 @@
 /** alerts.smtp: the mail server answers, TLS is set up as asked and the login is accepted. */
-import nodemailer from 'nodemailer';
-import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
+import { createAlertTransport } from '../../alerts/admin-mail.js';
 import type { CheckResult, DoctorCheck } from '../doctor.js';
 
 const TIMEOUT_MS = 10_000;
@@ -22,23 +21,13 @@ export const smtpCheck: DoctorCheck = {
     if (!smtp) return [];
     const section = `SMTP ${smtp.host}:${smtp.port}`;
     const tlsWanted = smtp.secure ? 'TLS' : smtp.requireTLS ? 'STARTTLS (required)' : 'STARTTLS if offered';
-    const options: SMTPTransport.Options = {
-      host: smtp.host,
-      port: smtp.port,
-      secure: smtp.secure,
-      requireTLS: smtp.requireTLS,
-      tls: { rejectUnauthorized: smtp.tls.rejectUnauthorized },
-      connectionTimeout: TIMEOUT_MS,
-      greetingTimeout: TIMEOUT_MS,
-      socketTimeout: TIMEOUT_MS,
-    };
-    if (smtp.auth?.pass !== undefined) options.auth = { user: smtp.auth.user, pass: smtp.auth.pass };
-    const transport = nodemailer.createTransport(options);
+    const withAuth = smtp.auth?.pass !== undefined;
+    const transport = createAlertTransport(smtp, { connectMs: TIMEOUT_MS, socketMs: TIMEOUT_MS });
     try {
       // verify(): connect, EHLO, TLS as configured, AUTH when credentials are set; no MAIL FROM.
       await transport.verify();
-      const auth = options.auth ? `login ${smtp.auth?.user ?? ''} accepted` : 'no login configured';
-      return [{ section, status: 'ok', message: `answers; ${tlsWanted}: works; ${auth}`, data: { reachable: true, tls: tlsWanted, auth: options.auth ? 'ok' : 'none' } }];
+      const auth = withAuth ? `login ${smtp.auth?.user ?? ''} accepted` : 'no login configured';
+      return [{ section, status: 'ok', message: `answers; ${tlsWanted}: works; ${auth}`, data: { reachable: true, tls: tlsWanted, auth: withAuth ? 'ok' : 'none' } }];
     } catch (err) {
       return [{ section, status: 'fail', message: describeSmtpFailure(err, smtp.auth?.pass), data: { reachable: false, tls: tlsWanted } }];
     } finally {
