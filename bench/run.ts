@@ -130,7 +130,9 @@ async function floorParallelAppend(port: number, raw: Buffer): Promise<{ message
 interface Vmbridge { child: ChildProcess; ready: Promise<void> }
 
 function startVmbridge(configPath: string, logPath: string): Vmbridge {
-  const child = spawn(process.execPath, [join(ROOT, 'dist/src/cli/bin.js'), 'run', '--config', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // BENCH_PROFILE=<folder>: vmbridge writes a V8 CPU profile there (open it in Chrome's DevTools).
+  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${resolve(process.env.BENCH_PROFILE)}`] : [];
+  const child = spawn(process.execPath, [...profile, join(ROOT, 'dist/src/cli/bin.js'), 'run', '--config', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   const ready = new Promise<void>((resolveReady, reject) => {
     child.stderr!.on('data', (d: Buffer) => {

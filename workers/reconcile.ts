@@ -54,7 +54,7 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
         const result = await reconcileMailbox(deps, box);
         const ms = performance.now() - started;
         if (result.applied > 0 || result.skipped.length > 0) {
-          log.info({ mailbox: mailboxKey(ref), reason: data.reason, ops: result.applied, skipped: result.skipped.length, held: result.plan.held.length, ms: Math.round(ms) }, 'reconciled');
+          log.info({ mailbox: mailboxKey(ref), reason: data.reason, ops: result.applied, skipped: result.skipped.length, held: result.plan.held.length, ms: Math.round(ms), phases: result.phases }, 'reconciled');
         }
         await deps.onReconciled?.(ref, result, ms);
         return { ops: result.applied };

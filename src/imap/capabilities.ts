@@ -87,9 +87,13 @@ export function explainCapabilities(caps: ServerCapabilities, ctx: ExplainContex
       : `filing a voicemail email is UID COPY, then the original is flagged \\Deleted (no UIDPLUS); ${noBare}`, caps.uidplus ? 'ok' : 'warn');
 
   return [
-    note('IDLE', caps.idle, `${caps.idle ? 'not used yet' : 'not used'}: changes made in mail clients are picked up at ${sweep}`),
+    note('IDLE', caps.idle, caps.idle
+      ? `used: the inbox folder of up to imap.idle.maxAccounts accounts is watched, so a mail client's change there is picked up within a second or two; other folders at ${sweep}`
+      : `not offered: changes made in mail clients are picked up at ${sweep}`),
     note('NOTIFY', caps.notify, `${caps.notify ? 'not used yet' : 'not used'}: IMAP folders are not watched between reconciles`),
-    note('CONDSTORE', caps.condstore, `${caps.condstore ? 'not used yet' : 'not used'}: each reconcile reads UIDs and flags of the mapped folders (headers only for UIDs it has not seen)`),
+    note('CONDSTORE', caps.condstore, caps.condstore
+      ? 'used: a reconcile fetches only the messages of a folder that changed since its last look (CHANGEDSINCE), and the whole folder only after an expunge'
+      : 'not offered: each reconcile reads UIDs and flags of every message in the mapped folders (headers only for UIDs it has not seen)'),
     note('QRESYNC', caps.qresync, `${caps.qresync ? 'not used yet' : 'not used'}: expunged messages are noticed by their missing UIDs`),
     move,
     uidplus,

@@ -5,8 +5,15 @@
  * the same folders is never looked at beyond its Message-ID, and never touched. Messages flagged
  * \Deleted count as gone (a client that deletes without expunging, or a server without UIDPLUS).
  *
- * Identities are cached per folder and UIDVALIDITY, so a second look at a folder fetches only UIDs
- * and flags, plus headers for UIDs it has not seen before.
+ * Each connection keeps a view of every folder it looked at (UID -> identity and flags), so a look
+ * costs what changed, not what the folder holds:
+ *  - with CONDSTORE (RFC 7162), a look fetches only the messages whose MODSEQ rose since the last
+ *    one (new ones and flag changes, with the Message-ID header). Expunges do not show there, so the
+ *    view is trusted only when its size equals the server's message count after that fetch (every
+ *    new message is in the fetch, so a difference means something was expunged); otherwise the
+ *    folder is read in full;
+ *  - without CONDSTORE, every look fetches UIDs and flags, and headers only for UIDs not seen before.
+ * A UIDVALIDITY change throws the view away.
  */
 import type { ImapFlow } from 'imapflow';
 import type { MailboxRef } from '../spool/types.js';
@@ -21,29 +28,58 @@ export interface ImapObservation {
   readonly uidValidity: Partial<Record<ImapRole, string>>;
 }
 
-interface FolderCache {
+interface ViewRow {
+  /** "<context>\0<mailbox>\0<id>", or null for mail that is not ours */
+  owner: string | null;
+  seen: boolean;
+  flagged: boolean;
+  deleted: boolean;
+}
+
+interface FolderView {
   uidValidity: string;
-  /** uid -> "<context>\0<mailbox>\0<id>", or null for mail that is not ours */
-  owners: Map<number, string | null>;
+  /** Every message of the folder as of the last look, plus what this connection appended since. */
+  rows: Map<number, ViewRow>;
+  /** Every UID at or below this one was looked at: it is in `rows`, or it is gone. */
+  lookedThrough: number;
+  /** Highest MODSEQ of the last look (CONDSTORE); undefined until a full look with MODSEQ. */
+  modseq?: bigint;
 }
 
-const caches = new WeakMap<ImapFlow, Map<string, FolderCache>>();
+const views = new WeakMap<ImapFlow, Map<string, FolderView>>();
 
-function cacheFor(client: ImapFlow, path: string, uidValidity: string): FolderCache {
-  let perClient = caches.get(client);
-  if (!perClient) caches.set(client, (perClient = new Map()));
-  let cache = perClient.get(path);
-  if (!cache || cache.uidValidity !== uidValidity) perClient.set(path, (cache = { uidValidity, owners: new Map() }));
-  return cache;
-}
-
-/** Remembers the identity of a UID vmbridge itself just wrote, so it need not be fetched again. */
-export function rememberOwner(client: ImapFlow, path: string, uidValidity: string, uid: number, ref: MailboxRef, id: string): void {
-  cacheFor(client, path, uidValidity).owners.set(uid, ownerKey(ref, id));
+function viewFor(client: ImapFlow, path: string, uidValidity: string): FolderView {
+  let perClient = views.get(client);
+  if (!perClient) views.set(client, (perClient = new Map()));
+  let view = perClient.get(path);
+  if (!view || view.uidValidity !== uidValidity) perClient.set(path, (view = { uidValidity, rows: new Map(), lookedThrough: 0 }));
+  return view;
 }
 
 function ownerKey(ref: MailboxRef, id: string): string {
   return `${ref.context}\0${ref.mailbox}\0${id}`;
+}
+
+/** Remembers a UID vmbridge itself just wrote (APPEND, MOVE), so it need not be fetched again. */
+export function rememberOwner(
+  client: ImapFlow,
+  path: string,
+  uidValidity: string,
+  uid: number,
+  ref: MailboxRef,
+  id: string,
+  flags: { seen: boolean; flagged: boolean } = { seen: false, flagged: false },
+): void {
+  const view = viewFor(client, path, uidValidity);
+  view.rows.set(uid, { owner: ownerKey(ref, id), seen: flags.seen, flagged: flags.flagged, deleted: false });
+  // Contiguous with what was looked at: nothing anyone else wrote can hide below it.
+  if (uid === view.lookedThrough + 1) view.lookedThrough = uid;
+}
+
+/** Drops a UID vmbridge itself expunged or moved away, so the view keeps matching the server's count. */
+export function forgetUid(client: ImapFlow, path: string, uidValidity: string, uid: number): void {
+  const view = views.get(client)?.get(path);
+  if (view && view.uidValidity === uidValidity) view.rows.delete(uid);
 }
 
 /** The Message-ID value in a raw header block (unfolded). */
@@ -52,6 +88,99 @@ export function messageIdFromHeaders(raw: Buffer | undefined): string | undefine
   const text = raw.toString('latin1').replace(/\r?\n[ \t]+/g, ' ');
   const m = /^message-id:[ \t]*(.*)$/im.exec(text);
   return m?.[1]?.trim();
+}
+
+interface FetchedRow {
+  uid: number;
+  flags?: Set<string>;
+  headers?: Buffer;
+  modseq?: bigint;
+}
+
+function rowOf(fetched: FetchedRow, owner: string | null): ViewRow {
+  const flags = fetched.flags ?? new Set<string>();
+  return { owner, seen: flags.has('\\Seen'), flagged: flags.has('\\Flagged'), deleted: flags.has('\\Deleted') };
+}
+
+function maxModseq(rows: readonly FetchedRow[], floor: bigint | undefined): bigint | undefined {
+  let best = floor;
+  for (const r of rows) if (r.modseq !== undefined && (best === undefined || r.modseq > best)) best = r.modseq;
+  return best;
+}
+
+function usesModseq(client: ImapFlow): boolean {
+  return client.enabled.has('CONDSTORE') && client.mailbox !== false && !client.mailbox.noModseq;
+}
+
+/** Reads the whole folder into the view: UIDs and flags, headers only for UIDs not seen before. */
+async function fullLook(client: ImapFlow, view: FolderView, domain: string): Promise<void> {
+  const modseq = usesModseq(client);
+  const needHeaders = view.rows.size === 0;
+  // imapflow asks for MODSEQ by itself whenever CONDSTORE is enabled.
+  const rows: FetchedRow[] = await client.fetchAll('1:*', { uid: true, flags: true, ...(needHeaders ? { headers: ['message-id'] } : {}) }, { uid: true });
+  const known = new Map<number, string | null>();
+  const unknown: number[] = [];
+  for (const row of rows) {
+    if (needHeaders) known.set(row.uid, ownerOf(messageIdFromHeaders(row.headers), domain));
+    else {
+      const had = view.rows.get(row.uid);
+      if (had) known.set(row.uid, had.owner);
+      else unknown.push(row.uid);
+    }
+  }
+  if (unknown.length > 0) {
+    for (const row of await client.fetchAll(unknown.join(','), { uid: true, headers: ['message-id'] }, { uid: true })) {
+      known.set(row.uid, ownerOf(messageIdFromHeaders(row.headers), domain));
+    }
+  }
+  view.rows.clear();
+  let highest = 0;
+  for (const row of rows) {
+    view.rows.set(row.uid, rowOf(row, known.get(row.uid) ?? null));
+    if (row.uid > highest) highest = row.uid;
+  }
+  view.lookedThrough = Math.max(highest, view.lookedThrough);
+  view.modseq = modseq ? maxModseq(rows, undefined) : undefined;
+}
+
+/**
+ * CONDSTORE: fetches what changed since the last look into the view. False when the view cannot be
+ * trusted afterwards (something was expunged, or the server gave no MODSEQ): read it in full.
+ */
+async function changedLook(client: ImapFlow, view: FolderView, domain: string, exists: () => number): Promise<boolean> {
+  if (view.modseq === undefined || !usesModseq(client)) return false;
+  const rows: FetchedRow[] = await client.fetchAll('1:*', { uid: true, flags: true, headers: ['message-id'] }, { uid: true, changedSince: view.modseq });
+  for (const row of rows) {
+    const had = view.rows.get(row.uid);
+    view.rows.set(row.uid, rowOf(row, had ? had.owner : ownerOf(messageIdFromHeaders(row.headers), domain)));
+    if (row.uid > view.lookedThrough) view.lookedThrough = row.uid;
+  }
+  if (rows.some((r) => r.modseq === undefined)) return false;
+  view.modseq = maxModseq(rows, view.modseq);
+  return view.rows.size === exists();
+}
+
+/**
+ * Brings the view of the selected folder up to date and returns it. The folder must be selected
+ * (held by a mailbox lock) by the caller.
+ */
+async function lookAtSelected(client: ImapFlow, path: string, domain: string): Promise<FolderView | undefined> {
+  // The folder may have stayed selected since the last look: a NOOP brings the EXISTS and EXPUNGE
+  // news of other sessions first, so what follows is not a stale view.
+  await client.noop();
+  const box = client.mailbox;
+  if (!box) return undefined;
+  const view = viewFor(client, path, box.uidValidity.toString());
+  const exists = (): number => (client.mailbox ? client.mailbox.exists : -1);
+  if (box.exists === 0) {
+    view.rows.clear();
+    // Nothing is left of any UID below UIDNEXT.
+    if (box.uidNext > 1) view.lookedThrough = Math.max(view.lookedThrough, box.uidNext - 1);
+    view.modseq = usesModseq(client) && box.highestModseq !== undefined ? box.highestModseq : undefined;
+    return view;
+  }
+  if (!(await changedLook(client, view, domain, exists))) await fullLook(client, view, domain);
+  return view;
 }
 
 export async function observeImap(
@@ -74,46 +203,48 @@ export async function observeImap(
 
     const lock = await client.getMailboxLock(path);
     try {
-      // The folder may have stayed selected since the last look: a NOOP brings the EXISTS and
-      // EXPUNGE news of other sessions first, so what follows is not a stale view.
-      await client.noop();
-      const box = client.mailbox;
-      if (!box) continue;
-      const validity = box.uidValidity.toString();
-      uidValidity[role] = validity;
-      if (box.exists === 0) continue;
-      const cache = cacheFor(client, path, validity);
-
-      const needHeaders = cache.owners.size === 0;
-      const rows = await client.fetchAll('1:*', { uid: true, flags: true, ...(needHeaders ? { headers: ['message-id'] } : {}) }, { uid: true });
-      const unknown: number[] = [];
-      for (const row of rows) {
-        if (needHeaders) cache.owners.set(row.uid, ownerOf(messageIdFromHeaders(row.headers), domain));
-        else if (!cache.owners.has(row.uid)) unknown.push(row.uid);
-      }
-      if (unknown.length > 0) {
-        for (const row of await client.fetchAll(unknown.join(','), { uid: true, headers: ['message-id'] }, { uid: true })) {
-          cache.owners.set(row.uid, ownerOf(messageIdFromHeaders(row.headers), domain));
-        }
-      }
-      const live = new Set<number>();
-      for (const row of rows) {
-        live.add(row.uid);
-        const owner = cache.owners.get(row.uid);
-        if (!owner || !owner.startsWith(mine)) continue;
-        const flags = row.flags ?? new Set<string>();
-        if (flags.has('\\Deleted')) continue;
-        const id = owner.slice(mine.length);
+      const view = await lookAtSelected(client, path, domain);
+      if (!view) continue;
+      uidValidity[role] = view.uidValidity;
+      for (const [uid, row] of view.rows) {
+        if (!row.owner || !row.owner.startsWith(mine) || row.deleted) continue;
+        const id = row.owner.slice(mine.length);
         const list = copies.get(id) ?? [];
-        list.push({ role, uid: row.uid, seen: flags.has('\\Seen'), flagged: flags.has('\\Flagged') });
+        list.push({ role, uid, seen: row.seen, flagged: row.flagged });
         copies.set(id, list);
       }
-      for (const uid of cache.owners.keys()) if (!live.has(uid)) cache.owners.delete(uid);
     } finally {
       lock.release();
     }
   }
   return { copies, uidValidity };
+}
+
+/**
+ * UIDs of the selected folder that carry exactly this identity and are not flagged \Deleted: the
+ * look for an identity that comes right before an APPEND. Everything at or below the view's
+ * `lookedThrough` is known from the observation this reconcile made; only the UIDs above it (mail
+ * that arrived since, normally just vmbridge's own last APPEND) are fetched, with their
+ * Message-ID, and compared exactly. A NOOP first brings this session's view up to date: a server
+ * evaluates a UID range against the messages it has already announced to the session.
+ */
+export async function findIdentityInSelected(client: ImapFlow, path: string, ref: MailboxRef, id: string, domain: string): Promise<number[]> {
+  await client.noop();
+  const box = client.mailbox;
+  if (!box) return [];
+  const view = viewFor(client, path, box.uidValidity.toString());
+  if (box.exists > 0) {
+    const range = `${view.lookedThrough + 1}:*`;
+    for (const row of await client.fetchAll(range, { uid: true, flags: true, headers: ['message-id'] }, { uid: true })) {
+      const had = view.rows.get(row.uid);
+      view.rows.set(row.uid, rowOf(row, had ? had.owner : ownerOf(messageIdFromHeaders(row.headers), domain)));
+      if (row.uid > view.lookedThrough) view.lookedThrough = row.uid;
+    }
+  }
+  const wanted = ownerKey(ref, id);
+  const found: number[] = [];
+  for (const [uid, row] of view.rows) if (row.owner === wanted && !row.deleted) found.push(uid);
+  return found.sort((a, b) => a - b);
 }
 
 function ownerOf(messageId: string | undefined, domain: string): string | null {

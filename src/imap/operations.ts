@@ -1,6 +1,8 @@
 /**
  * The only ways vmbridge changes IMAP. Each is safe to repeat after a crash at any point:
- *  - append looks for the identity in the target folder first, so a retried APPEND makes no copy;
+ *  - append looks for the identity in the target folder first, so a retried APPEND makes no copy
+ *    (the reconcile's observation covers the folder up to its last UID; what arrived since is
+ *    fetched with its Message-ID, see findIdentityInSelected);
  *  - move/flag act on one UID and re-find the message by identity when the server reports no new UID;
  *  - delete acts on exactly one UID: UID EXPUNGE (UIDPLUS), UID MOVE to the trash folder (MOVE), or
  *    only the \Deleted flag, as imap.deleteMode and the server allow (see delete-strategy.ts).
@@ -18,7 +20,7 @@ import { describeImapError } from './connect.js';
 import { deleteStrategy, strategyWithoutTrash, usesTrash, type DeleteMode, type DeleteStrategy } from './delete-strategy.js';
 import { ensureFolder, trashFolder, type FolderSettings } from './folders.js';
 import { identitySearchValue, parseIdentityMessageId } from './identity-header.js';
-import { messageIdFromHeaders, rememberOwner } from './observe.js';
+import { findIdentityInSelected, forgetUid, messageIdFromHeaders, rememberOwner } from './observe.js';
 
 export interface EmailLocation {
   readonly uid: number;
@@ -75,7 +77,7 @@ export async function appendEmail(
   const lock = await client.getMailboxLock(path);
   try {
     const uidValidity = client.mailbox ? client.mailbox.uidValidity.toString() : '';
-    const existing = await findByIdentity(client, identity);
+    const existing = await findIdentityInSelected(client, path, identity.ref, identity.id, identity.domain);
     if (existing.length > 0) return { uid: existing[0]!, uidValidity };
 
     const flagList = [...(flags.seen ? ['\\Seen'] : []), ...(flags.flagged ? ['\\Flagged'] : [])];
@@ -89,7 +91,7 @@ export async function appendEmail(
       if (uid === undefined) throw new ImapError(who(client), `APPEND to ${JSON.stringify(path)} succeeded but the message cannot be found`);
     }
     const validity = res.uidValidity !== undefined ? res.uidValidity.toString() : uidValidity;
-    rememberOwner(client, path, validity, uid, identity.ref, identity.id);
+    rememberOwner(client, path, validity, uid, identity.ref, identity.id, flags);
     return { uid, uidValidity: validity };
   } finally {
     lock.release();
@@ -137,6 +139,7 @@ export async function updateEmail(
     newValidity = res.uidValidity?.toString();
     // A move without MOVE: the copy is made, now the original goes, by the same safe delete.
     if (!caps.move) await removeOriginal(client, caps, uid);
+    if (caps.move || caps.uidplus) forgetUid(client, from, validity, uid);
   } finally {
     lock.release();
   }
@@ -225,40 +228,54 @@ export async function deleteEmail(
   }
 
   const lock = await client.getMailboxLock(path);
+  const validity = client.mailbox ? client.mailbox.uidValidity.toString() : '';
   try {
-    switch (how) {
-      case 'uid-expunge':
-        await uidExpunge(client, uid);
-        return result(true, how, undefined, fallback);
-      case 'flag-deleted':
-        await flagDeleted(client, uid);
-        return result(false, how, undefined, fallback);
-      case 'move-to-trash': {
-        requireCapability(client, 'MOVE', `moving UID ${uid} to the trash folder`);
-        if (await client.messageMove(String(uid), trash!, { uid: true })) return result(true, how, trash, fallback);
-        break;
-      }
-      case 'copy-to-trash': {
-        // COPY then UID EXPUNGE: a crash in between leaves a second copy in the trash on the retry,
-        // never a lost one.
-        requireCapability(client, 'UIDPLUS', `UID EXPUNGE ${uid}`);
-        if (await client.messageCopy(String(uid), trash!, { uid: true })) {
-          await uidExpunge(client, uid);
-          return result(true, how, trash, fallback);
-        }
-        break;
-      }
-    }
-    // The trash folder refused the message (over quota, no rights): delete the way that needs no
-    // trash folder, which is never worse for the user's own mail.
-    const instead = strategyWithoutTrash(caps);
-    const why = `the server refused to put UID ${uid} into ${JSON.stringify(trash)}`;
-    if (instead === 'uid-expunge') await uidExpunge(client, uid);
-    else await flagDeleted(client, uid);
-    return result(instead === 'uid-expunge', instead, undefined, why);
+    const done = await deleteSelected(client, caps, uid, how, trash, fallback);
+    if (done.expunged) forgetUid(client, path, validity, uid);
+    return done;
   } finally {
     lock.release();
   }
+}
+
+async function deleteSelected(
+  client: ImapFlow,
+  caps: ServerCapabilities,
+  uid: number,
+  how: DeleteStrategy,
+  trash: string | undefined,
+  fallback: string | undefined,
+): Promise<DeleteResult> {
+  switch (how) {
+    case 'uid-expunge':
+      await uidExpunge(client, uid);
+      return result(true, how, undefined, fallback);
+    case 'flag-deleted':
+      await flagDeleted(client, uid);
+      return result(false, how, undefined, fallback);
+    case 'move-to-trash': {
+      requireCapability(client, 'MOVE', `moving UID ${uid} to the trash folder`);
+      if (await client.messageMove(String(uid), trash!, { uid: true })) return result(true, how, trash, fallback);
+      break;
+    }
+    case 'copy-to-trash': {
+      // COPY then UID EXPUNGE: a crash in between leaves a second copy in the trash on the retry,
+      // never a lost one.
+      requireCapability(client, 'UIDPLUS', `UID EXPUNGE ${uid}`);
+      if (await client.messageCopy(String(uid), trash!, { uid: true })) {
+        await uidExpunge(client, uid);
+        return result(true, how, trash, fallback);
+      }
+      break;
+    }
+  }
+  // The trash folder refused the message (over quota, no rights): delete the way that needs no
+  // trash folder, which is never worse for the user's own mail.
+  const instead = strategyWithoutTrash(caps);
+  const why = `the server refused to put UID ${uid} into ${JSON.stringify(trash)}`;
+  if (instead === 'uid-expunge') await uidExpunge(client, uid);
+  else await flagDeleted(client, uid);
+  return result(instead === 'uid-expunge', instead, undefined, why);
 }
 
 function result(expunged: boolean, how: DeleteStrategy, trash: string | undefined, fallback: string | undefined): DeleteResult {

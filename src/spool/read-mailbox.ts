@@ -14,8 +14,8 @@
  * A file that cannot be used becomes a SpoolProblem and the rest is still returned. A directory that
  * exists but cannot be listed throws SpoolError: an unreadable folder is unknown, not empty.
  */
-import { constants, type Dirent, type Stats } from 'node:fs';
-import { lstat, open, readdir, stat } from 'node:fs/promises';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readFileSync, statSync, type BigIntStats, type Dirent, type Stats } from 'node:fs';
+import { lstat, open, readdir, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SpoolError } from '../errors.js';
 import { MAX_ENVELOPE_BYTES, parseEnvelope } from './envelope.js';
@@ -29,6 +29,13 @@ const MESSAGE_FILE = /^msg(\d{4})\.([A-Za-z0-9]+)$/;
 /** Envelope reads in flight per mailbox: enough to overlap I/O, few enough to spare file descriptors. */
 const READ_CONCURRENCY = 16;
 
+/**
+ * Unchanged reads that make a half-made message (a .txt without audio, audio without a .txt) the
+ * folder's real state rather than an Asterisk operation in progress. With the growing pauses
+ * between reads that is over 50 ms of no change at all; Asterisk's steps are microseconds apart.
+ */
+const HALF_MADE_QUIET_READS = 3;
+
 interface Candidate {
   txt?: Dirent;
   txtProblem?: string;
@@ -37,50 +44,154 @@ interface Candidate {
 }
 
 /**
- * Reads the mailbox until it holds still: the mtime of the mailbox directory and of every synced
- * folder must be the same before and after the read. Asterisk renames files while it renumbers a
- * folder or moves a message (copy, then delete), and a directory listing taken during a rename may
- * show the file under neither name; a message missing from one snapshot must never look deleted.
+ * The file operations a spool read needs. On a local filesystem they are made synchronously: an
+ * lstat of a cached inode costs a few microseconds, while the same call through the thread pool
+ * costs ten times that in bookkeeping, and a reconcile stats every message of the mailbox. On a
+ * network filesystem (NFS, SMB, FUSE, ...) any call may wait for the network, so there they go
+ * through the thread pool and never stall the event loop.
+ */
+interface SpoolIo {
+  readdir(path: string): Promise<Dirent[]>;
+  lstat(path: string): Promise<Stats>;
+  stamp(path: string): Promise<BigIntStats>;
+  stat(path: string): Promise<Stats>;
+  readEnvelope(path: string): Promise<Buffer>;
+}
+
+const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
+
+function checkEnvelopeFile(path: string, st: Stats): void {
+  if (!st.isFile()) throw new SpoolError(path, 'is not a regular file');
+  if (st.size > MAX_ENVELOPE_BYTES) throw new SpoolError(path, `${st.size} bytes is too large for a message envelope (at most ${MAX_ENVELOPE_BYTES})`);
+}
+
+const asyncIo: SpoolIo = {
+  readdir: (path) => readdir(path, { withFileTypes: true }),
+  lstat: (path) => lstat(path),
+  stamp: (path) => stat(path, { bigint: true }),
+  stat: (path) => stat(path),
+  async readEnvelope(path) {
+    const fh = await open(path, OPEN_FLAGS);
+    try {
+      checkEnvelopeFile(path, await fh.stat());
+      return await fh.readFile();
+    } finally {
+      await fh.close();
+    }
+  },
+};
+
+const syncIo: SpoolIo = {
+  readdir: async (path) => readdirSync(path, { withFileTypes: true }),
+  lstat: async (path) => lstatSync(path),
+  stamp: async (path) => statSync(path, { bigint: true }),
+  stat: async (path) => statSync(path),
+  async readEnvelope(path) {
+    const fd = openSync(path, OPEN_FLAGS);
+    try {
+      checkEnvelopeFile(path, fstatSync(fd));
+      return readFileSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  },
+};
+
+/** statfs f_type of filesystems whose metadata is on this machine's own disks or memory. */
+const LOCAL_FILESYSTEMS = new Set([
+  0xef53, // ext2, ext3, ext4
+  0x58465342, // xfs
+  0x9123683e, // btrfs
+  0x01021994, // tmpfs
+  0x794c7630, // overlayfs
+  0x2fc12fc1, // zfs
+  0xf2f52010, // f2fs
+  0x3153464a, // jfs
+  0x52654973, // reiserfs
+]);
+
+const ioBySpool = new Map<string, Promise<SpoolIo>>();
+
+/** Sync calls for a spool on a local filesystem, the thread pool for anything else (or unknown). */
+function ioFor(spoolDir: string): Promise<SpoolIo> {
+  let io = ioBySpool.get(spoolDir);
+  if (!io) {
+    io = statfs(spoolDir).then((fs) => (LOCAL_FILESYSTEMS.has(fs.type >>> 0) ? syncIo : asyncIo), () => asyncIo);
+    ioBySpool.set(spoolDir, io);
+  }
+  return io;
+}
+
+/**
+ * Reads the mailbox until it holds still. Asterisk changes a folder in several steps (a renumbering
+ * renames a message's audio files, then its .txt; a move copies, then deletes), so a listing taken
+ * between two steps can show a message under neither name, and a message missing from a snapshot
+ * must never look deleted. A read is taken as settled when
+ *  - the mtime of the mailbox directory and of every synced folder is the same before and after it
+ *    (nothing was renamed, created or removed meanwhile), and
+ *  - it shows no half-made message: a .txt without audio, or audio without its .txt, is what a
+ *    folder looks like between the steps of one Asterisk operation. Such a view is read again;
+ *    only when the same half-made message is still there after a quiet spell (several reads with no
+ *    change at all) is it taken as the folder's real state (reported as a problem, as before).
  * A mailbox that never holds still within the attempts is reported as `settled: false`, and callers
  * make no destructive change from it.
  */
 export async function readMailbox(spoolDir: string, ref: MailboxRef, opts: { attempts?: number } = {}): Promise<SpoolSnapshot> {
   const dir = mailboxDir(spoolDir, ref);
   const attempts = opts.attempts ?? 6;
+  const io = await ioFor(spoolDir);
   let snapshot: SpoolSnapshot | undefined;
+  let quietSince: string | undefined;
+  let quietReads = 0;
   for (let attempt = 1; attempt <= attempts; attempt++) {
-    const before = await folderStamps(dir);
-    snapshot = await readMailboxOnce(spoolDir, ref);
-    const after = await folderStamps(dir);
-    if (before === after) return { ...snapshot, settled: true };
+    const before = await folderStamps(io, dir);
+    const read = await readMailboxOnce(io, spoolDir, ref);
+    snapshot = read.snapshot;
+    const after = await folderStamps(io, dir);
+    if (before === after) {
+      if (!read.halfMade) return { ...snapshot, settled: true };
+      quietReads = after === quietSince ? quietReads + 1 : 1;
+      quietSince = after;
+      if (quietReads >= HALF_MADE_QUIET_READS) return { ...snapshot, settled: true };
+    } else {
+      quietSince = undefined;
+      quietReads = 0;
+    }
     await new Promise((r) => setTimeout(r, 10 * attempt));
   }
   return { ...(snapshot as SpoolSnapshot), settled: false };
 }
 
 /** One string that changes whenever an entry of the mailbox dir or of a synced folder changes. */
-async function folderStamps(dir: string): Promise<string> {
+async function folderStamps(io: SpoolIo, dir: string): Promise<string> {
   const paths = [dir, ...SYNCED_SPOOL_FOLDERS.map((f) => join(dir, f))];
-  const stamps = await Promise.all(paths.map((p) => stat(p, { bigint: true }).then(
+  const stamps = await Promise.all(paths.map((p) => io.stamp(p).then(
     (st) => `${st.ino}:${st.mtimeNs}`,
     (err: unknown) => (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR') ? '-' : `?${errnoText(err)}`),
   )));
   return stamps.join('|');
 }
 
-async function readMailboxOnce(spoolDir: string, ref: MailboxRef): Promise<SpoolSnapshot> {
+interface OneRead {
+  readonly snapshot: SpoolSnapshot;
+  /** A message was seen half-made: a .txt without audio, or audio without a .txt. */
+  readonly halfMade: boolean;
+}
+
+async function readMailboxOnce(io: SpoolIo, spoolDir: string, ref: MailboxRef): Promise<OneRead> {
   const dir = mailboxDir(spoolDir, ref);
-  const entries = await listDir(dir);
+  const entries = await listDir(io, dir);
   const problems: SpoolProblem[] = [];
   if (entries === undefined) {
     // No voicemail yet: Asterisk creates the directory on demand. But a spool without voicemail/ at
     // all is a wrong path or a missing mount, and every mailbox looking empty would read as "all
     // deleted": that is unknown, not empty.
     const root = join(spoolDir, 'voicemail');
-    const exists = await stat(root).then(() => true, (err: unknown) => !isErrno(err, 'ENOENT'));
+    const exists = await io.stat(root).then(() => true, (err: unknown) => !isErrno(err, 'ENOENT'));
     if (!exists) throw new SpoolError(root, 'does not exist: wrong spool directory, or the spool is not mounted');
-    return { ref, messages: [], problems, settled: true };
+    return { snapshot: { ref, messages: [], problems, settled: true }, halfMade: false };
   }
+  const seen = { halfMade: false };
 
   const byName = new Map(entries.map((e) => [e.name, e]));
   const perFolder = await Promise.all(
@@ -96,16 +207,16 @@ async function readMailboxOnce(spoolDir: string, ref: MailboxRef): Promise<Spool
         problems.push({ path: folderPath, problem: 'is not a directory; folder skipped' });
         return [];
       }
-      return readFolder(folderPath, folder, problems);
+      return readFolder(io, folderPath, folder, problems, seen);
     }),
   );
   // Folders and messages are read concurrently; report problems in a stable order.
   problems.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  return { ref, messages: perFolder.flat(), problems, settled: true };
+  return { snapshot: { ref, messages: perFolder.flat(), problems, settled: true }, halfMade: seen.halfMade };
 }
 
-async function readFolder(folderPath: string, folder: SyncedSpoolFolder, problems: SpoolProblem[]): Promise<SpoolMessage[]> {
-  const entries = await listDir(folderPath);
+async function readFolder(io: SpoolIo, folderPath: string, folder: SyncedSpoolFolder, problems: SpoolProblem[], seen: { halfMade: boolean }): Promise<SpoolMessage[]> {
+  const entries = await listDir(io, folderPath);
   if (entries === undefined) return []; // removed since the mailbox was listed
 
   const candidates = new Map<number, Candidate>();
@@ -133,20 +244,25 @@ async function readFolder(folderPath: string, folder: SyncedSpoolFolder, problem
   const jobs: Array<{ msgnum: number; txt: string; audio: Dirent[] }> = [];
   for (const [msgnum, c] of [...candidates].sort((a, b) => a[0] - b[0])) {
     const txtPath = join(folderPath, `msg${String(msgnum).padStart(4, '0')}.txt`);
-    if (c.txt === undefined && c.txtProblem === undefined) continue; // audio still arriving, or a leftover
+    if (c.txt === undefined && c.txtProblem === undefined) {
+      // Audio still arriving, a renumbering half done, or a leftover.
+      if (c.audio.length > 0) seen.halfMade = true;
+      continue;
+    }
     problems.push(...c.audioProblems);
     if (c.txtProblem !== undefined) {
       problems.push({ path: txtPath, problem: c.txtProblem });
       continue;
     }
     if (c.audio.length === 0) {
+      seen.halfMade = true;
       problems.push({ path: txtPath, problem: 'has no audio file beside it; not yet a message (Asterisk writes the audio first), skipped' });
       continue;
     }
     jobs.push({ msgnum, txt: txtPath, audio: c.audio });
   }
 
-  const results = await mapLimit(jobs, READ_CONCURRENCY, (job) => readMessage(folderPath, folder, job.msgnum, job.txt, job.audio, problems));
+  const results = await mapLimit(jobs, READ_CONCURRENCY, (job) => readMessage(io, folderPath, folder, job.msgnum, job.txt, job.audio, problems));
   return results.filter((m): m is SpoolMessage => m !== undefined);
 }
 
@@ -168,6 +284,7 @@ function remember(key: string, entry: { size: number; mtimeMs: number; envelope:
 }
 
 async function readMessage(
+  io: SpoolIo,
   folderPath: string,
   folder: SyncedSpoolFolder,
   msgnum: number,
@@ -179,7 +296,7 @@ async function readMessage(
   let key: string | undefined;
   let st: Stats | undefined;
   try {
-    st = await lstat(txtPath);
+    st = await io.lstat(txtPath);
     key = `${st.dev}:${st.ino}`;
     const hit = st.isFile() ? envelopeCache.get(key) : undefined;
     if (hit && hit.size === st.size && hit.mtimeMs === st.mtimeMs) envelope = hit.envelope;
@@ -189,7 +306,7 @@ async function readMessage(
   if (!envelope) {
     let data: Buffer;
     try {
-      data = await readEnvelopeFile(txtPath);
+      data = await io.readEnvelope(txtPath);
     } catch (err) {
       problems.push({ path: txtPath, problem: err instanceof SpoolError ? stripPath(err, txtPath) : `cannot be read: ${errnoText(err)}` });
       return undefined;
@@ -212,22 +329,10 @@ async function readMessage(
   return { id, derivedId: derived, folder, msgnum, txtPath, audio, envelope };
 }
 
-async function readEnvelopeFile(path: string): Promise<Buffer> {
-  const fh = await open(path, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0));
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw new SpoolError(path, 'is not a regular file');
-    if (st.size > MAX_ENVELOPE_BYTES) throw new SpoolError(path, `${st.size} bytes is too large for a message envelope (at most ${MAX_ENVELOPE_BYTES})`);
-    return await fh.readFile();
-  } finally {
-    await fh.close();
-  }
-}
-
 /** Entries of a directory, or undefined if it does not exist. Any other failure throws SpoolError. */
-async function listDir(path: string): Promise<Dirent[] | undefined> {
+async function listDir(io: SpoolIo, path: string): Promise<Dirent[] | undefined> {
   try {
-    return await readdir(path, { withFileTypes: true });
+    return await io.readdir(path);
   } catch (err) {
     if (isErrno(err, 'ENOENT')) return undefined;
     throw new SpoolError(path, `cannot be listed: ${errnoText(err)}`, { cause: err });

@@ -64,12 +64,29 @@ export interface ReconcileResult {
    * Absent on a dry run, and when that re-read did not settle: unknown is not zero.
    */
   readonly counts?: MwiCounts;
+  /** Where the time went, in milliseconds: reading the spool, looking at IMAP, planning, applying. */
+  readonly phases: ReconcilePhases;
+}
+
+export interface ReconcilePhases {
+  spoolMs: number;
+  imapMs: number;
+  planMs: number;
+  applyMs: number;
 }
 
 export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: ReconcileOptions = {}): Promise<ReconcileResult> {
   const { settings, state } = deps;
   const log = deps.log.child({ mailbox: mailboxKey(box.ref) });
+  const phases: ReconcilePhases = { spoolMs: 0, imapMs: 0, planMs: 0, applyMs: 0 };
+  let mark = performance.now();
+  const lap = (phase: keyof ReconcilePhases): void => {
+    const now = performance.now();
+    phases[phase] += Math.round((now - mark) * 10) / 10;
+    mark = now;
+  };
   const snapshot = await readMailbox(deps.spoolDir, box.ref);
+  lap('spoolMs');
   // A view taken while Asterisk was moving files could miss a message and make it look deleted.
   if (!snapshot.settled) throw new SpoolBusyError(mailboxKey(box.ref));
   for (const p of snapshot.problems) log.warn({ file: p.path, problem: p.problem }, 'spool file skipped');
@@ -88,6 +105,7 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
     const paths = await rolePaths(client, settings.imap.folders);
     let observed = await observeImap(client, box.ref, paths, settings.email.messageIdDomain);
     const { records, dropped } = await state.load(box.ref);
+    lap('imapMs');
     if (dropped.length > 0) log.warn({ ids: dropped }, 'unreadable sync records dropped; they are re-learnt from both sides');
     for (const a of adoptLegacyIds(messages.values(), observed.copies, records)) {
       if (opts.dryRun || !a.hadLegacyRecord) continue;
@@ -113,9 +131,11 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
     }
     logHeld(log, thePlan.held);
     checkSafety(thePlan, spool.size, observed.copies.size, settings, mailboxKey(box.ref));
+    lap('planMs');
     if (opts.dryRun || thePlan.ops.length === 0) {
       if (!opts.dryRun) await deps.watch?.afterReconcile({ client, caps, box, inboxPath: paths.inbox, counts: mwiCounts(snapshot), appended: 0, waiting: 0 });
-      return { plan: thePlan, applied: 0, skipped: [], spoolProblems: snapshot.problems, spoolTotal: spool.size, ...(opts.dryRun ? {} : { counts: mwiCounts(snapshot) }) };
+      lap('applyMs');
+      return { plan: thePlan, applied: 0, skipped: [], spoolProblems: snapshot.problems, spoolTotal: spool.size, phases, ...(opts.dryRun ? {} : { counts: mwiCounts(snapshot) }) };
     }
 
     const identity = (id: string): Identity => ({ ref: box.ref, id, domain: settings.email.messageIdDomain });
@@ -220,7 +240,8 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
     }
     const counts = await finalCounts(deps.spoolDir, snapshot, thePlan.ops, log);
     await deps.watch?.afterReconcile({ client, caps, box, inboxPath: paths.inbox, counts, appended, waiting: skipped.filter((s) => s.op.kind === 'append').length, refused });
-    return { plan: thePlan, applied, skipped, spoolProblems: snapshot.problems, spoolTotal: spool.size, ...(counts ? { counts } : {}) };
+    lap('applyMs');
+    return { plan: thePlan, applied, skipped, spoolProblems: snapshot.problems, spoolTotal: spool.size, phases, ...(counts ? { counts } : {}) };
   });
 }
 

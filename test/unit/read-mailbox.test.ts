@@ -4,6 +4,8 @@ import { copyFile, cp, mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawn } from 'node:child_process';
+import { exited, firstLine } from '../support/child.js';
 import { SpoolError, UnsafeNameError } from '../../src/errors.js';
 import { listSpoolMailboxes } from '../../src/spool/list-mailboxes.js';
 import { readMailbox } from '../../src/spool/read-mailbox.js';
@@ -266,24 +268,47 @@ function envelopeText(o: { origtime: number; msgId?: string; callerid?: string }
 }
 
 describe('readMailbox consistency', () => {
+  it('reads again while a message is half made, and takes a half-made message that stays as the folder state', async () => {
+    const { spool, box } = await freshSpool();
+    const inbox = join(box, 'INBOX');
+    // Audio without its .txt: what a folder shows between the renames of a renumbering.
+    await copyFile(join(inbox, 'msg0000.wav'), join(inbox, 'msg0003.wav'));
+    const early = await readMailbox(spool, BOX, { attempts: 2 });
+    assert.equal(early.settled, false, 'two quick reads are not enough to call it the real state');
+    const later = await readMailbox(spool, BOX);
+    assert.equal(later.settled, true, 'after a quiet spell it is the real state');
+    assert.deepEqual(later.messages.map((m) => m.msgnum), [0], 'the whole message is still read; the leftover audio is not a message');
+  });
+
   it('reports settled: false while files keep moving, and settled: true once they stop', async () => {
     const { spool, box } = await freshSpool();
     assert.equal((await readMailbox(spool, BOX)).settled, true);
-    // Rename a message back and forth without pause, as a renumbering Asterisk would.
-    let moving = true;
-    const churn = (async () => {
+    // Another process (as Asterisk is) renames audio back and forth without pause, as a
+    // renumbering does. It says when it has started, and stops when told to.
+    const inbox = join(box, 'INBOX');
+    await copyFile(join(inbox, 'msg0000.wav'), join(inbox, 'msg0007.wav'));
+    const churner = spawn(process.execPath, ['-e', `
+      const { renameSync } = require('node:fs');
+      const a = ${JSON.stringify(join(inbox, 'msg0007.wav'))}, b = ${JSON.stringify(join(inbox, 'msg0008.wav'))};
+      let stop = false;
+      process.stdin.on('data', () => { stop = true; });
       let n = 0;
-      while (moving) {
-        const a = join(box, 'INBOX', n % 2 === 0 ? 'msg0000.txt' : 'msg0005.txt');
-        const b = join(box, 'INBOX', n % 2 === 0 ? 'msg0005.txt' : 'msg0000.txt');
-        await rename(a, b);
-        n++;
-      }
-    })();
-    const busy = await readMailbox(spool, BOX, { attempts: 3 });
-    moving = false;
-    await churn;
+      const spin = () => {
+        for (let i = 0; i < 200; i++, n++) n % 2 === 0 ? renameSync(a, b) : renameSync(b, a);
+        if (n === 200) process.stdout.write('moving\\n');
+        if (stop) process.exit(0);
+        setImmediate(spin);
+      };
+      spin();
+    `], { stdio: ['pipe', 'pipe', 'pipe'] });
+    await firstLine(churner);
+    const busy = await readMailbox(spool, BOX);
+    churner.stdin!.end('stop\n');
+    await exited(churner);
     assert.equal(busy.settled, false);
-    assert.equal((await readMailbox(spool, BOX)).settled, true);
+    await rm(join(inbox, 'msg0007.wav'), { force: true });
+    const still = await readMailbox(spool, BOX);
+    assert.equal(still.settled, true);
+    assert.deepEqual(still.messages.map((m) => m.msgnum), [0]);
   });
 });
