@@ -16,6 +16,8 @@ import type { Op } from '../sync/plan.js';
 import { reconcileMailbox } from '../sync/reconcile.js';
 import { StateStore } from '../sync/state-store.js';
 import { connectAmiOnce } from '../mwi/ami-session.js';
+import { OneShotMwiPublisher, type OneShotResult } from '../mwi/one-shot.js';
+import { MwiStore } from '../queue/mwi-queue.js';
 import { SpoolChanger, spoolLockmode } from '../sync/spool-changes.js';
 import { DEFAULT_MAX_ACCOUNTS, doctorHelp, renderJson, renderText, runDoctor, summarize, type CheckResult } from './doctor.js';
 import { parseNotifyArgs } from './notify-args.js';
@@ -46,14 +48,20 @@ environment variable such as VMBRIDGE_IMAP_HOST or VMBRIDGE_IMAP_LOGIN__MODE.`,
 Runs everything in one process: the reconcile workers, the spool watcher and the periodic sweep.
 At start every mailbox in voicemail.conf is reconciled (the initial import). Logs are JSON lines on
 standard error. SIGHUP re-reads voicemail.conf; SIGINT/SIGTERM stop after the jobs in progress.`,
-  sync: `Usage: vmbridge sync [--mailbox MAILBOX@CONTEXT]... [--dry-run] [--config FILE]
+  sync: `Usage: vmbridge sync [--mailbox MAILBOX@CONTEXT]... [--dry-run] [--no-mwi] [--config FILE]
 
 Reconciles the named mailboxes (default: every mailbox in voicemail.conf) once, now, and prints
 what it plans and does. It takes the same per-mailbox lock as the service, so it is safe to run
 while the service runs.
 
+Then it tells every mwi.targets entry the mailbox's message-waiting counts, directly (no running
+service is needed), and only where they differ from what that target was last told, by this
+command or by the service. A target that fails is queued for \`vmbridge run\` to retry, skipped for
+the rest of this run, and makes the exit code 1.
+
   -m, --mailbox M@C   Only this mailbox (repeatable)
-  -n, --dry-run       Print the plan; change nothing`,
+  -n, --dry-run       Print the plan; change nothing, publish nothing
+      --no-mwi        Reconcile only; publish no message-waiting counts`,
   notify: `Usage: vmbridge notify <context> <mailbox> [<new> <old> <urgent>]
        vmbridge notify "" <mailbox>@<context> [<new> <old> <urgent>]
 
@@ -143,11 +151,13 @@ async function cmdSync(args: readonly string[]): Promise<number> {
   const parsed = parse('sync', args, {
     mailbox: { type: 'string', short: 'm', multiple: true },
     'dry-run': { type: 'boolean', short: 'n' },
+    'no-mwi': { type: 'boolean' },
   });
   if (!parsed) return 0;
   const settings = await settingsFrom(parsed.values.config as string | undefined);
   const log = createLogger(settings.log.level === 'info' ? 'warn' : settings.log.level);
   const dryRun = parsed.values['dry-run'] === true;
+  const publishMwi = !dryRun && parsed.values['no-mwi'] !== true && settings.mwi.targets.length > 0;
   const directory = await loadDirectory(settings, log);
   const wanted = (parsed.values.mailbox as string[] | undefined) ?? [];
   for (const w of wanted) {
@@ -169,6 +179,10 @@ async function cmdSync(args: readonly string[]): Promise<number> {
     lockmode: await spoolLockmode(settings),
     ...(ami && amiSettings ? { ami: { client: ami, useVoicemailActions: amiSettings.useVoicemailActions } } : {}),
   });
+  // Message-waiting counts go straight to each target: `sync` may run with no service to take a job.
+  const mwi = publishMwi
+    ? new OneShotMwiPublisher({ targets: settings.mwi.targets, redis, prefix: settings.redis.prefix, store: new MwiStore(redis, settings.redis.prefix), log, reconnectMaxMs: settings.mwi.retryMaxSeconds * 1000 })
+    : undefined;
   let failures = 0;
   try {
     let n = 0;
@@ -176,10 +190,16 @@ async function cmdSync(args: readonly string[]): Promise<number> {
       n++;
       const name = mailboxKey(box.ref);
       const lock = await acquireMailboxLock(redis, lockKey(settings.redis.prefix, box.ref));
+      let counted = false;
       try {
         const result = await reconcileMailbox({ spoolDir: settings.spool.dir, settings, state, imap: pool, log, spoolChanger }, box, {
           dryRun,
         });
+        // Written under the mailbox's lock, as the service does, so desired counts land in order.
+        if (mwi && result.counts) {
+          await mwi.record(box.ref, result.counts);
+          counted = true;
+        }
         process.stdout.write(`[${n}/${boxes.length}] ${name}: ${describePlan(result.plan.ops, dryRun)}${result.plan.held.length ? `, ${result.plan.held.length} held` : ''}${result.skipped.length ? `, ${result.skipped.length} skipped` : ''}\n`);
         for (const op of result.plan.ops) process.stdout.write(`    ${dryRun ? 'would ' : ''}${describeOp(op)}\n`);
         for (const h of result.plan.held) process.stdout.write(`    held ${h.id}: ${h.reason} (${h.detail})\n`);
@@ -190,13 +210,33 @@ async function cmdSync(args: readonly string[]): Promise<number> {
       } finally {
         await lock.release();
       }
+      // Sent after the lock is released, so a slow target holds up no reconcile of the service.
+      if (mwi && counted) {
+        const results = await mwi.publish(box.ref);
+        process.stdout.write(describeMwi(results));
+        if (results.some((r) => r.status === 'failed' || r.status === 'skipped')) failures++;
+      }
     }
   } finally {
+    await mwi?.close();
     await pool.close();
     await ami?.close();
     redis.disconnect();
   }
   return failures > 0 ? 1 : 0;
+}
+
+/** `    MWI 2/1 (0 urgent): owner published, phone unchanged` and a line per failed target. */
+function describeMwi(results: readonly OneShotResult[]): string {
+  const counts = results.find((r) => r.counts)?.counts;
+  const shown = counts ? `${counts.new}/${counts.old} (${counts.urgent} urgent)` : 'not counted yet';
+  const lines = [`    MWI ${shown}: ${results.map((r) => `${r.target} ${r.status}`).join(', ')}\n`];
+  for (const r of results) {
+    if (r.status === 'failed' || r.status === 'skipped') {
+      lines.push(`    MWI ${r.target} ${r.status === 'failed' ? 'FAILED' : 'skipped after an earlier failure'}: ${r.error ?? ''}${r.queued ? ' (queued for vmbridge run to retry)' : ''}\n`);
+    }
+  }
+  return lines.join('');
 }
 
 function describePlan(ops: readonly Op[], dryRun: boolean): string {

@@ -6,6 +6,10 @@
  *  - `proxy`: a private Kamailio that checks Digest and logs every NOTIFY.
  * Voicemail is left, heard and deleted the way Asterisk does it (test/support/asterisk-spool.ts),
  * and the service notices through its spool watcher.
+ *
+ * The other mail-client actions, the ami-mailboxstate target against an Asterisk that has
+ * MailboxStateChange, and MessageWaiting driving a reconcile are in mwi-actions.test.ts;
+ * `vmbridge sync` publishing is in mwi-sync-cli.test.ts.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -291,7 +295,8 @@ describe('MWI to every target after each reconcile', { timeout: 300_000 }, () =>
     await client.connect();
     try {
       const sent = owner.received.length;
-      // The modelled Asterisk is 22.10.1, older than the action (22.13): it answers unknown command.
+      // The captured Asterisk is 22.10.1, older than the action (22.13): it answers unknown command.
+      // (A newer one accepting it: the opt-in server mode, in mwi-actions.test.ts.)
       await assert.rejects(mailboxStateChange(client, box('1000'), { new: 2, old: 1 }, '02:00:00:00:00:01'), (err: unknown) => err instanceof AmiActionError && /Invalid\/unknown command/.test(err.message));
       const got = owner.received.slice(sent);
       assert.deepEqual(got.map((a) => a.headers.filter(([k]) => k !== 'ActionID')), [[['Action', 'MailboxStateChange'], ['Mailbox', '1000@default'], ['NewMessages', '2'], ['OldMessages', '1'], ['EntityID', '02:00:00:00:00:01']]]);

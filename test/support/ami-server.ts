@@ -9,13 +9,20 @@
  * MWIUpdate). Actions Asterisk has but this server does not model answer with an error that says
  * so, never with a made-up success; unknown actions get Asterisk's `Invalid/unknown command`.
  *
+ * One opt-in mode goes beyond the captures: `mailboxStateChange` models a newer Asterisk (20.23,
+ * 22.13, 23.7, 24.1 or later) whose res_manager_devicestate has the MailboxStateChange action.
+ * That mode is MODELLED FROM ASTERISK'S SOURCE, NOT FROM A CAPTURE (test/support/ami/
+ * devicestate-actions.ts says what was read). Without the option the server is the captured
+ * 22.10.1 and answers that action `Invalid/unknown command`, byte for byte as captured.
+ *
  * Test controls: port, close(), dropConnections(), received, pause()/resume(), setChannels(),
- * emitMessageWaiting().
+ * emitMessageWaiting(), mwiState().
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { MailboxRef } from '../../src/spool/types.js';
 import type { ActionContext, ActionHandler, AmiUser, FakeChannel, ServerState, VoicemailBox, VoicemailProvider } from './ami/context.js';
 import { coreShowChannels, filter, login, logoff, mailboxCount, mailboxStatus, ping } from './ami/core-actions.js';
+import { mailboxStateChange, parseEntityId } from './ami/devicestate-actions.js';
 import { requestBadFormat, type ServerEvent } from './ami/events.js';
 import { MwiState } from './ami/mwi-state.js';
 import { externalProvider, mwiDelete, mwiGet, mwiUpdate } from './ami/mwiext-actions.js';
@@ -50,6 +57,15 @@ export interface AmiServerOptions {
   readonly authFailureDelayMs?: number;
   /** Listen on this port (to bring a closed server back where clients expect it). Default: a free one. */
   readonly port?: number;
+  /**
+   * Opt-in, MODELLED FROM SOURCE, NOT FROM A CAPTURE: a newer Asterisk (20.23, 22.13, 23.7, 24.1
+   * or later) that has MailboxStateChange (res_manager_devicestate), in either profile.
+   * `entityId` is that Asterisk's own entity ID (asterisk.conf `entityid`, `xx:xx:xx:xx:xx:xx`);
+   * updates claiming it are refused, as Asterisk refuses them. Its DeviceStateChange action, added
+   * in the same release, answers "not modelled". Everything else, the banner included (the AMI
+   * version of those releases was not in the source read), stays as captured from 22.10.1.
+   */
+  readonly mailboxStateChange?: { readonly entityId: string };
 }
 
 /** One action as the server parsed it. */
@@ -99,6 +115,8 @@ export class AmiTestServer {
   private fakeChannels: Array<{ channel: FakeChannel; since: number }> = [];
   private readonly handlers: Record<string, ActionHandler>;
   private readonly state: ServerState;
+  /** The opt-in mode modelled from source (options.mailboxStateChange). */
+  private readonly newerAsterisk: boolean;
 
   private constructor(
     private readonly server: Server,
@@ -112,6 +130,12 @@ export class AmiTestServer {
         ? { inboxCount: (spec) => inboxCount(spoolDir, spec), hasVoicemail: (spec) => hasVoicemail(spoolDir, spec) }
         : externalProvider(external);
     const boxes = async (): Promise<VoicemailBox[]> => [...(opts.voicemailBoxes ?? (await mailboxDirs(spoolDir)))];
+    const newer = opts.mailboxStateChange;
+    const entityId = newer ? parseEntityId(newer.entityId) : undefined;
+    if (newer && (!entityId || !/^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$/.test(newer.entityId))) {
+      throw new Error(`mailboxStateChange.entityId ${JSON.stringify(newer.entityId)} is not xx:xx:xx:xx:xx:xx`);
+    }
+    this.newerAsterisk = newer !== undefined;
     this.state = {
       profile,
       spoolDir,
@@ -125,8 +149,9 @@ export class AmiTestServer {
       findBox: async (context, mailbox) => (await boxes()).find((b) => b.context === context && b.mailbox === mailbox),
       channels: () => this.fakeChannels,
       external,
+      ...(entityId ? { entityId } : {}),
     };
-    this.handlers = { ...COMMON, ...(profile === 'voicemail' ? VOICEMAIL : MWIEXT) };
+    this.handlers = { ...COMMON, ...(profile === 'voicemail' ? VOICEMAIL : MWIEXT), ...(newer ? { mailboxstatechange: mailboxStateChange } : {}) };
     server.on('connection', (socket) => this.accept(socket));
   }
 
@@ -196,6 +221,15 @@ export class AmiTestServer {
     return events.length > 0;
   }
 
+  /**
+   * The MWI state this Asterisk holds for a mailbox id (`1000@default`), as its phones would be
+   * told it: the last published new/old, or undefined if none was ever published.
+   */
+  mwiState(mailbox: string): { readonly new: number; readonly old: number } | undefined {
+    const s = this.state.mwi.get(mailbox);
+    return s ? { new: s.new, old: s.old } : undefined;
+  }
+
   // -------------------------------------------------------------------------------------------
 
   private accept(socket: Socket): void {
@@ -258,7 +292,7 @@ export class AmiTestServer {
     }
     const handler = this.handlers[key];
     if (handler) return handler(ctx);
-    const notModelled = this.state.profile === 'voicemail' ? [...NOT_MODELLED, 'VoicemailForward'] : NOT_MODELLED;
+    const notModelled = [...NOT_MODELLED, ...(this.state.profile === 'voicemail' ? ['VoicemailForward'] : []), ...(this.newerAsterisk ? ['DeviceStateChange'] : [])];
     if (notModelled.some((name) => name.toLowerCase() === key)) {
       ctx.reply(error(req, `AMI test server: ${action} is not modelled`));
       return;

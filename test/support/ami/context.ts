@@ -62,6 +62,11 @@ export interface ServerState {
   channels(): Array<{ readonly channel: FakeChannel; readonly since: number }>;
   /** res_mwi_external's stored mailboxes (mwiext profile). */
   readonly external: Map<string, { new: number; old: number }>;
+  /**
+   * This Asterisk's own entity ID (asterisk.conf `entityid`), six bytes; set only in the opt-in
+   * newer-Asterisk mode, where MailboxStateChange refuses updates that claim it.
+   */
+  readonly entityId?: readonly number[];
 }
 
 export interface ActionContext {
