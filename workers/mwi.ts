@@ -9,7 +9,7 @@ import { Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { MwiTarget, Settings } from '../src/config/schema.js';
 import type { Logger } from '../src/log.js';
-import { sameCounts } from '../src/mwi/counts.js';
+import { sameAsShown } from '../src/mwi/counts.js';
 import { createSender, type MwiSender } from '../src/mwi/targets.js';
 import { acquireMailboxLock } from '../src/queue/mailbox-lock.js';
 import { MWI_PENDING_TTL_MS, mwiBackoffMs, mwiJobSchema, mwiLockKey, mwiPendingKey, mwiQueueName, type MwiJob, type MwiStore } from '../src/queue/mwi-queue.js';
@@ -68,7 +68,7 @@ function createTargetWorker(deps: MwiWorkerDeps, target: MwiTarget): { worker: W
         for (let round = 0; round < MAX_ROUNDS; round++) {
           const desired = await store.desired(ref);
           if (desired === undefined) return { published }; // never counted: unknown, not zero
-          if (sameCounts(await store.published(target.name, ref), desired)) return { published };
+          if (sameAsShown(target.kind, await store.published(target.name, ref), desired)) return { published };
           await sender.publish(ref, desired);
           await store.setPublished(target.name, ref, desired);
           published++;

@@ -66,6 +66,16 @@ export function sameCounts(a: MwiCounts | undefined, b: MwiCounts | undefined): 
   return a !== undefined && b !== undefined && a.new === b.new && a.old === b.old && a.urgent === b.urgent;
 }
 
+/**
+ * Whether a target of this kind already shows `b` when it was last told `a`. MWIUpdate and
+ * MailboxStateChange carry only new and old, so a message becoming urgent (or not) is no news to
+ * them; VoicemailRefresh makes Asterisk publish its own urgent count, and a SIP NOTIFY carries it.
+ */
+export function sameAsShown(kind: 'ami-refresh' | 'ami-mwiupdate' | 'ami-mailboxstate' | 'sip-notify', a: MwiCounts | undefined, b: MwiCounts | undefined): boolean {
+  if (kind === 'ami-mwiupdate' || kind === 'ami-mailboxstate') return a !== undefined && b !== undefined && a.new === b.new && a.old === b.old;
+  return sameCounts(a, b);
+}
+
 /** Whole numbers ≥ 0, urgent within new: anything else is a bug upstream and is never published. */
 export function isValidCounts(c: MwiCounts): boolean {
   const ok = (n: unknown): boolean => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;

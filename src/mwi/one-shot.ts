@@ -21,7 +21,7 @@ import type { Logger } from '../log.js';
 import { acquireMailboxLock } from '../queue/mailbox-lock.js';
 import { mwiLockKey, MwiRequester, type MwiStore } from '../queue/mwi-queue.js';
 import { mailboxKey, type MailboxRef } from '../spool/types.js';
-import { isValidCounts, MwiCountsError, sameCounts, type MwiCounts } from './counts.js';
+import { isValidCounts, MwiCountsError, sameAsShown, type MwiCounts } from './counts.js';
 import { createSender, type MwiSender } from './targets.js';
 
 export type OneShotStatus = 'published' | 'unchanged' | 'failed' | 'skipped';
@@ -84,7 +84,7 @@ export class OneShotMwiPublisher {
     if (earlier !== undefined) {
       const desired = await store.desired(ref);
       if (desired === undefined) return { target: target.name, status: 'unchanged' };
-      if (sameCounts(await store.published(target.name, ref), desired)) return { target: target.name, status: 'unchanged', counts: desired };
+      if (sameAsShown(target.kind, await store.published(target.name, ref), desired)) return { target: target.name, status: 'unchanged', counts: desired };
       return { target: target.name, status: 'skipped', counts: desired, error: earlier, queued: await this.queue(target.name, ref) };
     }
     const lock = await acquireMailboxLock(redis, mwiLockKey(prefix, target.name, ref));
@@ -93,7 +93,7 @@ export class OneShotMwiPublisher {
       desired = await store.desired(ref);
       // Never counted: unknown, not zero.
       if (desired === undefined) return { target: target.name, status: 'unchanged' };
-      if (sameCounts(await store.published(target.name, ref), desired)) return { target: target.name, status: 'unchanged', counts: desired };
+      if (sameAsShown(target.kind, await store.published(target.name, ref), desired)) return { target: target.name, status: 'unchanged', counts: desired };
       await this.sender(target).publish(ref, desired);
       await store.setPublished(target.name, ref, desired);
       this.deps.log.info({ mwiTarget: target.name, mailbox: mailboxKey(ref), new: desired.new, old: desired.old, urgent: desired.urgent, kind: target.kind }, 'MWI published');

@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { isValidCounts, MwiCountsError, mwiCounts, sameCounts } from '../../src/mwi/counts.js';
+import { isValidCounts, MwiCountsError, mwiCounts, sameAsShown, sameCounts } from '../../src/mwi/counts.js';
 import { mwiBackoffMs } from '../../src/queue/mwi-queue.js';
 import { readMailbox } from '../../src/spool/read-mailbox.js';
 import type { MailboxRef, SpoolMessage, SpoolSnapshot, SyncedSpoolFolder } from '../../src/spool/types.js';
@@ -74,6 +74,17 @@ describe('mwiCounts', () => {
         assert.deepEqual(c, { new: inbox + urgent, old, urgent });
       }),
     );
+  });
+
+  it('sameAsShown: MWIUpdate and MailboxStateChange carry no urgent count, the others do', () => {
+    const plain = { new: 5, old: 0, urgent: 0 };
+    const urgent = { new: 5, old: 0, urgent: 1 };
+    assert.equal(sameAsShown('ami-mwiupdate', plain, urgent), true);
+    assert.equal(sameAsShown('ami-mailboxstate', plain, urgent), true);
+    assert.equal(sameAsShown('sip-notify', plain, urgent), false);
+    assert.equal(sameAsShown('ami-refresh', plain, urgent), false);
+    assert.equal(sameAsShown('ami-mwiupdate', plain, { new: 4, old: 1, urgent: 0 }), false);
+    assert.equal(sameAsShown('ami-mwiupdate', undefined, plain), false, 'never told: not the same');
   });
 
   it('sameCounts and isValidCounts', () => {
