@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a Debian or Ubuntu machine: the real servers the tests run
-# against (Dovecot IMAP, Redis, Kamailio as a SIP peer) and the npm packages. Safe to run again: it only does what is
+# against (Dovecot IMAP, Cyrus IMAP, Redis, Kamailio as a SIP peer) and the npm packages. Safe to run again: it only does what is
 # missing.
 #
 #   bash scripts/install-deps.sh            system packages + npm ci (when needed)
 #   bash scripts/install-deps.sh --no-npm   system packages only
 set -euo pipefail
 
-PACKAGES=(redis-server dovecot-core dovecot-imapd kamailio netcat-openbsd ca-certificates)
+# cyrus-common (Cyrus's master, ctl_cyrusdb) and sasl2-bin (saslpasswd2) for the private Cyrus IMAP
+# of test/integration/cyrus.test.ts; its imapd comes from the cyrus-imapd package, unpacked below.
+PACKAGES=(redis-server dovecot-core dovecot-imapd kamailio cyrus-common sasl2-bin netcat-openbsd ca-certificates)
+# Packages whose install would start a system-wide service the tests do not want (kamailio: a SIP
+# proxy on 5060; cyrus-common: a Cyrus master; exim4, which cyrus-common pulls in as the default
+# MTA; saslauthd from sasl2-bin). The tests run their own private instances on random ports.
+NO_START=(kamailio cyrus-imapd exim4 saslauthd)
+CYRUS_CACHE=.cache/cyrus
 
 usage() {
   sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
@@ -24,6 +31,40 @@ done
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 step() { printf '==> %s\n' "$*"; }
+
+# apt-get install, with no system-wide start of the NO_START services. Such a start is refused for
+# this one apt-get run, with a policy-rc.d (invoke-rc.d and deb-systemd-invoke ask it) that refuses
+# those services and allows everything else. Services already running (the tests' own Dovecot and
+# Redis included) are not touched. An existing policy-rc.d is the administrator's and is left to
+# decide. Nothing is stopped or disabled: the units stay as the packages install them.
+apt_install() {
+  local policy=/usr/sbin/policy-rc.d temp_policy=0 status=0
+  if [ ! -e "$policy" ]; then
+    step "refusing the system service starts of ${NO_START[*]} during this install ($policy, removed afterwards)"
+    {
+      printf '#!/bin/sh\n# Written by vmbridge scripts/install-deps.sh for one apt-get run.\n'
+      printf 'case "$1" in\n  %s) exit 101 ;;\nesac\nexit 0\n' "$(IFS='|'; echo "${NO_START[*]}")"
+    } | "${as_root[@]}" tee "$policy" >/dev/null
+    "${as_root[@]}" chmod 755 "$policy"
+    temp_policy=1
+  fi
+  step "apt-get install $*"
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" || status=$?
+  if [ "$temp_policy" -eq 1 ]; then "${as_root[@]}" rm -f "$policy"; fi
+  if [ "$status" -ne 0 ]; then exit "$status"; fi
+}
+
+# Sets as_root to what runs a command as root: nothing for root, sudo otherwise.
+as_root=()
+need_root() {
+  if [ "$(id -u)" -ne 0 ]; then
+    if ! command -v sudo >/dev/null 2>&1; then
+      echo "install-deps: $1, and this is not root and sudo is not available." >&2
+      exit 1
+    fi
+    as_root=(sudo)
+  fi
+}
 
 # --- system packages -------------------------------------------------------------------------
 
@@ -43,39 +84,50 @@ done
 if [ "${#missing[@]}" -eq 0 ]; then
   step "system packages already installed: ${PACKAGES[*]}"
 else
-  as_root=()
-  if [ "$(id -u)" -ne 0 ]; then
-    if ! command -v sudo >/dev/null 2>&1; then
-      echo "install-deps: missing ${missing[*]}, and this is not root and sudo is not available." >&2
-      exit 1
-    fi
-    as_root=(sudo)
-  fi
+  need_root "missing ${missing[*]}"
   step "missing system packages: ${missing[*]}"
   step "apt-get update"
   "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
-  # The kamailio package would start a system-wide SIP proxy on port 5060 right after installing.
-  # The tests run their own private Kamailio, so that start is refused for this install only, with
-  # a policy-rc.d (invoke-rc.d and deb-systemd-invoke ask it) that refuses kamailio and allows
-  # everything else. An existing policy-rc.d is the administrator's and is left to decide. Nothing
-  # is stopped or disabled: the unit stays as the package installs it.
-  policy=/usr/sbin/policy-rc.d
-  temp_policy=0
-  if [[ " ${missing[*]} " == *" kamailio "* ]] && [ ! -e "$policy" ]; then
-    step "refusing the kamailio system service start during this install ($policy, removed afterwards)"
-    printf '#!/bin/sh\n# Written by vmbridge scripts/install-deps.sh for one apt-get run.\n[ "$1" = kamailio ] && exit 101\nexit 0\n' |
-      "${as_root[@]}" tee "$policy" >/dev/null
-    "${as_root[@]}" chmod 755 "$policy"
-    temp_policy=1
-  fi
   # Only what is missing: packages already present are not upgraded behind the user's back.
-  step "apt-get install ${missing[*]}"
-  install_status=0
-  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" || install_status=$?
-  if [ "$temp_policy" -eq 1 ]; then "${as_root[@]}" rm -f "$policy"; fi
-  if [ "$install_status" -ne 0 ]; then exit "$install_status"; fi
+  apt_install "${missing[@]}"
   # The tests start their own private instances on random loopback ports; a system instance that
   # the package may have started does not get in their way.
+fi
+
+# --- Cyrus imapd, unpacked -------------------------------------------------------------------
+# Debian's cyrus-imapd conflicts with dovecot-imapd (both provide imap-server), so it is not
+# installed: the package of the same version as cyrus-common is unpacked into $CYRUS_CACHE, where
+# test/support/cyrus.ts finds its imapd. Nothing of it is run from there by anything else.
+
+cyrus_version="$(dpkg-query -W -f='${Version}' cyrus-common)"
+cyrus_imapd="$CYRUS_CACHE/pkg/usr/lib/cyrus/bin/imapd"
+if [ -x "$cyrus_imapd" ] && [ "$(cat "$CYRUS_CACHE/version" 2>/dev/null || true)" = "$cyrus_version" ]; then
+  step "cyrus-imapd $cyrus_version already unpacked in $CYRUS_CACHE"
+else
+  step "unpacking cyrus-imapd $cyrus_version into $CYRUS_CACHE (not installed: it conflicts with dovecot-imapd)"
+  download_dir="$(mktemp -d)"
+  # apt-get download fetches as the _apt user where it can write the folder; else it warns.
+  if [ "$(id -u)" -eq 0 ] && id _apt >/dev/null 2>&1; then chown _apt "$download_dir"; fi
+  download() { (cd "$download_dir" && apt-get download "cyrus-imapd=$1") }
+  if ! download "$cyrus_version"; then
+    # The package lists may be missing or old (a machine whose lists were cleaned).
+    need_root "cyrus-imapd $cyrus_version could not be downloaded"
+    step "apt-get update"
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+    if ! download "$cyrus_version"; then
+      # The archive has moved on to a newer version: take cyrus-common to it, then its imapd.
+      step "cyrus-imapd $cyrus_version is no longer offered: upgrading cyrus-common"
+      apt_install --only-upgrade cyrus-common
+      cyrus_version="$(dpkg-query -W -f='${Version}' cyrus-common)"
+      download "$cyrus_version"
+    fi
+  fi
+  rm -rf "$CYRUS_CACHE/pkg"
+  mkdir -p "$CYRUS_CACHE"
+  dpkg-deb -x "$download_dir"/cyrus-imapd_*.deb "$CYRUS_CACHE/pkg"
+  printf '%s\n' "$cyrus_version" >"$CYRUS_CACHE/version"
+  rm -rf "$download_dir"
+  [ -x "$cyrus_imapd" ] || { echo "install-deps: $cyrus_imapd is missing after unpacking" >&2; exit 1; }
 fi
 
 # --- npm packages ----------------------------------------------------------------------------

@@ -156,6 +156,12 @@ export const settingsSchema = z.strictObject({
       masterPasswordFile: z.string().min(1).optional(),
       /** How the master login is written: Dovecot's `user*master`. */
       masterSeparator: z.string().min(1).max(4).default('*'),
+      /**
+       * How the master user acts as a mailbox's user. separator: LOGIN as `<user><masterSeparator>
+       * <masterUser>` (Dovecot master users). authzid: SASL PLAIN as masterUser with the mailbox's
+       * user as the authorization identity (RFC 4616), e.g. a Cyrus admin listed in `admins`.
+       */
+      masterStyle: z.enum(['separator', 'authzid']).default('separator'),
       /** YAML file mapping IMAP user to password, for users without imappassword= in voicemail.conf. */
       passwordsFile: z.string().min(1).optional(),
       /**
@@ -168,7 +174,7 @@ export const settingsSchema = z.strictObject({
        * at every (re)connect, `{user}` in an argument becomes the IMAP user. 10 s at most.
        */
       tokenCommand: z.array(z.string().min(1)).min(1).optional(),
-    }).default({ mode: 'per-user', userTemplate: '{email}', masterSeparator: '*' }),
+    }).default({ mode: 'per-user', userTemplate: '{email}', masterSeparator: '*', masterStyle: 'separator' }),
     folders: z.strictObject({
       /** Folder that holds new (unseen), urgent (unseen + \Flagged) and old (\Seen) voicemail. */
       inbox: folderName.default('INBOX'),
@@ -192,8 +198,19 @@ export const settingsSchema = z.strictObject({
      *  - trash: moved to the trash folder (MOVE, or COPY + UID EXPUNGE), otherwise as auto.
      */
     deleteMode: z.enum(['auto', 'expunge', 'trash']).default('auto'),
-    /** Open IMAP connections at most, over all accounts. */
+    /**
+     * The per-server bound: command connections at most to the IMAP server (there is one server
+     * per settings file), over all accounts. IDLE connections come on top (idle.maxAccounts).
+     * Beyond it, a request waits for a connection to close.
+     */
     maxConnections: z.number().int().min(1).max(10_000).default(50),
+    /**
+     * The per-user bound: connections at most to one IMAP user, command and IDLE together (the
+     * server's own cap is per user and client address, e.g. Dovecot's mail_max_userip_connections,
+     * 10 by default). An IDLE connection never takes the last one, so with IDLE on it must be at
+     * least 2. Beyond it, a request waits for a connection to close.
+     */
+    maxConnectionsPerUser: z.number().int().min(1).max(1_000).default(2),
     /** Seconds of no use after which an account's connection is logged out. */
     idleCloseSeconds: z.number().int().min(1).max(86_400).default(300),
     idle: z.strictObject({
@@ -204,6 +221,15 @@ export const settingsSchema = z.strictObject({
        */
       maxAccounts: z.number().int().min(0).max(10_000).default(100),
     }).default({ maxAccounts: 100 }),
+  }).superRefine((imap, ctx) => {
+    // Only 1 is in range and too small (other values already have their own problem reported).
+    if (imap.idle.maxAccounts > 0 && imap.maxConnectionsPerUser === 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['maxConnectionsPerUser'],
+        message: 'must be at least 2 while IDLE is on (one command connection and one IDLE connection per user); set imap.idle.maxAccounts: 0 to turn IDLE off',
+      });
+    }
   }),
 
   email: z.strictObject({

@@ -2,6 +2,10 @@
  * Where each role lives on this server: the inbox folder, and Work/Family/Friends under an optional
  * parent, joined with the server's own hierarchy delimiter (as Asterisk does with imapparentfolder);
  * and the trash folder that deleted voicemail emails may be moved to.
+ *
+ * Folder names in the settings are relative to the user's personal namespace (RFC 2342). Where the
+ * server puts personal folders under a prefix (Cyrus and Courier by default: "INBOX.", so Work is
+ * "INBOX.Work"), the prefix is added; where it has none (Dovecot's default), names stay as written.
  */
 import type { ImapFlow } from 'imapflow';
 import type { Settings } from '../config/schema.js';
@@ -13,6 +17,8 @@ export type RolePaths = Readonly<Record<ImapRole, string>>;
 
 interface FolderListing {
   readonly delimiter: string;
+  /** The personal namespace prefix, ending with the delimiter ("INBOX."), or "" where there is none. */
+  readonly prefix: string;
   readonly paths: Set<string>;
   /** The folder the server itself flags \Trash in LIST (RFC 6154), if any. */
   readonly flaggedTrash: string | undefined;
@@ -24,11 +30,12 @@ async function listing(client: ImapFlow): Promise<FolderListing> {
   let found = listings.get(client);
   if (!found) {
     const list = await client.list();
-    const delimiter = list.find((f) => f.delimiter)?.delimiter ?? '/';
+    const delimiter = list.find((f) => f.delimiter)?.delimiter ?? client.namespace?.delimiter ?? '/';
     // Only the server's own flag counts, not imapflow's guess from a folder's name: a folder that
-    // merely looks like a trash folder in some language may be the user's own.
+    // merely looks like a trash folder in some language may be the user's own. Flags are atoms,
+    // compared without regard to case (Cyrus writes "\trash").
     const flaggedTrash = list.find((f) => [...(f.flags ?? [])].some((flag) => flag.toLowerCase() === '\\trash'))?.path;
-    found = { delimiter, paths: new Set(list.map((f) => f.path)), flaggedTrash };
+    found = { delimiter, prefix: personalPrefix(client, delimiter), paths: new Set(list.map((f) => f.path)), flaggedTrash };
     listings.set(client, found);
   }
   return found;
@@ -39,18 +46,42 @@ export async function hierarchyDelimiter(client: ImapFlow): Promise<string> {
   return (await listing(client)).delimiter;
 }
 
+/**
+ * The personal namespace prefix from the server's NAMESPACE answer (imapflow asks at login; a
+ * server without NAMESPACE gets the root from LIST "" ""), made to end with the delimiter.
+ */
+function personalPrefix(client: ImapFlow, delimiter: string): string {
+  const prefix = client.namespace?.prefix ?? '';
+  if (prefix === '') return '';
+  return prefix.endsWith(delimiter) ? prefix : `${prefix}${delimiter}`;
+}
+
 /** Settings write paths with "/"; the server may use "." or another delimiter. */
 function localPath(path: string, delimiter: string): string {
   return path.split('/').filter((p) => p.length > 0).join(delimiter);
 }
 
+/**
+ * The full server path of a folder named in the settings: INBOX as INBOX, everything else under
+ * the personal prefix unless it is written with it already ("INBOX/Work" on a server whose prefix
+ * is "INBOX."). INBOX is case-insensitive (RFC 3501), so "inbox/Work" counts as written with it.
+ */
+export function serverPath(name: string, found: Pick<FolderListing, 'delimiter' | 'prefix'>): string {
+  const path = localPath(name, found.delimiter);
+  if (path.toUpperCase() === 'INBOX') return 'INBOX';
+  const { prefix } = found;
+  if (prefix === '') return path;
+  const inboxFirst = /^INBOX/i.test(prefix) && /^INBOX/i.test(path) ? `${prefix.slice(0, 5)}${path.slice(5)}` : path;
+  return inboxFirst.startsWith(prefix) ? inboxFirst : `${prefix}${path}`;
+}
+
 export async function rolePaths(client: ImapFlow, folders: FolderSettings): Promise<RolePaths> {
-  const { delimiter } = await listing(client);
+  const found = await listing(client);
+  const { delimiter } = found;
   const parent = localPath(folders.parent, delimiter);
-  const under = (name: string): string => (parent ? `${parent}${delimiter}${localPath(name, delimiter)}` : localPath(name, delimiter));
-  const inbox = localPath(folders.inbox, delimiter);
+  const under = (name: string): string => serverPath(parent ? `${parent}${delimiter}${localPath(name, delimiter)}` : name, found);
   return {
-    inbox: inbox.toUpperCase() === 'INBOX' ? 'INBOX' : inbox,
+    inbox: serverPath(folders.inbox, found),
     work: under(folders.work),
     family: under(folders.family),
     friends: under(folders.friends),
@@ -66,12 +97,9 @@ export interface TrashFolder {
 /** The trash folder: imap.folders.trash, else the server's \Trash folder, else "Trash". */
 export async function trashFolder(client: ImapFlow, folders: Pick<FolderSettings, 'trash'>): Promise<TrashFolder> {
   const found = await listing(client);
-  if (folders.trash !== undefined) {
-    const path = localPath(folders.trash, found.delimiter);
-    return { path: path.toUpperCase() === 'INBOX' ? 'INBOX' : path, source: 'configured' };
-  }
+  if (folders.trash !== undefined) return { path: serverPath(folders.trash, found), source: 'configured' };
   if (found.flaggedTrash !== undefined) return { path: found.flaggedTrash, source: 'special-use' };
-  return { path: 'Trash', source: 'default' };
+  return { path: serverPath('Trash', found), source: 'default' };
 }
 
 /**
@@ -102,7 +130,9 @@ export async function ensureFolder(client: ImapFlow, path: string): Promise<void
   } catch (err) {
     const e = err as { serverResponseCode?: string };
     if (e.serverResponseCode !== 'ALREADYEXISTS') {
-      throw new ImapError(String(client.options?.auth?.user ?? '?'), `cannot create folder ${JSON.stringify(path)}`, { cause: err });
+      // With a master login by authzid, the user whose mailbox it is is the authzid.
+      const auth = client.options?.auth;
+      throw new ImapError(String(auth?.authzid ?? auth?.user ?? '?'), `cannot create folder ${JSON.stringify(path)}`, { cause: err });
     }
   }
   found.paths.add(path);

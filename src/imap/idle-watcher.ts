@@ -17,6 +17,7 @@ import { ImapFlow } from 'imapflow';
 import type { Logger } from '../log.js';
 import { accountKey, type ImapAccount } from './account.js';
 import { describeImapError, imapOptions, type ImapServerSettings } from './connect.js';
+import type { ConnectionLimiter, ConnectionSlot } from './connection-limiter.js';
 import { rolePaths } from './folders.js';
 
 export interface IdleWatcherOptions {
@@ -28,6 +29,12 @@ export interface IdleWatcherOptions {
   readonly onChange: (account: string) => void;
   readonly initialDelayMs?: number;
   readonly maxDelayMs?: number;
+  /**
+   * The command pool's limiter (ImapPool.limiter): each IDLE connection then takes a slot there
+   * before it connects and gives it back once closed, so it counts against
+   * imap.maxConnectionsPerUser, and waits while that is reached.
+   */
+  readonly limiter?: ConnectionLimiter;
 }
 
 interface Watch {
@@ -37,6 +44,8 @@ interface Watch {
   stopped: boolean;
   wake: (() => void) | undefined;
   done: Promise<void> | undefined;
+  /** Stops a wait for a connection slot. */
+  readonly abort: AbortController;
 }
 
 /** IDLE is broken and restarted this often, well inside every server's and proxy's idle limit. */
@@ -78,7 +87,7 @@ export class IdleWatcher {
         existing.account = account; // a changed password is used at the next reconnect
         continue;
       }
-      const w: Watch = { key, account, client: undefined, stopped: false, wake: undefined, done: undefined };
+      const w: Watch = { key, account, client: undefined, stopped: false, wake: undefined, done: undefined, abort: new AbortController() };
       this.watches.set(key, w);
       w.done = this.run(w);
     }
@@ -93,6 +102,7 @@ export class IdleWatcher {
     w.stopped = true;
     if (this.watches.get(w.key) === w) this.watches.delete(w.key);
     w.wake?.();
+    w.abort.abort();
     const client = w.client;
     // logout() breaks IDLE (DONE) and ends the session; close() if the server does not answer.
     if (client) await client.logout().catch(() => client.close());
@@ -104,7 +114,10 @@ export class IdleWatcher {
     let attempt = 0;
     let connectedBefore = false;
     while (!w.stopped) {
+      let slot: ConnectionSlot | undefined;
       try {
+        slot = await this.opts.limiter?.acquire(w.account.user, 'idle', w.abort.signal);
+        if (w.stopped) break;
         const client = new ImapFlow({ ...(await imapOptions(this.opts.server, w.account)), maxIdleTime: IDLE_RESTART_MS });
         w.client = client;
         client.on('error', () => undefined); // the close that follows is what counts
@@ -134,7 +147,9 @@ export class IdleWatcher {
         const client = w.client;
         w.client = undefined;
         if (client?.usable) await client.logout().catch(() => client.close());
-        else client?.close();
+        // Closed for certain (after LOGOUT too) before the slot is given back.
+        client?.close();
+        slot?.release();
       }
       if (w.stopped) break;
       attempt++;

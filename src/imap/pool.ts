@@ -1,13 +1,20 @@
 /**
- * One long-lived IMAP connection per account, reused by every reconcile of that account's
- * mailboxes, bounded in total (mail servers cap connections per user and per IP), closed when idle.
+ * One long-lived IMAP command connection per account, reused by every reconcile of that account's
+ * mailboxes and closed when idle. Mail servers cap connections per user and per client address,
+ * so the connections are bounded (see ConnectionLimiter, shared with the IDLE watcher):
+ * imap.maxConnections command connections to the server (one server per settings file) and
+ * imap.maxConnectionsPerUser per user, IDLE included. A request beyond a bound waits for a slot;
+ * when the server bound is what it waits for, the least recently used unused connection is closed.
  */
+import { createHash } from 'node:crypto';
 import type { ImapFlow } from 'imapflow';
 import { ImapAuthBackoffError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { accountKey, type ImapAccount } from './account.js';
 import { capabilitiesOf, type ServerCapabilities } from './capabilities.js';
 import { connectImap, isAuthFailure, type ImapServerSettings } from './connect.js';
+import { ConnectionLimiter, type ConnectionSlot } from './connection-limiter.js';
+import { readTokenFile } from './oauth-token.js';
 
 interface Entry {
   client: ImapFlow | undefined;
@@ -21,6 +28,10 @@ interface AuthBackoff {
   failures: number;
   until: number;
   reason: string;
+  /** Hash of the refused password or token; another one is tried at once. Undefined: unknown. */
+  credential: string | undefined;
+  /** A changed password or token was noticed (and logged) already. */
+  changeNoticed: boolean;
 }
 
 export interface AuthBackoffOptions {
@@ -30,6 +41,26 @@ export interface AuthBackoffOptions {
   readonly maxMs?: number;
 }
 
+/** A logout that gets no answer within this long is cut short, so its slot is not held. */
+const LOGOUT_TIMEOUT_MS = 10_000;
+
+/** Logs out, or closes if the server does not answer; resolves once the socket is closed. */
+async function closeClient(client: ImapFlow): Promise<void> {
+  if (client.usable) {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      client.logout().catch(() => undefined),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, LOGOUT_TIMEOUT_MS);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+  // After LOGOUT the server closes its end; closing ours too makes 'close' (and the slot) certain.
+  client.close();
+}
+
 export class ImapPool {
   private readonly entries = new Map<string, Entry>();
   /** Kept apart from `entries`, which are dropped when idle: the back-off must outlive them. */
@@ -37,6 +68,10 @@ export class ImapPool {
   private readonly sweeper: NodeJS.Timeout;
   private readonly backoffInitialMs: number;
   private readonly backoffMaxMs: number;
+  /** Slots for every connection to the server; the IDLE watcher takes its slots here too. */
+  readonly limiter: ConnectionLimiter;
+  /** Unused connections closed to make room whose sockets are not closed yet. */
+  private evicting = 0;
   private closed = false;
 
   constructor(
@@ -46,6 +81,11 @@ export class ImapPool {
   ) {
     this.backoffInitialMs = backoff.initialMs ?? 60_000;
     this.backoffMaxMs = backoff.maxMs ?? 15 * 60_000;
+    this.limiter = new ConnectionLimiter({
+      perServer: server.maxConnections,
+      perServerIdle: server.idle.maxAccounts,
+      perUser: server.maxConnectionsPerUser,
+    });
     this.sweeper = setInterval(() => this.closeIdle(), 5_000);
     this.sweeper.unref();
   }
@@ -54,12 +94,10 @@ export class ImapPool {
     if (this.closed) throw new Error('IMAP pool is closed');
     const key = accountKey(account);
     const refused = this.refused.get(key);
-    // Every retry of a refused login would be refused again, and servers lock accounts that try.
-    if (refused && Date.now() < refused.until) throw new ImapAuthBackoffError(account.user, new Date(refused.until), refused.reason);
+    if (refused && Date.now() < refused.until) await this.checkBackoff(key, account, refused);
     let entry = this.entries.get(key);
     if (!entry) {
-      await this.makeRoom();
-      entry = this.entries.get(key) ?? { client: undefined, connecting: undefined, users: 0, lastUsed: Date.now() };
+      entry = { client: undefined, connecting: undefined, users: 0, lastUsed: Date.now() };
       this.entries.set(key, entry);
     }
     entry.users++;
@@ -69,60 +107,132 @@ export class ImapPool {
     } finally {
       entry.users--;
       entry.lastUsed = Date.now();
+      // Someone waits for a server slot: an unused connection is the one to give up.
+      if (entry.users === 0) this.makeRoom();
     }
+  }
+
+  /**
+   * Every retry of a refused login would be refused again, and servers lock accounts that try:
+   * throws ImapAuthBackoffError until the wait is over, unless the password or token changed
+   * (a rotated token, a corrected password), which is tried at once.
+   */
+  private async checkBackoff(key: string, account: ImapAccount, refused: AuthBackoff): Promise<void> {
+    if (refused.credential !== undefined) {
+      const now = await this.credentialOf(account).catch(() => undefined);
+      if (now !== undefined && now !== refused.credential) {
+        if (!refused.changeNoticed) this.log.info({ account: key }, 'imap login refused before, but the password or token has changed: trying it now');
+        refused.changeNoticed = true;
+        return;
+      }
+    }
+    throw new ImapAuthBackoffError(account.user, new Date(refused.until), refused.reason);
+  }
+
+  /**
+   * A hash of what the next login would present, where it can be had without side effects: the
+   * password, or the token file (a token command is not run just to compare). Never logged.
+   */
+  private async credentialOf(account: ImapAccount): Promise<string | undefined> {
+    const login = this.server.login;
+    let secret: string | undefined;
+    if (login.mode === 'oauth2') secret = login.tokenFile !== undefined ? await readTokenFile(login.tokenFile, account.user) : undefined;
+    else if (login.mode === 'master') secret = login.masterPassword;
+    else secret = account.password;
+    return secret === undefined ? undefined : createHash('sha256').update(`${login.mode}\0${account.user}\0${secret}`).digest('hex');
   }
 
   private async clientFor(key: string, entry: Entry, account: ImapAccount): Promise<ImapFlow> {
     if (entry.client?.usable) return entry.client;
     if (!entry.connecting) {
-      entry.connecting = connectImap(this.server, account)
-        .then((client) => {
-          this.refused.delete(key);
-          entry.client = client;
-          client.on('close', () => {
-            if (entry.client === client) entry.client = undefined;
-          });
-          this.log.debug({ account: key, capabilities: capabilitiesOf(client) }, 'imap connected');
-          return client;
-        })
-        .catch((err: unknown) => {
-          if (isAuthFailure(err)) this.noteRefused(key, account, err);
-          throw err;
-        })
-        .finally(() => {
-          entry.connecting = undefined;
-        });
+      entry.connecting = this.open(key, entry, account).finally(() => {
+        entry.connecting = undefined;
+      });
     }
     return entry.connecting;
   }
 
+  private async open(key: string, entry: Entry, account: ImapAccount): Promise<ImapFlow> {
+    // A client that is no longer usable may still hold its socket (and slot): let it go first.
+    const stale = entry.client;
+    entry.client = undefined;
+    if (stale) void closeClient(stale);
+    const slot = await this.slotFor(account);
+    let credential: string | undefined;
+    let client: ImapFlow;
+    try {
+      credential = await this.credentialOf(account).catch(() => undefined);
+      client = await connectImap(this.server, account);
+    } catch (err) {
+      slot.release();
+      if (isAuthFailure(err)) this.noteRefused(key, account, err, credential);
+      throw err;
+    }
+    client.on('close', () => {
+      slot.release();
+      if (entry.client === client) entry.client = undefined;
+    });
+    // Closed between connect and here (the 'close' event is gone): give the slot back now.
+    if (!client.usable) slot.release();
+    this.refused.delete(key);
+    if (this.closed) {
+      // close() ran while the connection was being made, and could not see it.
+      void closeClient(client);
+      throw new Error('IMAP pool is closed');
+    }
+    entry.client = client;
+    this.log.debug({ account: key, capabilities: capabilitiesOf(client) }, 'imap connected');
+    return client;
+  }
+
+  /** A command connection slot for the account, waiting for one when a bound is reached. */
+  private async slotFor(account: ImapAccount): Promise<ConnectionSlot> {
+    const now = this.limiter.tryAcquire(account.user, 'command');
+    if (now) return now;
+    const waiting = this.limiter.acquire(account.user, 'command');
+    this.makeRoom();
+    const started = Date.now();
+    this.log.debug({ account: accountKey(account), open: this.limiter.open(account.user), total: this.limiter.open() }, 'imap connection limit reached; waiting for a slot');
+    const slot = await waiting;
+    this.log.debug({ account: accountKey(account), waitedMs: Date.now() - started }, 'imap connection slot free');
+    return slot;
+  }
+
   /** Starts or lengthens the account's back-off, and logs it once for the whole wait. */
-  private noteRefused(key: string, account: ImapAccount, err: unknown): void {
+  private noteRefused(key: string, account: ImapAccount, err: unknown, credential: string | undefined): void {
     const failures = (this.refused.get(key)?.failures ?? 0) + 1;
     const wait = Math.min(this.backoffInitialMs * 2 ** Math.min(failures - 1, 30), this.backoffMaxMs);
     const until = Date.now() + wait;
     const reason = err instanceof Error ? err.message.replace(`${account.user}: `, '') : String(err);
-    this.refused.set(key, { failures, until, reason });
-    this.log.warn({ account: key, failures, retryAt: new Date(until).toISOString(), reason }, 'imap login refused; not tried again until retryAt');
+    this.refused.set(key, { failures, until, reason, credential, changeNoticed: false });
+    this.log.warn(
+      { account: key, failures, retryAt: new Date(until).toISOString(), reason },
+      `imap login refused; not tried again until retryAt${credential !== undefined ? ' unless its password or token changes' : ''}`,
+    );
   }
 
-  /** Waits until a connection may be opened, closing the least recently used idle one if needed. */
-  private async makeRoom(): Promise<void> {
-    for (;;) {
-      if (this.entries.size < this.server.maxConnections) return;
-      const idle = [...this.entries].filter(([, e]) => e.users === 0).sort((a, b) => a[1].lastUsed - b[1].lastUsed)[0];
-      if (idle) {
-        this.drop(idle[0]);
-        return;
+  /**
+   * While requests wait for a server slot, closes the least recently used connections no one is
+   * using, one per waiter (less those already closing): their 'close' hands the slots on.
+   */
+  private makeRoom(): void {
+    while (this.limiter.commandsBlockedByServer() > this.evicting) {
+      let oldest: [string, Entry] | undefined;
+      for (const item of this.entries) {
+        const e = item[1];
+        if (e.users === 0 && e.client && (!oldest || e.lastUsed < oldest[1].lastUsed)) oldest = item;
       }
-      await new Promise((r) => setTimeout(r, 20));
+      if (!oldest) return;
+      this.evicting++;
+      this.drop(oldest[0], () => this.evicting--);
     }
   }
 
-  private drop(key: string): void {
+  private drop(key: string, closed?: () => void): void {
     const entry = this.entries.get(key);
     this.entries.delete(key);
-    entry?.client?.logout().catch(() => entry.client?.close());
+    if (entry?.client) void closeClient(entry.client).finally(closed);
+    else closed?.();
   }
 
   private closeIdle(): void {
@@ -133,11 +243,12 @@ export class ImapPool {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.sweeper);
+    this.limiter.close(new Error('IMAP pool is closed'));
     const all = [...this.entries.values()];
     this.entries.clear();
     await Promise.all(all.map(async (e) => {
       const client = e.client ?? (await e.connecting?.catch(() => undefined));
-      await client?.logout().catch(() => client.close());
+      if (client) await closeClient(client);
     }));
   }
 }

@@ -1,7 +1,9 @@
 /**
  * IMAP logins against a private Dovecot: per-user password, master user, a wrong password that
- * backs off instead of retrying (counted at a relay in front of Dovecot), and the OAuth2 token
- * plumbing (file, command, rotation, errors; the token never reaches a log line).
+ * backs off instead of retrying (counted at a relay in front of Dovecot) unless the password is
+ * corrected, and the OAuth2 token plumbing (file, command, rotation, errors; the token never
+ * reaches a log line). OAuth2 against a server that checks tokens: oauth2.test.ts; connection
+ * bounds: connection-limits.test.ts.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -122,6 +124,36 @@ describe('IMAP logins against Dovecot', { timeout: 300_000 }, () => {
       // The right password after the wait: the back-off is forgotten.
       await new Promise((r) => setTimeout(r, 500));
       assert.equal(await pool.withClient({ user: 'alice', password: 'Alice-Pw-1' }, async (c) => Boolean(c.authenticated)), true);
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
+describe('a corrected password ends the back-off', { timeout: 60_000 }, () => {
+  let dovecot: DovecotServer;
+  let tap: ImapTap;
+  before(async () => {
+    dovecot = await startDovecot({ users: [{ user: 'carl', pass: 'Carl-Pw-4' }] });
+    tap = await startImapTap();
+    tap.upstreamPort = dovecot.port;
+  });
+  after(async () => {
+    await tap?.close();
+    await dovecot?.stop();
+  });
+
+  it('the same wrong password waits; the right one (voicemail.conf fixed and reloaded) is tried at once', async () => {
+    const { log, lines } = memoryLogger();
+    const pool = new ImapPool(imapSettings(tap.port), log);
+    try {
+      await assert.rejects(pool.withClient({ user: 'carl', password: 'Wrong-Pw-9' }, async () => undefined), (err: unknown) => err instanceof ImapError && !(err instanceof ImapAuthBackoffError));
+      await assert.rejects(pool.withClient({ user: 'carl', password: 'Wrong-Pw-9' }, async () => undefined), ImapAuthBackoffError);
+      assert.equal(logins(tap), 1);
+      assert.equal(await pool.withClient({ user: 'carl', password: 'Carl-Pw-4' }, async (c) => Boolean(c.authenticated)), true);
+      assert.equal(logins(tap), 2);
+      assert.equal(lines.filter((l) => l.includes('password or token has changed')).length, 1);
+      assert.equal(lines.join('\n').includes('Carl-Pw-4') || lines.join('\n').includes('Wrong-Pw-9'), false, 'no password in the log');
     } finally {
       await pool.close();
     }

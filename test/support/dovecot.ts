@@ -24,6 +24,26 @@ export interface DovecotOptions {
   readonly masterUser?: { readonly user: string; readonly pass: string };
   /** Post-login capabilities to leave out, e.g. ['UIDPLUS'] (see DOVECOT_IMAP_CAPABILITIES). */
   readonly omitCapabilities?: readonly string[];
+  /**
+   * Also accept OAuth2 bearer tokens (AUTH=XOAUTH2, AUTH=OAUTHBEARER), each checked at this RFC
+   * 7662 introspection endpoint (test/support/oauth-introspection.ts) at every login: Dovecot's
+   * oauth2 passdb, ahead of the passwords. A token's user must also be in `users` (the userdb).
+   */
+  readonly oauth2?: DovecotOauth2;
+  /**
+   * IMAP sessions at most per user and client IP (mail_max_userip_connections; the template's
+   * 2000 otherwise). A login beyond it is refused.
+   */
+  readonly maxUserIpConnections?: number;
+}
+
+export interface DovecotOauth2 {
+  /** The endpoint; client credentials for it go in the URL (`http://id:secret@127.0.0.1:port/path`). */
+  readonly introspectionUrl: string;
+  /** post: `token=` in a form body (default); get: `token` appended to the URL; auth: `Authorization: Bearer`. */
+  readonly mode?: 'post' | 'get' | 'auth';
+  /** The SASL mechanisms offered for tokens; default both. */
+  readonly mechanisms?: readonly ('xoauth2' | 'oauthbearer')[];
 }
 
 export interface DovecotServer {
@@ -134,6 +154,39 @@ function capabilityLine(omit: readonly string[] | undefined): string {
   return `imap_capability = ${DOVECOT_IMAP_CAPABILITIES.filter((c) => !drop.has(c.toUpperCase())).join(' ')}`;
 }
 
+/**
+ * The oauth2 passdb (and the mechanisms it serves) included by the template, and its args file.
+ * Refused tokens stop there (result_failure = return-fail): a token is never tried as a password.
+ */
+function oauth2Files(dir: string, o: DovecotOauth2): { conf: string; passdbArgs: string } {
+  if (/[\s"]/.test(o.introspectionUrl)) throw new Error(`oauth2.introspectionUrl must not contain spaces or quotes: ${o.introspectionUrl}`);
+  const mechanisms = (o.mechanisms ?? ['xoauth2', 'oauthbearer']).join(' ');
+  if (mechanisms === '') throw new Error('oauth2.mechanisms must name at least one mechanism');
+  const conf = [
+    `auth_mechanisms = plain login ${mechanisms}`,
+    'passdb {',
+    '  driver = oauth2',
+    `  mechanisms = ${mechanisms}`,
+    `  args = ${join(dir, 'oauth2-passdb.conf.ext')}`,
+    '  result_failure = return-fail',
+    '}',
+    '',
+  ].join('\n');
+  const passdbArgs = [
+    `introspection_mode = ${o.mode ?? 'post'}`,
+    `introspection_url = ${o.introspectionUrl}`,
+    // Introspect every login, even for a token that looks like a JWT.
+    'force_introspection = yes',
+    // The token's owner must be the user logging in; an inactive token is refused.
+    'username_attribute = username',
+    'active_attribute = active',
+    'active_value = true',
+    'timeout_msecs = 5000',
+    '',
+  ].join('\n');
+  return { conf, passdbArgs };
+}
+
 function quoteImap(s: string): string {
   return `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 }
@@ -226,7 +279,19 @@ export async function startDovecot(opts: DovecotOptions): Promise<DovecotServer>
     await chown(join(dir, 'mail'), who.mailUid, who.mailGid);
     await writeFile(usersPath, opts.users.map(passwdLine).join(''));
     await writeFile(mastersPath, opts.masterUser ? passwdLine(opts.masterUser) : '');
-    for (const p of [usersPath, mastersPath]) {
+    const secretFiles = [usersPath, mastersPath];
+    if (opts.oauth2) {
+      const files = oauth2Files(dir, opts.oauth2);
+      await writeFile(join(dir, 'oauth2.conf'), files.conf);
+      // The args file names the introspection client's secret: readable by the auth process only.
+      await writeFile(join(dir, 'oauth2-passdb.conf.ext'), files.passdbArgs);
+      secretFiles.push(join(dir, 'oauth2-passdb.conf.ext'));
+    }
+    if (opts.maxUserIpConnections !== undefined) {
+      if (!Number.isInteger(opts.maxUserIpConnections) || opts.maxUserIpConnections < 1) throw new Error(`maxUserIpConnections must be a whole number >= 1, not ${opts.maxUserIpConnections}`);
+      await writeFile(join(dir, 'imap-limits.conf'), `mail_max_userip_connections = ${opts.maxUserIpConnections}\n`);
+    }
+    for (const p of secretFiles) {
       if (who.passwdGid !== undefined) await chown(p, 0, who.passwdGid);
       await chmod(p, who.passwdMode);
     }

@@ -1,7 +1,7 @@
 /**
- * Everything an integration test needs: a private Dovecot and Redis, a spool directory, a
- * voicemail.conf naming the test mailboxes, settings pointing at all of them, a log that is kept
- * for assertions, and independent mail-client sessions.
+ * Everything an integration test needs: a private Dovecot (or Cyrus, startCyrusHarness) and Redis,
+ * a spool directory, a voicemail.conf naming the test mailboxes, settings pointing at all of them, a
+ * log that is kept for assertions, and independent mail-client sessions.
  */
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,7 @@ import { settingsSchema, type Settings } from '../../src/config/schema.js';
 import { createLogger, type Logger } from '../../src/log.js';
 import { startService, type Service, type ServiceOptions } from '../../src/service.js';
 import type { MailboxRef } from '../../src/spool/types.js';
+import { startCyrus, type CyrusServer } from './cyrus.js';
 import { startDovecot, type DovecotServer } from './dovecot.js';
 import { MailClient } from './mail-client.js';
 import { startRedis } from './redis.js';
@@ -26,11 +27,18 @@ export interface HarnessBox {
   readonly options?: string;
 }
 
-export interface Harness {
+/** The IMAP server under test, whichever it is. */
+export interface TestImapServer {
+  readonly host: '127.0.0.1';
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+export interface HarnessCore {
   readonly dir: string;
   readonly spoolDir: string;
   readonly confPath: string;
-  readonly dovecot: DovecotServer;
+  readonly imap: TestImapServer;
   readonly redisUrl: string;
   readonly settings: Settings;
   readonly logLines: string[];
@@ -41,6 +49,14 @@ export interface Harness {
   startService(opts?: ServiceOptions): Promise<Service>;
   writeConf(extraLines?: string): Promise<void>;
   stop(): Promise<void>;
+}
+
+export interface Harness extends HarnessCore {
+  readonly dovecot: DovecotServer;
+}
+
+export interface CyrusHarness extends HarnessCore {
+  readonly cyrus: CyrusServer;
 }
 
 export function userOf(ref: MailboxRef): string {
@@ -55,15 +71,42 @@ export async function startHarness(opts: {
   /** Post-login capabilities the Dovecot leaves out, e.g. ['UIDPLUS'] (see startDovecot). */
   omitCapabilities?: readonly string[];
 }): Promise<Harness> {
-  const dir = await mkdtemp(join(tmpdir(), 'vmb-h-'));
-  const spoolDir = join(dir, 'spool');
-  await mkdir(join(spoolDir, 'voicemail'), { recursive: true });
-  const confPath = join(dir, 'voicemail.conf');
   const refs = opts.boxes.map((b) => ({ ...b, context: b.context ?? 'default' }));
   const dovecot = await startDovecot({
     users: refs.map((b) => ({ user: userOf(b), pass: `pw-${userOf(b)}`, ...(b.quotaRule !== undefined ? { quotaRule: b.quotaRule } : {}) })),
     ...(opts.omitCapabilities ? { omitCapabilities: opts.omitCapabilities } : {}),
   });
+  return { ...(await startHarnessOn(dovecot, opts)), dovecot };
+}
+
+/**
+ * The same on a private Cyrus IMAP (test/support/cyrus.ts) in its default namespace: personal
+ * folders under INBOX, delimiter ".". Its admin (cyrus.admin) may log in for any user with a SASL
+ * authzid. Dovecot-only options (quota rules, omitted capabilities) are refused, not ignored.
+ */
+export async function startCyrusHarness(opts: {
+  boxes: readonly HarnessBox[];
+  settings?: (base: Record<string, unknown>) => Record<string, unknown>;
+  confExtra?: string;
+  logLevel?: 'info' | 'debug' | 'warn';
+}): Promise<CyrusHarness> {
+  const refs = opts.boxes.map((b) => ({ ...b, context: b.context ?? 'default' }));
+  if (refs.some((b) => b.quotaRule !== undefined)) throw new Error('quotaRule is a Dovecot quota rule; the Cyrus harness has none');
+  const cyrus = await startCyrus({ users: refs.map((b) => ({ user: userOf(b), pass: `pw-${userOf(b)}` })) });
+  return { ...(await startHarnessOn(cyrus, opts)), cyrus };
+}
+
+async function startHarnessOn(imap: TestImapServer, opts: {
+  boxes: readonly HarnessBox[];
+  settings?: (base: Record<string, unknown>) => Record<string, unknown>;
+  confExtra?: string;
+  logLevel?: 'info' | 'debug' | 'warn';
+}): Promise<HarnessCore> {
+  const dir = await mkdtemp(join(tmpdir(), 'vmb-h-'));
+  const spoolDir = join(dir, 'spool');
+  await mkdir(join(spoolDir, 'voicemail'), { recursive: true });
+  const confPath = join(dir, 'voicemail.conf');
+  const refs = opts.boxes.map((b) => ({ ...b, context: b.context ?? 'default' }));
   const redis = await startRedis();
 
   const writeConf = async (extra = ''): Promise<void> => {
@@ -84,7 +127,7 @@ export async function startHarness(opts: {
   const base: Record<string, unknown> = {
     spool: { dir: spoolDir, voicemailConf: confPath, watch: true, sweepSeconds: 0 },
     redis: { url: redis.url, prefix: `t${process.pid}` },
-    imap: { host: '127.0.0.1', port: dovecot.port, secure: false, requireTls: false },
+    imap: { host: '127.0.0.1', port: imap.port, secure: false, requireTls: false },
     email: { from: '"Voicemail" <voicemail@example.invalid>', messageIdDomain: 'vmbridge.test', serverName: 'vmbridge-test', timezone: 'UTC' },
     sync: { concurrency: 4, maxDeleteShare: 0.5, maxDeleteFloor: 5 },
     log: { level: opts.logLevel ?? 'info' },
@@ -106,14 +149,14 @@ export async function startHarness(opts: {
     dir,
     spoolDir,
     confPath,
-    dovecot,
+    imap,
     redisUrl: redis.url,
     settings,
     logLines,
     log,
     account: (ref) => ({ user: userOf(ref), pass: `pw-${userOf(ref)}` }),
     async mail(ref) {
-      const c = await MailClient.open(dovecot.port, userOf(ref), `pw-${userOf(ref)}`);
+      const c = await MailClient.open(imap.port, userOf(ref), `pw-${userOf(ref)}`);
       clients.push(c);
       return c;
     },
@@ -129,7 +172,7 @@ export async function startHarness(opts: {
       for (const c of clients) await c.close();
       for (const s of services) await s.close().catch(() => undefined);
       await redis.stop();
-      await dovecot.stop();
+      await imap.stop();
       await rm(dir, { recursive: true, force: true });
     },
   };

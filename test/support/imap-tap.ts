@@ -5,6 +5,17 @@
  * content is never mistaken for a command. The upstream port may be set after the relay listens.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { createInflateRaw, type InflateRaw } from 'node:zlib';
+
+/** One client connection through the tap. */
+export interface TapConnection {
+  readonly id: number;
+  readonly openedAt: number;
+  /** When either side closed it; undefined while open. */
+  closedAt: number | undefined;
+  /** This connection's command lines (as in ImapTap.commands), each with when it was read. */
+  readonly lines: { readonly at: number; readonly line: string }[];
+}
 
 export interface ImapTap {
   readonly port: number;
@@ -14,6 +25,10 @@ export interface ImapTap {
   readonly commands: string[];
   /** Commands as `VERB` or `UID VERB` (upper case), tag and arguments removed. */
   verbs(): string[];
+  /** Every connection made through the tap, open or closed, in the order they came. */
+  readonly connections: readonly TapConnection[];
+  /** Cuts every open connection at once, as a network failure would. */
+  dropAll(): void;
   close(): Promise<void>;
 }
 
@@ -55,24 +70,44 @@ class CommandReader {
 
 export async function startImapTap(): Promise<ImapTap> {
   const commands: string[] = [];
+  const connections: TapConnection[] = [];
   const sockets = new Set<Socket>();
+  const clients = new Set<Socket>();
   let tap: ImapTap;
   const server: Server = createServer((client) => {
     sockets.add(client);
+    const record: TapConnection = { id: connections.length + 1, openedAt: Date.now(), closedAt: undefined, lines: [] };
+    connections.push(record);
     const port = tap.upstreamPort;
     if (port === undefined) {
+      record.closedAt = Date.now();
       client.destroy();
       return;
     }
+    clients.add(client);
     const upstream = connect({ host: '127.0.0.1', port });
     sockets.add(upstream);
-    const reader = new CommandReader((line) => commands.push(line));
+    // After COMPRESS DEFLATE (RFC 4978; imapflow sends it where the server offers it, as Cyrus
+    // does) the client writes raw deflate: from then on its bytes are read inflated.
+    let inflater: InflateRaw | undefined;
+    const reader = new CommandReader((line) => {
+      commands.push(line);
+      record.lines.push({ at: Date.now(), line });
+      if (/^\S+ COMPRESS DEFLATE$/i.test(line)) {
+        inflater = createInflateRaw();
+        inflater.on('data', (d: Buffer) => reader.push(d));
+        inflater.on('error', () => undefined);
+      }
+    });
     client.on('data', (chunk: Buffer) => {
-      reader.push(chunk);
+      if (inflater) inflater.write(chunk);
+      else reader.push(chunk);
       upstream.write(chunk);
     });
     upstream.on('data', (chunk: Buffer) => client.write(chunk));
     const closeBoth = (): void => {
+      record.closedAt ??= Date.now();
+      clients.delete(client);
       client.destroy();
       upstream.destroy();
       sockets.delete(client);
@@ -98,6 +133,10 @@ export async function startImapTap(): Promise<ImapTap> {
         const words = c.split(' ').slice(1, 3).map((w) => w.toUpperCase());
         return words[0] === 'UID' ? `UID ${words[1] ?? ''}` : (words[0] ?? '');
       }),
+    connections,
+    dropAll() {
+      for (const c of [...clients]) c.destroy();
+    },
     async close() {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));

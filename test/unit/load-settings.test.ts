@@ -370,5 +370,18 @@ describe('config/vmbridge.example.yaml', () => {
     assert.deepEqual(warnings, []);
     assert.equal(settings.imap.login.masterPassword, 'master-secret');
     assert.equal(settings.imap.login.masterSeparator, '*');
+    assert.equal(settings.imap.login.masterStyle, 'separator');
+  });
+
+  it('works as example 3, with a Cyrus admin (masterStyle authzid)', async () => {
+    const secret = join(dir, 'example-admin');
+    await writeFile(secret, 'admin-secret\n', { mode: 0o600 });
+    const { settings, warnings } = await load({
+      file: EXAMPLE,
+      env: { VMBRIDGE_IMAP_LOGIN__MODE: 'master', VMBRIDGE_IMAP_LOGIN__MASTER_STYLE: 'authzid', VMBRIDGE_IMAP_LOGIN__MASTER_USER: 'vmbridge', VMBRIDGE_IMAP_LOGIN__MASTER_PASSWORD_FILE: secret },
+    });
+    assert.deepEqual(warnings, []);
+    assert.equal(settings.imap.login.masterStyle, 'authzid');
+    assert.equal(settings.imap.login.masterPassword, 'admin-secret');
   });
 });

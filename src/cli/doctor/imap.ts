@@ -7,7 +7,7 @@ import { ImapFlow } from 'imapflow';
 import type { Settings } from '../../config/schema.js';
 import { accountKey, type ImapAccount } from '../../imap/account.js';
 import { CAPABILITY_NAMES, capabilitiesOf, explainCapabilities } from '../../imap/capabilities.js';
-import { imapOptions, describeImapError, type ImapServerSettings } from '../../imap/connect.js';
+import { checkLogin, imapOptions, describeImapError, type ImapServerSettings } from '../../imap/connect.js';
 import { deleteStrategy, describeStrategy, usesTrash } from '../../imap/delete-strategy.js';
 import { folderExists, hierarchyDelimiter, rolePaths, trashFolder } from '../../imap/folders.js';
 import type { CheckResult, DoctorCheck } from '../doctor.js';
@@ -75,6 +75,7 @@ async function login(server: ImapServerSettings, account: ImapAccount): Promise<
         timer = setTimeout(() => reject(new LoginTimeout()), LOGIN_TIMEOUT_MS);
       }),
     ]);
+    await checkLogin(client, account);
     return { client };
   } catch (err) {
     client.close();
@@ -125,7 +126,9 @@ export const imapCheck: DoctorCheck = {
       for (const { account, boxes } of tried) {
         if (serverDown) break;
         attempted++;
-        const who = master ? `${account.user}${server.login.masterSeparator}${server.login.masterUser ?? '?'} (master login)` : account.user;
+        const who = !master ? account.user
+          : server.login.masterStyle === 'authzid' ? `${server.login.masterUser ?? '?'} as ${account.user} (master login, SASL authzid)`
+          : `${account.user}${server.login.masterSeparator}${server.login.masterUser ?? '?'} (master login)`;
         const mailboxes = `${boxes.length === 1 ? 'mailbox' : 'mailboxes'} ${boxes.slice(0, 5).join(', ')}${boxes.length > 5 ? ', ...' : ''}`;
         const result = await login(server, account);
         if ('failure' in result) {
