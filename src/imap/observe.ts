@@ -38,6 +38,12 @@ interface ViewRow {
 
 interface FolderView {
   uidValidity: string;
+  /**
+   * The message count the session should report if nobody else changed the folder since the last
+   * look: set by each look, one more for each APPEND of vmbridge's, one less for each of its
+   * expunges and moves away.
+   */
+  expectedExists?: number;
   /** Every message of the folder as of the last look, plus what this connection appended since. */
   rows: Map<number, ViewRow>;
   /** Every UID at or below this one was looked at: it is in `rows`, or it is gone. */
@@ -71,6 +77,7 @@ export function rememberOwner(
   flags: { seen: boolean; flagged: boolean } = { seen: false, flagged: false },
 ): void {
   const view = viewFor(client, path, uidValidity);
+  if (!view.rows.has(uid) && view.expectedExists !== undefined) view.expectedExists++;
   view.rows.set(uid, { owner: ownerKey(ref, id), seen: flags.seen, flagged: flags.flagged, deleted: false });
   // Contiguous with what was looked at: nothing anyone else wrote can hide below it.
   if (uid === view.lookedThrough + 1) view.lookedThrough = uid;
@@ -79,7 +86,7 @@ export function rememberOwner(
 /** Drops a UID vmbridge itself expunged or moved away, so the view keeps matching the server's count. */
 export function forgetUid(client: ImapFlow, path: string, uidValidity: string, uid: number): void {
   const view = views.get(client)?.get(path);
-  if (view && view.uidValidity === uidValidity) view.rows.delete(uid);
+  if (view && view.uidValidity === uidValidity && view.rows.delete(uid) && view.expectedExists !== undefined) view.expectedExists--;
 }
 
 /** The Message-ID value in a raw header block (unfolded). */
@@ -174,12 +181,14 @@ async function lookAtSelected(client: ImapFlow, path: string, domain: string): P
   const exists = (): number => (client.mailbox ? client.mailbox.exists : -1);
   if (box.exists === 0) {
     view.rows.clear();
+    view.expectedExists = 0;
     // Nothing is left of any UID below UIDNEXT.
     if (box.uidNext > 1) view.lookedThrough = Math.max(view.lookedThrough, box.uidNext - 1);
     view.modseq = usesModseq(client) && box.highestModseq !== undefined ? box.highestModseq : undefined;
     return view;
   }
   if (!(await changedLook(client, view, domain, exists))) await fullLook(client, view, domain);
+  view.expectedExists = exists();
   return view;
 }
 
@@ -223,23 +232,31 @@ export async function observeImap(
 /**
  * UIDs of the selected folder that carry exactly this identity and are not flagged \Deleted: the
  * look for an identity that comes right before an APPEND. Everything at or below the view's
- * `lookedThrough` is known from the observation this reconcile made; only the UIDs above it (mail
- * that arrived since, normally just vmbridge's own last APPEND) are fetched, with their
- * Message-ID, and compared exactly. A NOOP first brings this session's view up to date: a server
- * evaluates a UID range against the messages it has already announced to the session.
+ * `lookedThrough` is known from the observation this reconcile made. Whether anything arrived
+ * since is told by the message count the server reports to this session (it announces new
+ * messages in the response to any command, vmbridge's own APPENDs included): when it is what
+ * vmbridge's own changes explain, nothing is fetched. Otherwise a NOOP brings the session's view
+ * up to date (a server evaluates a UID range against the messages it has announced) and the UIDs
+ * above `lookedThrough` are fetched with their Message-ID and compared exactly.
  */
 export async function findIdentityInSelected(client: ImapFlow, path: string, ref: MailboxRef, id: string, domain: string): Promise<number[]> {
-  await client.noop();
-  const box = client.mailbox;
+  let box = client.mailbox;
   if (!box) return [];
   const view = viewFor(client, path, box.uidValidity.toString());
-  if (box.exists > 0) {
-    const range = `${view.lookedThrough + 1}:*`;
-    for (const row of await client.fetchAll(range, { uid: true, flags: true, headers: ['message-id'] }, { uid: true })) {
-      const had = view.rows.get(row.uid);
-      view.rows.set(row.uid, rowOf(row, had ? had.owner : ownerOf(messageIdFromHeaders(row.headers), domain)));
-      if (row.uid > view.lookedThrough) view.lookedThrough = row.uid;
+  if (view.expectedExists === undefined || box.exists !== view.expectedExists) {
+    await client.noop();
+    box = client.mailbox;
+    if (!box) return [];
+    if (box.exists > 0) {
+      const range = `${view.lookedThrough + 1}:*`;
+      for (const row of await client.fetchAll(range, { uid: true, flags: true, headers: ['message-id'] }, { uid: true })) {
+        const had = view.rows.get(row.uid);
+        view.rows.set(row.uid, rowOf(row, had ? had.owner : ownerOf(messageIdFromHeaders(row.headers), domain)));
+        if (row.uid > view.lookedThrough) view.lookedThrough = row.uid;
+      }
     }
+    // Counted again only by the next look: until then every lookup asks the server.
+    view.expectedExists = undefined;
   }
   const wanted = ownerKey(ref, id);
   const found: number[] = [];

@@ -1,8 +1,9 @@
 /**
  * The only ways vmbridge changes IMAP. Each is safe to repeat after a crash at any point:
  *  - append looks for the identity in the target folder first, so a retried APPEND makes no copy
- *    (the reconcile's observation covers the folder up to its last UID; what arrived since is
- *    fetched with its Message-ID, see findIdentityInSelected);
+ *    (the reconcile's observation covers the folder up to its last UID; mail the server has
+ *    announced since, beyond vmbridge's own APPENDs, is fetched with its Message-ID, see
+ *    findIdentityInSelected);
  *  - move/flag act on one UID and re-find the message by identity when the server reports no new UID;
  *  - delete acts on exactly one UID: UID EXPUNGE (UIDPLUS), UID MOVE to the trash folder (MOVE), or
  *    only the \Deleted flag, as imap.deleteMode and the server allow (see delete-strategy.ts).

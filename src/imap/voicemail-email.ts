@@ -176,7 +176,17 @@ function clockFormat(timeZone: string): Intl.DateTimeFormat {
   return format;
 }
 
+/** The last clock worked out: one email asks three times for the same instant and zone. */
+let lastClock: { epochSeconds: number; timeZone: string; clock: WallClock } | undefined;
+
 function wallClock(epochSeconds: number, timeZone: string): WallClock {
+  if (lastClock && lastClock.epochSeconds === epochSeconds && lastClock.timeZone === timeZone) return lastClock.clock;
+  const clock = computeWallClock(epochSeconds, timeZone);
+  lastClock = { epochSeconds, timeZone, clock };
+  return clock;
+}
+
+function computeWallClock(epochSeconds: number, timeZone: string): WallClock {
   const ms = epochSeconds * 1000;
   const parts: Record<string, number> = {};
   for (const part of clockFormat(timeZone).formatToParts(new Date(ms))) {
@@ -288,12 +298,18 @@ export function voicemailBody(f: BodyFacts): string {
   return lines.join('\n');
 }
 
+/**
+ * One node does all the header encoding: the static MimeNode.encodeHeaderValue builds a whole node
+ * (random boundary included) for every call, and an email has fourteen X- headers.
+ */
+const headerEncoder = new MimeNode();
+
 /** Encodes one X- header line as Asterisk writes it: present even when empty, never folded. */
 function headerLine(name: string, value: string): string {
   // Asterisk reads these back with exactly one space after the colon and no unfolding
   // (get_header_by_tag), so they stay on one line. Values are bounded, so the line stays far
   // below RFC 5322's 998 characters even with RFC 2047 encoding.
-  return `${name}: ${value === '' ? '' : MimeNode.encodeHeaderValue(name, value)}`;
+  return `${name}: ${value === '' ? '' : headerEncoder.encodeHeaderValue(name, value)}`;
 }
 
 /**

@@ -15,7 +15,7 @@
  * exists but cannot be listed throws SpoolError: an unreadable folder is unknown, not empty.
  */
 import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readFileSync, statSync, type BigIntStats, type Dirent, type Stats } from 'node:fs';
-import { lstat, open, readdir, stat, statfs } from 'node:fs/promises';
+import { lstat, open, readdir, readFile, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SpoolError } from '../errors.js';
 import { MAX_ENVELOPE_BYTES, parseEnvelope } from './envelope.js';
@@ -51,6 +51,7 @@ interface Candidate {
  * through the thread pool and never stall the event loop.
  */
 interface SpoolIo {
+  readFile(path: string): Promise<Buffer>;
   readdir(path: string): Promise<Dirent[]>;
   lstat(path: string): Promise<Stats>;
   stamp(path: string): Promise<BigIntStats>;
@@ -66,6 +67,7 @@ function checkEnvelopeFile(path: string, st: Stats): void {
 }
 
 const asyncIo: SpoolIo = {
+  readFile: (path) => readFile(path),
   readdir: (path) => readdir(path, { withFileTypes: true }),
   lstat: (path) => lstat(path),
   stamp: (path) => stat(path, { bigint: true }),
@@ -82,6 +84,7 @@ const asyncIo: SpoolIo = {
 };
 
 const syncIo: SpoolIo = {
+  readFile: async (path) => readFileSync(path),
   readdir: async (path) => readdirSync(path, { withFileTypes: true }),
   lstat: async (path) => lstatSync(path),
   stamp: async (path) => statSync(path, { bigint: true }),
@@ -120,6 +123,11 @@ function ioFor(spoolDir: string): Promise<SpoolIo> {
     ioBySpool.set(spoolDir, io);
   }
   return io;
+}
+
+/** Reads a file of the spool (a recording), the way the spool's filesystem is best read. */
+export async function readSpoolFile(spoolDir: string, path: string): Promise<Buffer> {
+  return (await ioFor(spoolDir)).readFile(path);
 }
 
 /**

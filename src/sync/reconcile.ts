@@ -9,7 +9,6 @@
  * Every op is idempotent and its record is written right after it, so a crash at any point is
  * followed by a reconcile that finishes the job without duplicates.
  */
-import { readFile } from 'node:fs/promises';
 import type { Settings } from '../config/schema.js';
 import { SafetyStopError, SpoolBusyError, SpoolError } from '../errors.js';
 import type { ImapPool } from '../imap/pool.js';
@@ -21,7 +20,7 @@ import { isOverQuotaError, refusalText } from '../imap/quota.js';
 import type { MailboxWatch } from '../alerts/watch.js';
 import type { Logger } from '../log.js';
 import { mwiCounts, type MwiCounts } from '../mwi/counts.js';
-import { readMailbox } from '../spool/read-mailbox.js';
+import { readMailbox, readSpoolFile } from '../spool/read-mailbox.js';
 import { isSyncedSpoolFolder, mailboxKey, type SpoolMessage, type SpoolProblem, type SpoolSnapshot } from '../spool/types.js';
 import type { BoxInfo } from './directory.js';
 import { adoptLegacyIds } from './legacy-ids.js';
@@ -157,7 +156,7 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
     const emails = new EmailPipeline(ordered, (op) => {
       const message = messages.get(op.id);
       if (!message) throw new Error(`plan asked to append ${op.id}, which the spool snapshot does not hold`);
-      return buildEmail(settings, box, message);
+      return buildEmail(settings, box, message, deps.spoolDir);
     });
     for (const op of ordered) {
       switch (op.kind) {
@@ -247,7 +246,7 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
 
 type Built = { raw: Buffer } | { problem: string; file: string };
 
-async function buildEmail(settings: Settings, box: BoxInfo, message: SpoolMessage): Promise<Built> {
+async function buildEmail(settings: Settings, box: BoxInfo, message: SpoolMessage, spoolDir: string): Promise<Built> {
   try {
     const raw = await buildVoicemailEmail({
       ref: box.ref,
@@ -257,7 +256,7 @@ async function buildEmail(settings: Settings, box: BoxInfo, message: SpoolMessag
       from: settings.email.from,
       serverName: settings.email.serverName,
       messageIdDomain: settings.email.messageIdDomain,
-      readAudio: (path) => readFile(path),
+      readAudio: (path) => readSpoolFile(spoolDir, path),
     });
     return { raw };
   } catch (err) {
