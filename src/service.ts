@@ -139,7 +139,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   const accounts = (): ImapAccount[] => [...directory.boxes.values()].map((b) => b.account);
   // IDLE on each account's inbox folder: read, flagged, filed and deleted emails are heard at once.
   const idle = settings.imap.idle.maxAccounts > 0
-    ? new IdleWatcher({ server: settings.imap, maxAccounts: settings.imap.idle.maxAccounts, log, onChange: (account) => requestAccount(account, 'idle'), limiter: imap.limiter })
+    ? new IdleWatcher({ server: settings.imap, maxAccounts: settings.imap.idle.maxAccounts, log, onChange: (account) => requestAccount(account, 'idle'), limiter: imap.limiter, logins: imap.logins })
     : undefined;
   idle?.update(accounts());
   ami?.client.on('event', (event) => {

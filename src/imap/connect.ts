@@ -123,14 +123,19 @@ export async function connectImap(server: ImapServerSettings, account: ImapAccou
   try {
     await client.connect();
   } catch (err) {
-    // A refused bearer token is the usual end of an OAuth2 token's life: say so, not only "failed".
-    const hint = server.login.mode === 'oauth2' && isAuthFailure(err)
-      ? `; the OAuth2 token was refused (expired, revoked, or not issued for ${account.user}): it is read again from ${server.login.tokenFile !== undefined ? 'imap.login.tokenFile' : 'imap.login.tokenCommand'} at the next attempt`
-      : '';
-    throw new ImapError(account.user, `cannot log in to ${server.host}:${server.port}: ${describeImapError(err)}${hint}`, { cause: err });
+    throw loginError(server, account, err);
   }
   await checkLogin(client, account);
   return client;
+}
+
+/** The error for a connect() of a client made from imapOptions() that failed (the cause kept). */
+export function loginError(server: ImapServerSettings, account: ImapAccount, err: unknown): ImapError {
+  // A refused bearer token is the usual end of an OAuth2 token's life: say so, not only "failed".
+  const hint = server.login.mode === 'oauth2' && isAuthFailure(err)
+    ? `; the OAuth2 token was refused (expired, revoked, or not issued for ${account.user}): it is read again from ${server.login.tokenFile !== undefined ? 'imap.login.tokenFile' : 'imap.login.tokenCommand'} at the next attempt`
+    : '';
+  return new ImapError(account.user, `cannot log in to ${server.host}:${server.port}: ${describeImapError(err)}${hint}`, { cause: err });
 }
 
 /**

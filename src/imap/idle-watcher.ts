@@ -11,14 +11,20 @@
  *   or Friends, are found by the periodic sweep.
  * - Dropped connections come back with capped exponential backoff; after a reconnect the account
  *   is reported once, as changes made meanwhile were not heard.
+ * - A refused login (wrong password, expired token) is not retried on that schedule: the watcher
+ *   shares the command pool's login back-off (LoginBackoff, 60 s doubling to 15 min), so a refusal
+ *   by either holds both off, is logged once, and new credentials end it for both. The login is
+ *   checked as the pool's is (checkLogin: no plain-LOGIN fallback for an authzid master login).
  * - Dovecot tells an IDLE session about other sessions' changes after about half a second.
  */
 import { ImapFlow } from 'imapflow';
+import { ImapAuthBackoffError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { accountKey, type ImapAccount } from './account.js';
-import { describeImapError, imapOptions, type ImapServerSettings } from './connect.js';
+import { checkLogin, describeImapError, imapOptions, isAuthFailure, loginError, type ImapServerSettings } from './connect.js';
 import type { ConnectionLimiter, ConnectionSlot } from './connection-limiter.js';
 import { rolePaths } from './folders.js';
+import { LoginBackoff } from './login-backoff.js';
 
 export interface IdleWatcherOptions {
   readonly server: ImapServerSettings;
@@ -35,6 +41,12 @@ export interface IdleWatcherOptions {
    * imap.maxConnectionsPerUser, and waits while that is reached.
    */
   readonly limiter?: ConnectionLimiter;
+  /**
+   * The command pool's login back-off (ImapPool.logins): a login refused by the pool or by the
+   * watcher holds both off until it ends, and a changed password or token ends it for both.
+   * Without one the watcher keeps its own, with the same waits.
+   */
+  readonly logins?: LoginBackoff;
 }
 
 interface Watch {
@@ -53,10 +65,17 @@ const IDLE_RESTART_MS = 60_000;
 
 export class IdleWatcher {
   private readonly watches = new Map<string, Watch>();
+  private readonly logins: LoginBackoff;
+  private readonly stopListening: () => void;
   private warnedBeyond = false;
   private closed = false;
 
-  constructor(private readonly opts: IdleWatcherOptions) {}
+  constructor(private readonly opts: IdleWatcherOptions) {
+    this.logins = opts.logins ?? new LoginBackoff(opts.server, opts.log);
+    // A login that worked (the pool's, with a corrected password or a new token) ended a back-off
+    // this account's watch may be waiting out: it connects now.
+    this.stopListening = this.logins.onCleared((key) => this.watches.get(key)?.wake?.());
+  }
 
   /** Accounts being watched now (for tests and health). */
   get watching(): readonly string[] {
@@ -84,7 +103,10 @@ export class IdleWatcher {
       const account = byKey.get(key)!;
       const existing = this.watches.get(key);
       if (existing) {
+        const changed = existing.account.password !== account.password;
         existing.account = account; // a changed password is used at the next reconnect
+        // ...at once if the watch is waiting (after a refused login, say): it may work now.
+        if (changed) existing.wake?.();
         continue;
       }
       const w: Watch = { key, account, client: undefined, stopped: false, wake: undefined, done: undefined, abort: new AbortController() };
@@ -95,6 +117,7 @@ export class IdleWatcher {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.stopListening();
     await Promise.all([...this.watches.values()].map((w) => this.stop(w)));
   }
 
@@ -113,12 +136,19 @@ export class IdleWatcher {
     const log = this.opts.log.child({ account: w.key });
     let attempt = 0;
     let connectedBefore = false;
+    /** A failure other than a refused login was logged at warn since the last session. */
+    let warned = false;
     while (!w.stopped) {
       let slot: ConnectionSlot | undefined;
+      /** Set while the account waits out a refused login: no login before then. */
+      let backoffUntil: number | undefined;
       try {
+        // An account in back-off waits here, holding no connection slot.
+        await this.logins.check(w.account);
         slot = await this.opts.limiter?.acquire(w.account.user, 'idle', w.abort.signal);
         if (w.stopped) break;
-        const client = new ImapFlow({ ...(await imapOptions(this.opts.server, w.account)), maxIdleTime: IDLE_RESTART_MS });
+        const account = w.account;
+        const client = new ImapFlow({ ...(await imapOptions(this.opts.server, account)), maxIdleTime: IDLE_RESTART_MS });
         w.client = client;
         client.on('error', () => undefined); // the close that follows is what counts
         const changed = (): void => {
@@ -127,12 +157,23 @@ export class IdleWatcher {
         client.on('exists', changed);
         client.on('expunge', changed);
         client.on('flags', changed);
-        await client.connect();
+        // One login of the account at a time, pool or watcher; a refusal starts the shared back-off.
+        await this.logins.attempt(account, async () => {
+          try {
+            await client.connect();
+          } catch (err) {
+            throw loginError(this.opts.server, account, err);
+          }
+          // As the pool does: an authzid master login that fell back to a plain LOGIN (the master
+          // user's own mailbox) is logged out and refused before anything is read.
+          await checkLogin(client, account);
+        });
         if (w.stopped) break;
         const inbox = (await rolePaths(client, this.opts.server.folders)).inbox;
         await client.mailboxOpen(inbox, { readOnly: true });
         log.debug({ folder: inbox }, 'IDLE watching');
         attempt = 0;
+        warned = false;
         // Changes made while the connection was down were not heard.
         if (connectedBefore) changed();
         connectedBefore = true;
@@ -142,7 +183,18 @@ export class IdleWatcher {
           await client.idle();
         }
       } catch (err) {
-        if (!w.stopped) log[attempt === 0 ? 'warn' : 'debug']({ err: describeImapError(err), attempt }, 'IDLE connection failed; retrying');
+        if (w.stopped) {
+          // stopping: nothing to report
+        } else if (err instanceof ImapAuthBackoffError) {
+          backoffUntil = err.retryAt.getTime();
+          log.debug({ retryAt: err.retryAt.toISOString() }, 'IDLE waits: the login was refused, not tried again before retryAt unless the password or token changes');
+        } else if (isAuthFailure(err)) {
+          // Logged once by the shared back-off, which now holds the pool off too.
+          backoffUntil = this.logins.retryAt(w.account)?.getTime();
+        } else {
+          log[warned ? 'debug' : 'warn']({ err: describeImapError(err), attempt }, 'IDLE connection failed; retrying');
+          warned = true;
+        }
       } finally {
         const client = w.client;
         w.client = undefined;
@@ -154,7 +206,12 @@ export class IdleWatcher {
       if (w.stopped) break;
       attempt++;
       const cap = Math.min(this.opts.maxDelayMs ?? 60_000, (this.opts.initialDelayMs ?? 1_000) * 2 ** (attempt - 1));
-      await this.sleep(w, Math.round(cap / 2 + (Math.random() * cap) / 2));
+      let delay = Math.round(cap / 2 + (Math.random() * cap) / 2);
+      // During a login back-off a wake-up costs no login (check() says "not yet" unless the
+      // password or token file changed, or the pool's login ended the back-off, which wakes this
+      // at once); its end is not overslept.
+      if (backoffUntil !== undefined) delay = Math.min(delay, Math.max(0, backoffUntil - Date.now()));
+      await this.sleep(w, delay);
     }
   }
 

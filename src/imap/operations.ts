@@ -35,7 +35,9 @@ export interface Identity {
 }
 
 function who(client: ImapFlow): string {
-  return String(client.options?.auth?.user ?? 'imap');
+  // Under an authzid master login the login user is the admin; the mailbox's user is the authzid.
+  const auth = client.options?.auth;
+  return String(auth?.authzid ?? auth?.user ?? 'imap');
 }
 
 /**

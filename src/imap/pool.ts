@@ -6,39 +6,21 @@
  * imap.maxConnectionsPerUser per user, IDLE included. A request beyond a bound waits for a slot;
  * when the server bound is what it waits for, the least recently used unused connection is closed.
  */
-import { createHash } from 'node:crypto';
 import type { ImapFlow } from 'imapflow';
-import { ImapAuthBackoffError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { accountKey, type ImapAccount } from './account.js';
 import { capabilitiesOf, type ServerCapabilities } from './capabilities.js';
-import { connectImap, isAuthFailure, type ImapServerSettings } from './connect.js';
+import { connectImap, type ImapServerSettings } from './connect.js';
 import { ConnectionLimiter, type ConnectionSlot } from './connection-limiter.js';
-import { readTokenFile } from './oauth-token.js';
+import { LoginBackoff, type AuthBackoffOptions } from './login-backoff.js';
+
+export type { AuthBackoffOptions } from './login-backoff.js';
 
 interface Entry {
   client: ImapFlow | undefined;
   connecting: Promise<ImapFlow> | undefined;
   users: number;
   lastUsed: number;
-}
-
-/** An account whose login the server refused: not tried again before `until`. */
-interface AuthBackoff {
-  failures: number;
-  until: number;
-  reason: string;
-  /** Hash of the refused password or token; another one is tried at once. Undefined: unknown. */
-  credential: string | undefined;
-  /** A changed password or token was noticed (and logged) already. */
-  changeNoticed: boolean;
-}
-
-export interface AuthBackoffOptions {
-  /** Wait after the first refused login. Default 60 s. */
-  readonly initialMs?: number;
-  /** The wait doubles per refused login up to this. Default 15 min. */
-  readonly maxMs?: number;
 }
 
 /** A logout that gets no answer within this long is cut short, so its slot is not held. */
@@ -63,11 +45,12 @@ async function closeClient(client: ImapFlow): Promise<void> {
 
 export class ImapPool {
   private readonly entries = new Map<string, Entry>();
-  /** Kept apart from `entries`, which are dropped when idle: the back-off must outlive them. */
-  private readonly refused = new Map<string, AuthBackoff>();
   private readonly sweeper: NodeJS.Timeout;
-  private readonly backoffInitialMs: number;
-  private readonly backoffMaxMs: number;
+  /**
+   * Accounts whose login the server refused, and when they may be tried again; kept apart from
+   * `entries`, which are dropped when idle. The IDLE watcher shares it (IdleWatcherOptions.logins).
+   */
+  readonly logins: LoginBackoff;
   /** Slots for every connection to the server; the IDLE watcher takes its slots here too. */
   readonly limiter: ConnectionLimiter;
   /** Unused connections closed to make room whose sockets are not closed yet. */
@@ -79,8 +62,7 @@ export class ImapPool {
     private readonly log: Logger,
     backoff: AuthBackoffOptions = {},
   ) {
-    this.backoffInitialMs = backoff.initialMs ?? 60_000;
-    this.backoffMaxMs = backoff.maxMs ?? 15 * 60_000;
+    this.logins = new LoginBackoff(server, log, backoff);
     this.limiter = new ConnectionLimiter({
       perServer: server.maxConnections,
       perServerIdle: server.idle.maxAccounts,
@@ -93,8 +75,6 @@ export class ImapPool {
   async withClient<T>(account: ImapAccount, fn: (client: ImapFlow, caps: ServerCapabilities) => Promise<T>): Promise<T> {
     if (this.closed) throw new Error('IMAP pool is closed');
     const key = accountKey(account);
-    const refused = this.refused.get(key);
-    if (refused && Date.now() < refused.until) await this.checkBackoff(key, account, refused);
     let entry = this.entries.get(key);
     if (!entry) {
       entry = { client: undefined, connecting: undefined, users: 0, lastUsed: Date.now() };
@@ -112,36 +92,6 @@ export class ImapPool {
     }
   }
 
-  /**
-   * Every retry of a refused login would be refused again, and servers lock accounts that try:
-   * throws ImapAuthBackoffError until the wait is over, unless the password or token changed
-   * (a rotated token, a corrected password), which is tried at once.
-   */
-  private async checkBackoff(key: string, account: ImapAccount, refused: AuthBackoff): Promise<void> {
-    if (refused.credential !== undefined) {
-      const now = await this.credentialOf(account).catch(() => undefined);
-      if (now !== undefined && now !== refused.credential) {
-        if (!refused.changeNoticed) this.log.info({ account: key }, 'imap login refused before, but the password or token has changed: trying it now');
-        refused.changeNoticed = true;
-        return;
-      }
-    }
-    throw new ImapAuthBackoffError(account.user, new Date(refused.until), refused.reason);
-  }
-
-  /**
-   * A hash of what the next login would present, where it can be had without side effects: the
-   * password, or the token file (a token command is not run just to compare). Never logged.
-   */
-  private async credentialOf(account: ImapAccount): Promise<string | undefined> {
-    const login = this.server.login;
-    let secret: string | undefined;
-    if (login.mode === 'oauth2') secret = login.tokenFile !== undefined ? await readTokenFile(login.tokenFile, account.user) : undefined;
-    else if (login.mode === 'master') secret = login.masterPassword;
-    else secret = account.password;
-    return secret === undefined ? undefined : createHash('sha256').update(`${login.mode}\0${account.user}\0${secret}`).digest('hex');
-  }
-
   private async clientFor(key: string, entry: Entry, account: ImapAccount): Promise<ImapFlow> {
     if (entry.client?.usable) return entry.client;
     if (!entry.connecting) {
@@ -157,15 +107,16 @@ export class ImapPool {
     const stale = entry.client;
     entry.client = undefined;
     if (stale) void closeClient(stale);
+    // Every retry of a refused login would be refused again, and servers lock accounts that try:
+    // during the back-off (started by this pool or the IDLE watcher) this throws
+    // ImapAuthBackoffError at once, before a slot is taken (or another connection closed for one).
+    await this.logins.check(account);
     const slot = await this.slotFor(account);
-    let credential: string | undefined;
     let client: ImapFlow;
     try {
-      credential = await this.credentialOf(account).catch(() => undefined);
-      client = await connectImap(this.server, account);
+      client = await this.logins.attempt(account, () => connectImap(this.server, account));
     } catch (err) {
       slot.release();
-      if (isAuthFailure(err)) this.noteRefused(key, account, err, credential);
       throw err;
     }
     client.on('close', () => {
@@ -174,7 +125,6 @@ export class ImapPool {
     });
     // Closed between connect and here (the 'close' event is gone): give the slot back now.
     if (!client.usable) slot.release();
-    this.refused.delete(key);
     if (this.closed) {
       // close() ran while the connection was being made, and could not see it.
       void closeClient(client);
@@ -196,19 +146,6 @@ export class ImapPool {
     const slot = await waiting;
     this.log.debug({ account: accountKey(account), waitedMs: Date.now() - started }, 'imap connection slot free');
     return slot;
-  }
-
-  /** Starts or lengthens the account's back-off, and logs it once for the whole wait. */
-  private noteRefused(key: string, account: ImapAccount, err: unknown, credential: string | undefined): void {
-    const failures = (this.refused.get(key)?.failures ?? 0) + 1;
-    const wait = Math.min(this.backoffInitialMs * 2 ** Math.min(failures - 1, 30), this.backoffMaxMs);
-    const until = Date.now() + wait;
-    const reason = err instanceof Error ? err.message.replace(`${account.user}: `, '') : String(err);
-    this.refused.set(key, { failures, until, reason, credential, changeNoticed: false });
-    this.log.warn(
-      { account: key, failures, retryAt: new Date(until).toISOString(), reason },
-      `imap login refused; not tried again until retryAt${credential !== undefined ? ' unless its password or token changes' : ''}`,
-    );
   }
 
   /**

@@ -1,17 +1,22 @@
 /**
  * `vmbridge doctor`, run as the real command against a private Dovecot with UIDPLUS and one
- * without, and against settings that are wrong in the ways administrators get them wrong.
+ * without, and against settings that are wrong in the ways administrators get them wrong; and a
+ * login turned down for too many connections ([LIMIT], a Dovecot with mail_max_userip_connections
+ * lowered) or by a server whose token check is down ([UNAVAILABLE]), each told from a wrong password.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ImapFlow } from 'imapflow';
 import { SMTPServer } from 'smtp-server';
 import { startAmiServer, type AmiTestServer } from '../support/ami-server.js';
 import { startDovecot, type DovecotServer } from '../support/dovecot.js';
 import { startHarness, type Harness } from '../support/harness.js';
+import { startIntrospectionServer, type IntrospectionServer } from '../support/oauth-introspection.js';
 import { freePort } from '../support/ports.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -198,6 +203,92 @@ describe('vmbridge doctor against real servers', { timeout: 600_000 }, () => {
     assert.equal(run.code, 0);
     for (const name of ['spool', 'voicemail.conf', 'redis', 'imap']) assert.match(run.stdout, new RegExp(`^  ${name.replace('.', '\\.')}\\s+\\S`, 'm'), name);
     assert.match(run.stdout, /--json/);
+  });
+});
+
+describe('vmbridge doctor: a login turned down for another reason than the credentials', { timeout: 300_000 }, () => {
+  const LIMIT = 2;
+  let h: Harness;
+  let limited: DovecotServer;
+  let intro: IntrospectionServer;
+  const held: ImapFlow[] = [];
+
+  before(async () => {
+    // Redis, spool and voicemail.conf of a harness; the IMAP server is this one.
+    h = await startHarness({ boxes: [{ mailbox: '5000' }] });
+    intro = await startIntrospectionServer();
+    limited = await startDovecot({
+      users: [{ user: 'u5000', pass: 'pw-u5000' }, { user: 'u5001', pass: 'pw-u5001' }],
+      maxUserIpConnections: LIMIT,
+      oauth2: { introspectionUrl: intro.urlFor('post') },
+    });
+  });
+  after(async () => {
+    for (const c of held) await c.logout().catch(() => c.close());
+    await limited?.stop();
+    await intro?.close();
+    await h?.stop();
+  });
+
+  /** Settings for the limited Dovecot with both users in voicemail.conf, logging in as `login` says. */
+  const limitedSettings = async (name: string, login: Record<string, unknown> = {}): Promise<string> => {
+    const conf = join(h.dir, `${name}.conf`);
+    await writeFile(conf, [
+      '[general]', '', '[default]',
+      '5000 => 1234,Owner 5000,,,imapuser=u5000|imappassword=pw-u5000',
+      '5001 => 1234,Owner 5001,,,imapuser=u5001|imappassword=pw-u5001',
+      '',
+    ].join('\n'));
+    return settingsFile(h, name, (s) => {
+      s.spool!.voicemailConf = conf;
+      s.imap = { host: '127.0.0.1', port: limited.port, secure: false, requireTls: false, login };
+    });
+  };
+
+  it('[LIMIT]: too many connections for the user from this address, what to do, and no "authentication failed"', async () => {
+    // Another client of u5000 on this host holds every session the server allows.
+    for (let i = 0; i < LIMIT; i++) {
+      const c = new ImapFlow({ host: '127.0.0.1', port: limited.port, secure: false, auth: { user: 'u5000', pass: 'pw-u5000' }, logger: false });
+      c.on('error', () => undefined);
+      await c.connect();
+      held.push(c);
+    }
+    const run = await doctor(['--config', await limitedSettings('limit')]);
+    const out = run.stdout;
+    assert.equal(run.code, 1, `exit code; output:\n${out}\n${run.stderr}`);
+    const line = out.split('\n').find((l) => /login u5000:/.test(l)) ?? '';
+    assert.match(line, /^\s+FAIL\s+login u5000: too many connections: the server allows no more IMAP sessions for this user from this address \(server said: \[LIMIT\] Maximum number of connections from user\+IP exceeded/);
+    assert.match(line, /The password is not the problem\. .*mail_max_userip_connections\); imap\.maxConnectionsPerUser \(now 2\) must stay below it/);
+    assert.doesNotMatch(line, /authentication failed/);
+    // One user at its limit says nothing about the next one, nor about the server.
+    assert.match(out, /OK\s+login u5001: works/);
+    assert.match(out, /^Result: NOT ready: 1 failure/m);
+    for (const secret of ['pw-u5000', 'pw-u5001']) assert.equal(`${out}${run.stderr}`.includes(secret), false, 'no password printed');
+    // --json: the reason, for machines.
+    const json = await doctor(['--config', await limitedSettings('limit-json'), '--json']);
+    const report = JSON.parse(json.stdout) as { results: { data?: Record<string, unknown> }[] };
+    assert.deepEqual(report.results.filter((r) => r.data?.login !== undefined).map((r) => [r.data!.user, r.data!.login, r.data!.reason]), [['u5000', 'failed', 'limit'], ['u5001', 'ok', undefined]]);
+  });
+
+  it('[UNAVAILABLE]: the server cannot check the token now, which is no wrong token', async () => {
+    const dir = h.dir;
+    for (const user of ['u5000', 'u5001']) {
+      const token = `at-${randomBytes(24).toString('base64url')}`;
+      intro.addToken(token, user, { ttlMs: 3_600_000 });
+      await writeFile(join(dir, `${user}.token`), `${token}\n`, { mode: 0o600 });
+    }
+    // The authorization server is down: Dovecot cannot check any token.
+    intro.unavailable = true;
+    try {
+      const run = await doctor(['--config', await limitedSettings('unavailable', { mode: 'oauth2', tokenFile: join(dir, '{user}.token') })]);
+      const out = run.stdout;
+      assert.equal(run.code, 1, `exit code; output:\n${out}\n${run.stderr}`);
+      const line = out.split('\n').find((l) => /login u5001:/.test(l)) ?? '';
+      assert.match(line, /^\s+FAIL\s+login u5001: the server cannot log this user in right now, for a reason other than the password or token \(server said: \[UNAVAILABLE\] [^)]*\): .*See the mail server's log and run the doctor again/);
+      assert.doesNotMatch(out, /authentication failed/);
+    } finally {
+      intro.unavailable = false;
+    }
   });
 });
 

@@ -10,21 +10,38 @@
  *  - an IDLE connection killed by the server (doveadm kick) comes back, and changes are heard again;
  *  - while the server cannot be reached the watcher backs off, and once it is back changes are heard;
  *  - the accounts beyond maxAccounts are found by the sweep.
+ *
+ * And the IDLE watcher's logins, against a Dovecot of their own (counted at a relay as well): it
+ * shares the command pool's refused-login back-off (a wrong password or an expired OAuth2 token
+ * held off by either holds off both, new credentials end it for both, each refusal logged once),
+ * and it refuses an authzid master login that fell back to a plain LOGIN, as the pool does.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
-import type { Settings } from '../../src/config/schema.js';
+import { settingsSchema, type Settings } from '../../src/config/schema.js';
+import { ImapAuthBackoffError, ImapError } from '../../src/errors.js';
+import { IdleWatcher } from '../../src/imap/idle-watcher.js';
 import { identityMessageId } from '../../src/imap/identity-header.js';
+import { ImapPool } from '../../src/imap/pool.js';
+import { createLogger } from '../../src/log.js';
 import { startService, type Service } from '../../src/service.js';
 import type { MailboxRef, SpoolFolder } from '../../src/spool/types.js';
 import { leaveVoicemail, listFolder } from '../support/asterisk-spool.js';
+import { startDovecot, type DovecotServer } from '../support/dovecot.js';
 import { startHarness, userOf, type Harness } from '../support/harness.js';
 import { startImapTap, type ImapTap } from '../support/imap-tap.js';
 import type { MailClient, SeenEmail } from '../support/mail-client.js';
+import { startIntrospectionServer, type IntrospectionServer } from '../support/oauth-introspection.js';
 import { requireExecutable } from '../support/processes.js';
-import { sessionOf, type TapSession } from '../support/tap-sessions.js';
+import { sessionOf, sessions, type TapSession } from '../support/tap-sessions.js';
 import { waitFor } from '../support/wait.js';
 
 const run = promisify(execFile);
@@ -191,5 +208,249 @@ describe('IMAP IDLE: bounded, reconnecting, backed by the sweep', { timeout: 240
     await setSeen(ref, true);
     await inSpool(ref, id, 'Old');
     assert.deepEqual(idleUsers(), [userOf(watchedA), userOf(watchedB)], `still no IDLE connection for ${userOf(ref)}`);
+  });
+});
+
+/** Log lines in memory, to count them and to look for secrets in them. */
+function memoryLogger(): { log: ReturnType<typeof createLogger>; lines: string[] } {
+  const lines: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      cb();
+    },
+  });
+  return { log: createLogger('debug', { destination }), lines };
+}
+
+/**
+ * A relay in front of `upstreamPort` that removes every AUTH= capability from what the server
+ * says, as a server that offers no SASL mechanism would: imapflow then falls back to a plain LOGIN.
+ * Server lines are passed on whole (a capability is never split between two reads).
+ */
+async function withoutSaslRelay(upstreamPort: number): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = connect({ host: '127.0.0.1', port: upstreamPort });
+    sockets.add(client);
+    sockets.add(upstream);
+    let pending = '';
+    upstream.on('data', (chunk: Buffer) => {
+      pending += chunk.toString('latin1');
+      const end = pending.lastIndexOf('\r\n');
+      if (end < 0) return;
+      client.write(Buffer.from(pending.slice(0, end + 2).replace(/ AUTH=[^\s\]]+/gi, ''), 'latin1'));
+      pending = pending.slice(end + 2);
+    });
+    client.on('data', (chunk: Buffer) => upstream.write(chunk));
+    const closeBoth = (): void => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    for (const s of [client, upstream]) {
+      s.on('close', closeBoth);
+      s.on('error', closeBoth);
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const address = server.address();
+  if (typeof address !== 'object' || address === null) throw new Error('the relay has no port');
+  return {
+    port: address.port,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe('IMAP IDLE logins: the pool\'s back-off, the pool\'s login check', { timeout: 180_000 }, () => {
+  let dovecot: DovecotServer;
+  let intro: IntrospectionServer;
+  let tap: ImapTap;
+  let dir: string;
+  const MASTER = { user: 'vmbadmin', pass: 'Master-Pw-5127' };
+
+  const imapSettings = (port: number, login: Record<string, unknown> = {}): Settings['imap'] =>
+    settingsSchema.shape.imap.parse({ host: '127.0.0.1', port, secure: false, requireTls: false, login, idle: { maxAccounts: 10 } });
+  /** LOGIN and AUTHENTICATE commands for `user` the relay saw (each is a login attempt). */
+  const loginsOf = (user: string): TapSession[] => sessions(tap).filter((s) => s.user === user);
+  /** An open IDLE session of `user`. */
+  const idleOf = (user: string): TapSession | undefined => sessions(tap).find((s) => s.user === user && s.idle && s.closedAt === undefined);
+  const refusedLines = (lines: readonly string[], user: string): string[] => lines.filter((l) => l.includes('imap login refused;') && l.includes(`"account":"${user}"`));
+
+  before(async () => {
+    requireExecutable('doveadm', 'dovecot-core');
+    dir = await mkdtemp(join(tmpdir(), 'vmb-idle-login-'));
+    intro = await startIntrospectionServer();
+    dovecot = await startDovecot({
+      users: [
+        { user: 'ivy', pass: 'Ivy-Pw-1' },
+        { user: 'jon', pass: 'Jon-Pw-2' },
+        { user: 'kim', pass: `unused-${randomBytes(12).toString('hex')}` },
+        { user: 'lea', pass: 'Lea-Pw-4' },
+        // The admin has a mailbox of its own, as a Cyrus admin may: a plain LOGIN opens it.
+        MASTER,
+      ],
+      masterUser: MASTER,
+      oauth2: { introspectionUrl: intro.urlFor('post') },
+    });
+    tap = await startImapTap();
+    tap.upstreamPort = dovecot.port;
+  });
+  after(async () => {
+    await tap?.close();
+    await dovecot?.stop();
+    await intro?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('a wrong password with IDLE on: over 10 s the watcher and the pool together make only the logins the shared back-off allows, each refusal logged once', async (t) => {
+    const WINDOW_MS = 10_000;
+    // The pool's back-off shortened through its constructor (there is no setting for it): 2 s,
+    // doubling. Refusals at 0 s, >= 2 s, >= 6 s; the next no earlier than 14 s. The watcher keeps
+    // its own reconnect schedule (1 s doubling), which alone would log in about 5 times in 10 s.
+    const { log, lines } = memoryLogger();
+    const server = imapSettings(tap.port);
+    const pool = new ImapPool(server, log, { initialMs: 2_000, maxMs: 60_000 });
+    const idle = new IdleWatcher({ server, maxAccounts: 10, log, onChange: () => undefined, limiter: pool.limiter, logins: pool.logins });
+    const account = { user: 'ivy', password: 'Wrong-Pw-9' };
+    const outcomes = { backoff: 0, refused: 0, other: [] as string[] };
+    try {
+      const started = Date.now();
+      idle.update([account]);
+      // Reconciles of the account's mailboxes, retried as fast as a busy queue would.
+      while (Date.now() - started < WINDOW_MS) {
+        await pool.withClient(account, async () => undefined).then(
+          () => outcomes.other.push('logged in'),
+          (err: unknown) => {
+            if (err instanceof ImapAuthBackoffError) outcomes.backoff++;
+            else if (err instanceof ImapError && /authentication failed/.test(err.message)) outcomes.refused++;
+            else outcomes.other.push(String(err));
+          },
+        );
+        await sleep(100);
+      }
+      const attempts = loginsOf('ivy');
+      t.diagnostic(`in ${WINDOW_MS} ms: ${attempts.length} logins at the server (${attempts.filter((s) => s.idle).length} went on to IDLE), pool: ${outcomes.refused} refused, ${outcomes.backoff} turned away by the back-off; logins at ${attempts.map((s) => `${s.loginAt - started} ms`).join(', ')}`);
+      assert.deepEqual(outcomes.other, [], 'every pool request failed for the password');
+      assert.ok(attempts.length >= 2, `tried again once a back-off was over (${attempts.length} logins)`);
+      assert.ok(attempts.length <= 3, `no more logins than the back-off allows in ${WINDOW_MS} ms: 3, not ${attempts.length}`);
+      assert.ok(outcomes.backoff >= 20, `the pool was turned away without a login (${outcomes.backoff} times)`);
+      const refused = refusedLines(lines, 'ivy').map((l) => (JSON.parse(l) as { failures: number }).failures);
+      assert.deepEqual(refused, attempts.map((_, i) => i + 1), 'each refusal logged once, the wait doubling');
+      assert.equal(lines.filter((l) => l.includes('IDLE connection failed')).length, 0, 'the watcher logs no refusal of its own');
+      assert.equal(lines.join('\n').includes('Wrong-Pw-9'), false, 'no password in the log');
+    } finally {
+      await idle.close();
+      await pool.close();
+    }
+  });
+
+  it('a login refused for the watcher holds the pool off too; the corrected password (voicemail.conf reloaded) ends it for both at once', async () => {
+    const { log, lines } = memoryLogger();
+    const server = imapSettings(tap.port);
+    // The service's back-off: 60 s after the first refusal.
+    const pool = new ImapPool(server, log);
+    const idle = new IdleWatcher({ server, maxAccounts: 10, log, onChange: () => undefined, limiter: pool.limiter, logins: pool.logins });
+    try {
+      idle.update([{ user: 'jon', password: 'Wrong-Pw-9' }]);
+      await waitFor('the watcher\'s refused login', () => refusedLines(lines, 'jon').length === 1, { timeoutMs: 20_000 });
+      // The watcher alone would retry after 0.5-1 s, 1-2 s...: 3 s of quiet is the back-off.
+      await sleep(3_000);
+      assert.equal(loginsOf('jon').length, 1, 'the watcher did not log in again');
+      await assert.rejects(pool.withClient({ user: 'jon', password: 'Wrong-Pw-9' }, async () => undefined), (err: unknown) => {
+        assert.ok(err instanceof ImapAuthBackoffError, String(err));
+        assert.ok(err.retryAt.getTime() - Date.now() > 50_000, 'the 60 s back-off the watcher\'s refusal started');
+        assert.match(err.message, /^jon: authentication failed \(cannot log in to 127\.0\.0\.1:\d+: authentication failed .*\); not tried again before/);
+        return true;
+      });
+      assert.equal(loginsOf('jon').length, 1, 'the pool did not log in either');
+
+      // voicemail.conf corrected and reloaded: the watcher gets the new password first.
+      idle.update([{ user: 'jon', password: 'Jon-Pw-2' }]);
+      await waitFor('an IDLE session of jon', () => idleOf('jon'), { timeoutMs: 20_000 });
+      assert.equal(await pool.withClient({ user: 'jon', password: 'Jon-Pw-2' }, async (c) => Boolean(c.authenticated)), true);
+      assert.equal(loginsOf('jon').length, 3, 'the refused login, then one each with the new password');
+      assert.equal(lines.filter((l) => l.includes('password or token has changed')).length, 1);
+      assert.equal(refusedLines(lines, 'jon').length, 1);
+    } finally {
+      await idle.close();
+      await pool.close();
+    }
+  });
+
+  it('an expired OAuth2 token refused for the pool holds the watcher off; a rewritten token file ends it for both', async () => {
+    const token = (user: string): string => {
+      const value = `at-${randomBytes(24).toString('base64url')}`;
+      intro.addToken(value, user, { ttlMs: 3_600_000 });
+      return value;
+    };
+    const expired = token('kim');
+    intro.expire(expired);
+    await writeFile(join(dir, 'kim.token'), `${expired}\n`, { mode: 0o600 });
+    const { log, lines } = memoryLogger();
+    const server = imapSettings(tap.port, { mode: 'oauth2', tokenFile: join(dir, '{user}.token') });
+    const pool = new ImapPool(server, log);
+    const idle = new IdleWatcher({ server, maxAccounts: 10, log, onChange: () => undefined, limiter: pool.limiter, logins: pool.logins });
+    try {
+      await assert.rejects(pool.withClient({ user: 'kim' }, async () => undefined), /^ImapError: kim: cannot log in .*the OAuth2 token was refused/);
+      idle.update([{ user: 'kim' }]);
+      await sleep(3_000);
+      assert.equal(loginsOf('kim').length, 1, 'the watcher waits out the pool\'s back-off');
+      // The token refresher writes a new token; nothing else happens.
+      const fresh = token('kim');
+      await writeFile(join(dir, 'kim.token'), `${fresh}\n`);
+      await waitFor('an IDLE session of kim with the new token', () => idleOf('kim'), { timeoutMs: 20_000 });
+      assert.equal(await pool.withClient({ user: 'kim' }, async (c) => Boolean(c.authenticated)), true);
+      assert.deepEqual(loginsOf('kim').map((s) => s.secret === fresh), [false, true, true], 'the expired token once, then the new one for each');
+      assert.equal(refusedLines(lines, 'kim').length, 1);
+      assert.equal(lines.some((l) => l.includes(expired.slice(3)) || l.includes(fresh.slice(3))), false, 'no token in the log');
+    } finally {
+      await idle.close();
+      await pool.close();
+    }
+  });
+
+  it('an authzid master login: IDLE as the user with SASL PLAIN; a server without it (plain LOGIN, the admin\'s own mailbox) is logged out before anything is read', async () => {
+    const { log, lines } = memoryLogger();
+    const login = { mode: 'master', masterStyle: 'authzid', masterUser: MASTER.user, masterPassword: MASTER.pass };
+    // With SASL PLAIN offered: the watcher works, as lea, through the admin's credentials.
+    const direct = imapSettings(tap.port, login);
+    const ok = new IdleWatcher({ server: direct, maxAccounts: 10, log, onChange: () => undefined });
+    try {
+      ok.update([{ user: 'lea' }]);
+      const session = await waitFor('an IDLE session of lea', () => idleOf('lea'), { timeoutMs: 20_000 });
+      assert.equal(session.mechanism, 'PLAIN');
+    } finally {
+      await ok.close();
+    }
+
+    // Without it imapflow falls back to LOGIN as the admin: the watcher must not watch that.
+    const relay = await withoutSaslRelay(tap.port);
+    const mark = tap.connections.length;
+    const refused = new IdleWatcher({ server: imapSettings(relay.port, login), maxAccounts: 10, log, onChange: () => undefined });
+    try {
+      refused.update([{ user: 'lea' }]);
+      await waitFor('the refusal logged', () => lines.some((l) => l.includes('IDLE connection failed') && l.includes('offers no SASL PLAIN')), { timeoutMs: 20_000 });
+    } finally {
+      await refused.close();
+      await relay.close();
+    }
+    const tried = tap.connections.slice(mark).filter((c) => c.lines.some((l) => /^\S+ LOGIN /i.test(l.line)));
+    assert.ok(tried.length >= 1, 'the fallback LOGIN the check must catch was sent');
+    for (const c of tried) {
+      const verbs = c.lines.map((l) => l.line.split(' ')[1]?.toUpperCase() ?? '');
+      const afterLogin = verbs.slice(verbs.indexOf('LOGIN') + 1);
+      assert.ok(afterLogin.includes('LOGOUT'), `logged out: ${verbs.join(' ')}`);
+      for (const verb of afterLogin) assert.ok(['CAPABILITY', 'NAMESPACE', 'ID', 'ENABLE', 'COMPRESS', 'LOGOUT'].includes(verb), `only session set-up, then LOGOUT: ${verbs.join(' ')}`);
+    }
+    assert.ok(tap.connections.slice(mark).every((c) => !c.lines.some((l) => /^\S+ (SELECT|EXAMINE|IDLE|LIST|STATUS)\b/i.test(l.line))), 'the admin\'s own mailbox was never looked at');
+    assert.equal(lines.join('\n').includes(MASTER.pass), false, 'no password in the log');
   });
 });

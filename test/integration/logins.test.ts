@@ -1,9 +1,10 @@
 /**
  * IMAP logins against a private Dovecot: per-user password, master user, a wrong password that
  * backs off instead of retrying (counted at a relay in front of Dovecot) unless the password is
- * corrected, and the OAuth2 token plumbing (file, command, rotation, errors; the token never
- * reaches a log line). OAuth2 against a server that checks tokens: oauth2.test.ts; connection
- * bounds: connection-limits.test.ts.
+ * corrected (with the IDLE watcher sharing that back-off, one login at a time), and the OAuth2
+ * token plumbing (file, command, rotation, errors; the token never reaches a log line). OAuth2
+ * against a server that checks tokens: oauth2.test.ts; connection bounds:
+ * connection-limits.test.ts; the IDLE watcher under the back-off over time: idle.test.ts.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +16,7 @@ import type { Settings } from '../../src/config/schema.js';
 import { settingsSchema } from '../../src/config/schema.js';
 import { ImapAuthBackoffError, ImapError } from '../../src/errors.js';
 import { imapOptions } from '../../src/imap/connect.js';
+import { IdleWatcher } from '../../src/imap/idle-watcher.js';
 import { readAccessToken, runTokenCommand } from '../../src/imap/oauth-token.js';
 import { ImapPool } from '../../src/imap/pool.js';
 import { createLogger } from '../../src/log.js';
@@ -125,6 +127,44 @@ describe('IMAP logins against Dovecot', { timeout: 300_000 }, () => {
       await new Promise((r) => setTimeout(r, 500));
       assert.equal(await pool.withClient({ user: 'alice', password: 'Alice-Pw-1' }, async (c) => Boolean(c.authenticated)), true);
     } finally {
+      await pool.close();
+    }
+  });
+});
+
+describe('the pool and the IDLE watcher log in one at a time per account', { timeout: 60_000 }, () => {
+  let dovecot: DovecotServer;
+  let tap: ImapTap;
+  before(async () => {
+    dovecot = await startDovecot({ users: [{ user: 'dana', pass: 'Dana-Pw-5' }] });
+    tap = await startImapTap();
+    tap.upstreamPort = dovecot.port;
+  });
+  after(async () => {
+    await tap?.close();
+    await dovecot?.stop();
+  });
+
+  it('a wrong password at start-up, a burst of reconciles and the IDLE connection at once: one login, one log line', async () => {
+    const { log, lines } = memoryLogger();
+    const server = settingsSchema.shape.imap.parse({ host: '127.0.0.1', port: tap.port, secure: false, requireTls: false, idle: { maxAccounts: 5 } });
+    const pool = new ImapPool(server, log);
+    const idle = new IdleWatcher({ server, maxAccounts: 5, log, onChange: () => undefined, limiter: pool.limiter, logins: pool.logins });
+    const account = { user: 'dana', password: 'Wrong-Pw-9' };
+    try {
+      // As the service starts: the watcher connects while the start-up reconciles do.
+      idle.update([account]);
+      const burst = await Promise.allSettled(Array.from({ length: 5 }, () => pool.withClient(account, async () => undefined)));
+      for (const r of burst) assert.equal(r.status, 'rejected');
+      // The watcher's own retry schedule starts at 0.5-1 s: give it time to show itself.
+      await new Promise((r) => setTimeout(r, 2_500));
+      assert.equal(logins(tap), 1, 'one login for the pool and the watcher together');
+      assert.equal(lines.filter((l) => l.includes('imap login refused;')).length, 1, 'logged once');
+      assert.equal(lines.filter((l) => l.includes('IDLE connection failed')).length, 0);
+      await assert.rejects(pool.withClient(account, async () => undefined), ImapAuthBackoffError);
+      assert.equal(logins(tap), 1);
+    } finally {
+      await idle.close();
       await pool.close();
     }
   });

@@ -7,7 +7,7 @@ import { ImapFlow } from 'imapflow';
 import type { Settings } from '../../config/schema.js';
 import { accountKey, type ImapAccount } from '../../imap/account.js';
 import { CAPABILITY_NAMES, capabilitiesOf, explainCapabilities } from '../../imap/capabilities.js';
-import { checkLogin, imapOptions, describeImapError, type ImapServerSettings } from '../../imap/connect.js';
+import { checkLogin, imapOptions, describeImapError, isAuthFailure, type ImapServerSettings } from '../../imap/connect.js';
 import { deleteStrategy, describeStrategy, usesTrash } from '../../imap/delete-strategy.js';
 import { folderExists, hierarchyDelimiter, rolePaths, trashFolder } from '../../imap/folders.js';
 import type { CheckResult, DoctorCheck } from '../doctor.js';
@@ -15,7 +15,12 @@ import type { CheckResult, DoctorCheck } from '../doctor.js';
 /** A login that has not finished after this long is reported as a timeout. */
 const LOGIN_TIMEOUT_MS = 30_000;
 
-export type LoginFailureKind = 'auth' | 'tls' | 'refused' | 'timeout' | 'dns' | 'config' | 'other';
+/**
+ * auth: the credentials or token were refused. limit: too many connections for the user from this
+ * address ([LIMIT]). unavailable: the server cannot log anyone in right now for a reason other
+ * than the credentials ([UNAVAILABLE], ...). The others: the connection itself.
+ */
+export type LoginFailureKind = 'auth' | 'limit' | 'unavailable' | 'tls' | 'refused' | 'timeout' | 'dns' | 'config' | 'other';
 
 export interface LoginFailure {
   readonly kind: LoginFailureKind;
@@ -27,7 +32,10 @@ const SERVER_LEVEL: ReadonlySet<LoginFailureKind> = new Set(['tls', 'refused', '
 
 class LoginTimeout extends Error {}
 
-export function classifyLoginError(err: unknown, server: Pick<ImapServerSettings, 'host' | 'port' | 'requireTls'>): LoginFailure {
+export function classifyLoginError(
+  err: unknown,
+  server: Pick<ImapServerSettings, 'host' | 'port' | 'requireTls'> & Partial<Pick<ImapServerSettings, 'maxConnectionsPerUser'>>,
+): LoginFailure {
   const where = `${server.host}:${server.port}`;
   if (err instanceof LoginTimeout) return { kind: 'timeout', text: `no answer from ${where} within ${LOGIN_TIMEOUT_MS / 1000} s` };
   const e = (err && typeof err === 'object' ? err : {}) as {
@@ -35,7 +43,22 @@ export function classifyLoginError(err: unknown, server: Pick<ImapServerSettings
   };
   if (e.authenticationFailed) {
     const said = [e.serverResponseCode && `[${e.serverResponseCode}]`, e.responseText].filter(Boolean).join(' ');
-    return { kind: 'auth', text: `authentication failed${said ? ` (server said: ${said})` : ''}` };
+    const saidPart = said ? ` (server said: ${said})` : '';
+    // Turned down for something other than the credentials (RFC 5530 codes; as the service sees it).
+    if (!isAuthFailure(err)) {
+      if (e.serverResponseCode?.toUpperCase() === 'LIMIT') {
+        const perUser = server.maxConnectionsPerUser !== undefined ? ` (now ${server.maxConnectionsPerUser})` : '';
+        return {
+          kind: 'limit',
+          text: `too many connections: the server allows no more IMAP sessions for this user from this address${saidPart}. The password is not the problem. Other sessions of this user from this host hold them (a running vmbridge, a mail client, webmail): run the doctor again when fewer are open, or raise the server's limit (Dovecot: mail_max_userip_connections); imap.maxConnectionsPerUser${perUser} must stay below it, leaving room for those other sessions`,
+        };
+      }
+      return {
+        kind: 'unavailable',
+        text: `the server cannot log this user in right now, for a reason other than the password or token${saidPart}: its authentication backend (user database, LDAP, OAuth2 introspection) or mail storage is failing or unreachable. See the mail server's log and run the doctor again once that is fixed; the service retries such logins without the refused-login back-off`,
+      };
+    }
+    return { kind: 'auth', text: `authentication failed${saidPart}` };
   }
   if (e.tlsFailed) {
     return { kind: 'tls', text: `TLS: ${e.message ?? 'STARTTLS failed'}${server.requireTls ? ' (imap.requireTls is true: vmbridge does not send passwords unencrypted)' : ''}` };
