@@ -48,13 +48,15 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
       }
       const lock = await acquireMailboxLock(deps.redis, lockKey(prefix, ref));
       const started = performance.now();
+      // From the request (the job's creation) to now: queueing, and waiting for the mailbox's lock.
+      const waitedMs = Math.max(0, Date.now() - job.timestamp);
       try {
         // Cleared only once the lock is ours: a request arriving from here on queues one more run.
         await deps.redis.del(pendingKey(prefix, ref));
         const result = await reconcileMailbox(deps, box);
         const ms = performance.now() - started;
         if (result.applied > 0 || result.skipped.length > 0) {
-          log.info({ mailbox: mailboxKey(ref), reason: data.reason, ops: result.applied, skipped: result.skipped.length, held: result.plan.held.length, ms: Math.round(ms), phases: result.phases }, 'reconciled');
+          log.info({ mailbox: mailboxKey(ref), reason: data.reason, ops: result.applied, skipped: result.skipped.length, held: result.plan.held.length, ms: Math.round(ms), waitedMs, phases: result.phases }, 'reconciled');
         }
         await deps.onReconciled?.(ref, result, ms);
         return { ops: result.applied };

@@ -104,14 +104,14 @@ export async function trashFolder(client: ImapFlow, folders: Pick<FolderSettings
 
 /**
  * The listing is cached per connection, and users create folders (Work, Family, ...) in their mail
- * client at any time. A folder missing from an old listing would hide the voicemail the user just
- * filed there, which would then look deleted. So before an observation, when any of its folders is
- * missing from the cached listing, the server is asked again: one LIST, not one per folder.
+ * client at any time. A folder missing from an old listing hides the voicemail the user just filed
+ * there, which then looks deleted. An observation made before deleting a voicemail therefore asks
+ * the server again (`relist`); every other look uses the listing it has, which costs no round trip
+ * (the common mailbox has no Work, Family or Friends folder, and would otherwise be listed at every
+ * reconcile).
  */
-export async function refreshFolders(client: ImapFlow, paths: readonly string[]): Promise<void> {
-  const cached = await listing(client);
-  if (paths.every((p) => p === 'INBOX' || cached.paths.has(p))) return;
-  listings.delete(client);
+export async function refreshFolders(client: ImapFlow, opts: { relist: boolean }): Promise<void> {
+  if (opts.relist) listings.delete(client);
   await listing(client);
 }
 

@@ -197,12 +197,14 @@ export async function observeImap(
   ref: MailboxRef,
   paths: RolePaths,
   domain: string,
+  opts: { relist?: boolean } = {},
 ): Promise<ImapObservation> {
   const copies = new Map<string, ImapSide[]>();
   const uidValidity: Partial<Record<ImapRole, string>> = {};
   const mine = `${ref.context}\0${ref.mailbox}\0`;
   const seenPaths = new Set<string>();
-  await refreshFolders(client, Object.values(paths));
+  // A look that may lead to deleting a voicemail lists the folders again (see refreshFolders).
+  await refreshFolders(client, { relist: opts.relist ?? false });
 
   for (const role of ['inbox', 'work', 'family', 'friends'] as const) {
     const path = paths[role];

@@ -124,8 +124,9 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
     if (thePlan.ops.some((op) => op.kind === 'delete-voicemail')) {
       // Folders are read one after the other: an email the user moved between two of them at
       // that moment (Work back to INBOX, say) can be missed in both and look deleted. A voicemail
-      // is only deleted if a second look agrees.
-      observed = await observeImap(client, box.ref, paths, settings.email.messageIdDomain);
+      // is only deleted if a second look agrees. It lists the folders again too: one the user has
+      // just made (and filed the email into) is not in the listing the first look used.
+      observed = await observeImap(client, box.ref, paths, settings.email.messageIdDomain, { relist: true });
       thePlan = planFor(observed);
     }
     logHeld(log, thePlan.held);
