@@ -25,6 +25,7 @@ import { checkLogin, describeImapError, imapOptions, isAuthFailure, loginError, 
 import type { ConnectionLimiter, ConnectionSlot } from './connection-limiter.js';
 import { rolePaths } from './folders.js';
 import { LoginBackoff } from './login-backoff.js';
+import { isOwnEcho } from './own-echoes.js';
 
 export interface IdleWatcherOptions {
   readonly server: ImapServerSettings;
@@ -154,7 +155,10 @@ export class IdleWatcher {
         const changed = (): void => {
           if (!w.stopped) this.opts.onChange(w.key);
         };
-        client.on('exists', changed);
+        // An EXISTS that vmbridge's own APPEND explains needs no reconcile (see own-echoes.ts).
+        client.on('exists', (event: { path: string; count: number }) => {
+          if (!isOwnEcho(w.key, event.path, event.count)) changed();
+        });
         client.on('expunge', changed);
         client.on('flags', changed);
         // One login of the account at a time, pool or watcher; a refusal starts the shared back-off.

@@ -89,6 +89,18 @@ export function forgetUid(client: ImapFlow, path: string, uidValidity: string, u
   if (view && view.uidValidity === uidValidity && view.rows.delete(uid) && view.expectedExists !== undefined) view.expectedExists--;
 }
 
+/**
+ * The selected folder's message count when every message in it is known to this view (the count
+ * the server reports is what the last look and vmbridge's own changes since explain); else undefined.
+ */
+export function explainedCount(client: ImapFlow, path: string): number | undefined {
+  const box = client.mailbox;
+  if (!box || box.path !== path) return undefined;
+  const view = views.get(client)?.get(path);
+  if (!view || view.uidValidity !== box.uidValidity.toString() || view.expectedExists !== box.exists) return undefined;
+  return box.exists;
+}
+
 /** The Message-ID value in a raw header block (unfolded). */
 export function messageIdFromHeaders(raw: Buffer | undefined): string | undefined {
   if (!raw) return undefined;

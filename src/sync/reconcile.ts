@@ -13,7 +13,9 @@ import type { Settings } from '../config/schema.js';
 import { SafetyStopError, SpoolBusyError, SpoolError } from '../errors.js';
 import type { ImapPool } from '../imap/pool.js';
 import { rolePaths } from '../imap/folders.js';
-import { observeImap } from '../imap/observe.js';
+import { accountKey } from '../imap/account.js';
+import { explainedCount, observeImap } from '../imap/observe.js';
+import { noteOwnCount } from '../imap/own-echoes.js';
 import { appendEmail, deleteEmail, updateEmail, type Identity } from '../imap/operations.js';
 import { buildVoicemailEmail } from '../imap/voicemail-email.js';
 import { isOverQuotaError, refusalText } from '../imap/quota.js';
@@ -185,6 +187,8 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
             continue;
           }
           appended++;
+          const count = explainedCount(client, paths[role]);
+          if (count !== undefined) noteOwnCount(accountKey(box.account), paths[role], count);
           await state.put(box.ref, op.id, { folder: op.folder, role, uid: at.uid, uidValidity: at.uidValidity });
           log.info({ id: op.id, folder: op.folder, uid: at.uid, reason: op.reason }, 'email appended');
           break;

@@ -156,6 +156,28 @@ describe('IMAP IDLE: bounded, reconnecting, backed by the sweep', { timeout: 240
     await inSpool(watchedA, emails.get(watchedA.mailbox)!.id, 'Old', HEARD);
   });
 
+  it("vmbridge's own APPENDs heard by IDLE queue no reconcile; a mail client's new message does", async () => {
+    const ref = watchedA;
+    const mc = await h.mail(ref);
+    await sleep(1_500);
+    const before = reconciled.get(ref.mailbox) ?? 0;
+    for (let i = 0; i < 5; i++) {
+      const left = await leaveVoicemail(h.spoolDir, ref, { callerid: `"Echo ${i}" <555${i}>`, duration: 2 });
+      await waitFor(`email ${i}`, async () => (await mc.list(['INBOX'])).some((e) => e.messageId === identityMessageId(ref, left.msgId, DOMAIN)) || undefined, WAIT);
+      // Long enough for Dovecot to tell the IDLE session of the APPEND (about half a second).
+      await sleep(1_200);
+    }
+    const own = (reconciled.get(ref.mailbox) ?? 0) - before;
+    // One reconcile per voicemail, from the spool watcher; the echoes of the five APPENDs add none
+    // (each would add one: 10 in all).
+    assert.ok(own >= 5 && own <= 6, `${own} reconciles for 5 new voicemails`);
+
+    // The user's own new mail in the same folder is a change vmbridge did not make: it is heard.
+    const heard = reconciled.get(ref.mailbox) ?? 0;
+    await mc.client.append('INBOX', Buffer.from('From: a@example.invalid\r\nSubject: own mail\r\nMessage-ID: <own-echo@example.invalid>\r\n\r\nhello\r\n'));
+    await waitFor('a reconcile after the mail client\'s APPEND', () => (reconciled.get(ref.mailbox) ?? 0) > heard || undefined, WAIT);
+  });
+
   it('an IDLE connection killed by the server (doveadm kick) comes back, and changes are heard again within seconds', async () => {
     const ref = watchedA;
     const mark = tap.connections.length;
