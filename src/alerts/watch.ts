@@ -106,11 +106,23 @@ export class QuotaWatch implements MailboxWatch {
   }
 
   async afterReconcile(o: ReconcileOutcome): Promise<void> {
+    // The maxmsg check (Redis only) and the quota check (IMAP, then Redis) are independent: run
+    // side by side, they hold the mailbox's lock for the longer of the two, not their sum.
+    const maxmsg = (async () => {
+      try {
+        if (o.counts) await this.checkMaxmsg(o.box, o.counts);
+      } catch (err) {
+        this.log.warn({ mailbox: mailboxKey(o.box.ref), err: describe(err) }, 'maxmsg check failed');
+      }
+    })();
     try {
-      if (o.counts) await this.checkMaxmsg(o.box, o.counts);
-    } catch (err) {
-      this.log.warn({ mailbox: mailboxKey(o.box.ref), err: describe(err) }, 'maxmsg check failed');
+      await this.afterAppends(o);
+    } finally {
+      await maxmsg;
     }
+  }
+
+  private async afterAppends(o: ReconcileOutcome): Promise<void> {
     if (o.refused !== undefined) {
       await this.onRefused(o);
       return;
@@ -149,9 +161,11 @@ export class QuotaWatch implements MailboxWatch {
       // The server refused but reports no quota: one level, cleared when an APPEND goes through.
       targets.push({ resource: forced.resource, levels: [{ id: 'refused', fireAt: 0, rearmBelow: 0, percent: 100 }], usage: undefined });
     }
-    for (const t of targets) {
+    // Every resource's state is asked for at once.
+    const firedOf = await Promise.all(targets.map((t) => state.fired(quotaScope(account.user, t.resource))));
+    for (const [i, t] of targets.entries()) {
       const scope = quotaScope(account.user, t.resource);
-      const fired = await state.fired(scope);
+      const fired = firedOf[i] ?? new Set<string>();
       const isForced = forced?.resource === t.resource;
       let change: Transition;
       if (isForced) {
@@ -242,11 +256,13 @@ export class QuotaWatch implements MailboxWatch {
     const maxmsg = box.maxmsg ?? ASTERISK_DEFAULT_MAXMSG;
     const level = maxmsgLevel(maxmsg, settings.maxmsgMargin, settings.rearmMarginPercent);
     if (!level) return;
-    for (const folder of CALLER_FOLDERS) {
+    // Read every time, not cached here: another worker may have fired or re-armed it meanwhile.
+    // Both folders' states are asked for at once.
+    const firedOf = await Promise.all(CALLER_FOLDERS.map((folder) => state.fired(maxmsgScope(box.ref, folder))));
+    for (const [i, folder] of CALLER_FOLDERS.entries()) {
       const count = folder === 'INBOX' ? counts.new - counts.urgent : counts.urgent;
       const scope = maxmsgScope(box.ref, folder);
-      // Read every time, not cached here: another worker may have fired or re-armed it meanwhile.
-      const fired = await state.fired(scope);
+      const fired = firedOf[i] ?? new Set<string>();
       const change = crossings([level], count, fired);
       const newly = await state.apply(scope, change.fire.map((l) => l.id), change.rearm);
       if (change.rearm.length > 0) this.log.info({ mailbox: mailboxKey(box.ref), folder, count, maxmsg }, 'spool folder has room again: maxmsg warning re-armed');
