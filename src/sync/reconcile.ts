@@ -103,9 +103,12 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
   }
 
   return deps.imap.withClient(box.account, async (client, caps) => {
+    // The records (Redis) load while IMAP is looked at: neither waits for the other's round trips.
+    const loading = state.load(box.ref);
+    loading.catch(() => undefined); // seen below; not an unhandled rejection if IMAP fails first
     const paths = await rolePaths(client, settings.imap.folders);
     let observed = await observeImap(client, box.ref, paths, settings.email.messageIdDomain);
-    const { records, dropped } = await state.load(box.ref);
+    const { records, dropped } = await loading;
     lap('imapMs');
     if (dropped.length > 0) log.warn({ ids: dropped }, 'unreadable sync records dropped; they are re-learnt from both sides');
     for (const a of adoptLegacyIds(messages.values(), observed.copies, records)) {
