@@ -59,10 +59,15 @@ interface Watch {
   done: Promise<void> | undefined;
   /** Stops a wait for a connection slot. */
   readonly abort: AbortController;
+  /** The deferred look after echoes of vmbridge's own APPENDs (see onEcho). */
+  echo?: { timer: NodeJS.Timeout; first: number };
 }
 
 /** IDLE is broken and restarted this often, well inside every server's and proxy's idle limit. */
 const IDLE_RESTART_MS = 60_000;
+/** After the echo of an own APPEND, one reconcile this long after the last echo (at most ECHO_MAX_MS after the first). */
+const ECHO_QUIET_MS = 2_000;
+const ECHO_MAX_MS = 10_000;
 
 export class IdleWatcher {
   private readonly watches = new Map<string, Watch>();
@@ -122,8 +127,23 @@ export class IdleWatcher {
     await Promise.all([...this.watches.values()].map((w) => this.stop(w)));
   }
 
+  /** Debounces the reconcile that follows echoes: ECHO_QUIET_MS after the last, ECHO_MAX_MS after the first. */
+  private onEcho(w: Watch, changed: () => void): void {
+    const now = Date.now();
+    const first = w.echo?.first ?? now;
+    if (w.echo) clearTimeout(w.echo.timer);
+    const delay = Math.max(0, Math.min(ECHO_QUIET_MS, first + ECHO_MAX_MS - now));
+    const timer = setTimeout(() => {
+      w.echo = undefined;
+      changed();
+    }, delay);
+    timer.unref();
+    w.echo = { timer, first };
+  }
+
   private async stop(w: Watch): Promise<void> {
     w.stopped = true;
+    if (w.echo) clearTimeout(w.echo.timer);
     if (this.watches.get(w.key) === w) this.watches.delete(w.key);
     w.wake?.();
     w.abort.abort();
@@ -155,9 +175,13 @@ export class IdleWatcher {
         const changed = (): void => {
           if (!w.stopped) this.opts.onChange(w.key);
         };
-        // An EXISTS that vmbridge's own APPEND explains needs no reconcile (see own-echoes.ts).
+        // An EXISTS that vmbridge's own APPENDs explain needs no reconcile at once (see
+        // own-echoes.ts): one follows when the echoes stop. Not none: a mail client may have marked
+        // the new email read before this session took it into its view, and then the EXISTS is
+        // all this session is ever told.
         client.on('exists', (event: { path: string; count: number }) => {
-          if (!isOwnEcho(w.key, event.path, event.count)) changed();
+          if (isOwnEcho(w.key, event.path, event.count)) this.onEcho(w, changed);
+          else changed();
         });
         client.on('expunge', changed);
         client.on('flags', changed);

@@ -3,8 +3,10 @@
  * new message, vmbridge's own included; a reconcile queued for each of those would hold the
  * mailbox's lock while the next voicemail waits for it, and find nothing to do. The reconcile
  * notes the count its command session saw right after its own APPEND (only when nothing else
- * arrived meanwhile), and the IDLE watcher lets an EXISTS with that count pass without a reconcile.
- * Expunges and flag changes always queue one: only appends are told apart.
+ * arrived meanwhile), and the IDLE watcher answers an EXISTS with that count with one reconcile
+ * after the echoes stop (a mail client may have marked the new email read before the IDLE session
+ * saw it arrive, and then that EXISTS is all it is told), not one per APPEND at once.
+ * Expunges and flag changes always queue one at once: only appends are told apart.
  */
 
 /** How long a noted count is kept: far beyond the moment an IDLE session is told (Dovecot: ~0.5 s). */

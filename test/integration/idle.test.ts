@@ -156,7 +156,7 @@ describe('IMAP IDLE: bounded, reconnecting, backed by the sweep', { timeout: 240
     await inSpool(watchedA, emails.get(watchedA.mailbox)!.id, 'Old', HEARD);
   });
 
-  it("vmbridge's own APPENDs heard by IDLE queue no reconcile; a mail client's new message does", async () => {
+  it("vmbridge's own APPENDs heard by IDLE queue no reconcile at once; a mail client's new message does", async () => {
     const ref = watchedA;
     const mc = await h.mail(ref);
     await sleep(1_500);
@@ -168,9 +168,9 @@ describe('IMAP IDLE: bounded, reconnecting, backed by the sweep', { timeout: 240
       await sleep(1_200);
     }
     const own = (reconciled.get(ref.mailbox) ?? 0) - before;
-    // One reconcile per voicemail, from the spool watcher; the echoes of the five APPENDs add none
-    // (each would add one: 10 in all).
-    assert.ok(own >= 5 && own <= 6, `${own} reconciles for 5 new voicemails`);
+    // One reconcile per voicemail, from the spool watcher; the echoes of the five APPENDs add at most
+    // the deferred one or two that follow when they stop (each echo at once would add one: 10 in all).
+    assert.ok(own >= 5 && own <= 7, `${own} reconciles for 5 new voicemails`);
 
     // The user's own new mail in the same folder is a change vmbridge did not make: it is heard.
     const heard = reconciled.get(ref.mailbox) ?? 0;
