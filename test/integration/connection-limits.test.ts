@@ -9,32 +9,21 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { Writable } from 'node:stream';
 import type { Settings } from '../../src/config/schema.js';
 import { settingsSchema } from '../../src/config/schema.js';
 import { ImapAuthBackoffError, ImapError } from '../../src/errors.js';
 import { IdleWatcher } from '../../src/imap/idle-watcher.js';
 import { ImapPool } from '../../src/imap/pool.js';
-import { createLogger } from '../../src/log.js';
 import { startDovecot, type DovecotServer } from '../support/dovecot.js';
 import { startImapTap, type ImapTap } from '../support/imap-tap.js';
 import { MailClient } from '../support/mail-client.js';
 import { maxConcurrent, sessions } from '../support/tap-sessions.js';
+import { memoryLogger } from '../support/memory-log.js';
 
 const SERVER_LIMIT = 2;
 const USERS = ['u1', 'u2', 'u3'];
 const pass = (user: string): string => `pw-${user}-7`;
 
-function memoryLogger(): { log: ReturnType<typeof createLogger>; lines: string[] } {
-  const lines: string[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-      cb();
-    },
-  });
-  return { log: createLogger('debug', { destination }), lines };
-}
 
 /** Deterministic pauses, so a failure can be run again the same way. */
 function random(seed: number): () => number {

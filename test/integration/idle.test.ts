@@ -24,14 +24,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { settingsSchema, type Settings } from '../../src/config/schema.js';
 import { ImapAuthBackoffError, ImapError } from '../../src/errors.js';
 import { IdleWatcher } from '../../src/imap/idle-watcher.js';
 import { identityMessageId } from '../../src/imap/identity-header.js';
 import { ImapPool } from '../../src/imap/pool.js';
-import { createLogger } from '../../src/log.js';
 import { startService, type Service } from '../../src/service.js';
 import type { MailboxRef, SpoolFolder } from '../../src/spool/types.js';
 import { leaveVoicemail, listFolder } from '../support/asterisk-spool.js';
@@ -43,6 +41,7 @@ import { startIntrospectionServer, type IntrospectionServer } from '../support/o
 import { requireExecutable } from '../support/processes.js';
 import { sessionOf, sessions, type TapSession } from '../support/tap-sessions.js';
 import { waitFor } from '../support/wait.js';
+import { memoryLogger } from '../support/memory-log.js';
 
 const run = promisify(execFile);
 const DOMAIN = 'vmbridge.test';
@@ -233,17 +232,6 @@ describe('IMAP IDLE: bounded, reconnecting, backed by the sweep', { timeout: 240
   });
 });
 
-/** Log lines in memory, to count them and to look for secrets in them. */
-function memoryLogger(): { log: ReturnType<typeof createLogger>; lines: string[] } {
-  const lines: string[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-      cb();
-    },
-  });
-  return { log: createLogger('debug', { destination }), lines };
-}
 
 /**
  * A relay in front of `upstreamPort` that removes every AUTH= capability from what the server

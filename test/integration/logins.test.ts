@@ -11,7 +11,6 @@ import assert from 'node:assert/strict';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import type { Settings } from '../../src/config/schema.js';
 import { settingsSchema } from '../../src/config/schema.js';
 import { ImapAuthBackoffError, ImapError } from '../../src/errors.js';
@@ -19,21 +18,10 @@ import { imapOptions } from '../../src/imap/connect.js';
 import { IdleWatcher } from '../../src/imap/idle-watcher.js';
 import { readAccessToken, runTokenCommand } from '../../src/imap/oauth-token.js';
 import { ImapPool } from '../../src/imap/pool.js';
-import { createLogger } from '../../src/log.js';
 import { startDovecot, type DovecotServer } from '../support/dovecot.js';
 import { startImapTap, type ImapTap } from '../support/imap-tap.js';
+import { memoryLogger } from '../support/memory-log.js';
 
-/** Log lines in memory, to count them and to look for secrets in them. */
-function memoryLogger(): { log: ReturnType<typeof createLogger>; lines: string[] } {
-  const lines: string[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-      cb();
-    },
-  });
-  return { log: createLogger('debug', { destination }), lines };
-}
 
 function imapSettings(port: number, login: Record<string, unknown> = {}): Settings['imap'] {
   return settingsSchema.shape.imap.parse({ host: '127.0.0.1', port, secure: false, requireTls: false, login });

@@ -13,31 +13,17 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import type { ImapFlow } from 'imapflow';
 import type { Settings } from '../../src/config/schema.js';
 import { settingsSchema } from '../../src/config/schema.js';
 import { ImapAuthBackoffError, ImapError } from '../../src/errors.js';
 import { ImapPool } from '../../src/imap/pool.js';
-import { createLogger } from '../../src/log.js';
 import { startDovecot, type DovecotServer } from '../support/dovecot.js';
 import { startImapTap, type ImapTap } from '../support/imap-tap.js';
 import { startIntrospectionServer, type IntrospectionServer } from '../support/oauth-introspection.js';
 import { sessions, type TapSession } from '../support/tap-sessions.js';
+import { memoryLogger } from '../support/memory-log.js';
 
-/** Log lines in memory, to count them and to look for secrets in them. */
-function memoryLogger(all: string[]): { log: ReturnType<typeof createLogger>; lines: string[] } {
-  const lines: string[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      const got = chunk.toString('utf8').split('\n').filter(Boolean);
-      lines.push(...got);
-      all.push(...got);
-      cb();
-    },
-  });
-  return { log: createLogger('debug', { destination }), lines };
-}
 
 /** A token as an authorization server issues them: opaque, random, URL-safe. */
 function newToken(): string {

@@ -14,7 +14,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
+import { loginProbe } from './imap-probe.js';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -163,51 +163,14 @@ function saslpasswd(bin: string, dbPath: string, realm: string, u: CyrusUser): P
   });
 }
 
-function quoteImap(s: string): string {
-  return `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
-}
 
-/**
- * One raw IMAP exchange: the greeting must name our instance (a stranger that took the port is
- * not ours), then LOGIN and LOGOUT. Resolves with the tagged status word, or 'FOREIGN'.
- */
-function loginProbe(port: number, instance: string, user: string, pass: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    let buffer = '';
-    let greeted = false;
-    const done = (err: Error | undefined, status?: string): void => {
-      socket.destroy();
-      if (err) reject(err);
-      else resolve(status ?? '');
-    };
-    socket.setTimeout(5_000, () => done(new Error('IMAP probe timed out')));
-    socket.on('error', (err) => done(err));
-    socket.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString('latin1');
-      let nl: number;
-      while ((nl = buffer.indexOf('\r\n')) >= 0) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 2);
-        if (!greeted) {
-          greeted = true;
-          if (!line.includes(` ${instance} Cyrus IMAP`)) return done(undefined, 'FOREIGN');
-          socket.write(`a LOGIN ${quoteImap(user)} ${quoteImap(pass)}\r\n`);
-        } else if (line.startsWith('a ')) {
-          socket.write('z LOGOUT\r\n');
-          return done(undefined, line.split(' ')[1] ?? '');
-        }
-      }
-    });
-  });
-}
 
 async function waitForLogin(port: number, instance: string, user: string, pass: string, timeoutMs: number, pid?: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   for (;;) {
     try {
-      const status = await loginProbe(port, instance, user, pass);
+      const status = await loginProbe(port, (greeting) => greeting.includes(` ${instance} Cyrus IMAP`), user, pass);
       if (status === 'OK') return;
       if (status === 'FOREIGN') throw new PortTakenError(port);
       last = `LOGIN answered ${status}`;

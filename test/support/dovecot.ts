@@ -5,7 +5,7 @@
  */
 import { chmod, chown, mkdir, readFile, appendFile, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { loginProbe } from './imap-probe.js';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
@@ -187,51 +187,15 @@ function oauth2Files(dir: string, o: DovecotOauth2): { conf: string; passdbArgs:
   return { conf, passdbArgs };
 }
 
-function quoteImap(s: string): string {
-  return `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
-}
 
-/**
- * One raw IMAP exchange: read the greeting (it must name our instance, so a stranger that took
- * the port is not mistaken for ours), LOGIN, LOGOUT. Resolves with the tagged status word.
- */
-function loginProbe(port: number, instance: string, user: string, pass: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    let buffer = '';
-    let greeted = false;
-    const done = (err: Error | undefined, status?: string): void => {
-      socket.destroy();
-      if (err) reject(err);
-      else resolve(status ?? '');
-    };
-    socket.setTimeout(5_000, () => done(new Error('IMAP probe timed out')));
-    socket.on('error', (err) => done(err));
-    socket.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString('latin1');
-      let nl: number;
-      while ((nl = buffer.indexOf('\r\n')) >= 0) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 2);
-        if (!greeted) {
-          greeted = true;
-          if (!line.includes(`${instance} ready.`)) return done(new Error(`port ${port} is answered by another server: ${line}`));
-          socket.write(`a LOGIN ${quoteImap(user)} ${quoteImap(pass)}\r\n`);
-        } else if (line.startsWith('a ')) {
-          socket.write('z LOGOUT\r\n');
-          return done(undefined, line.split(' ')[1] ?? '');
-        }
-      }
-    });
-  });
-}
 
 async function waitForLogin(port: number, instance: string, user: string, pass: string, expect: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   for (;;) {
     try {
-      const status = await loginProbe(port, instance, user, pass);
+      const status = await loginProbe(port, (greeting) => greeting.includes(`${instance} ready.`), user, pass);
+      if (status === 'FOREIGN') throw new Error(`port ${port} is answered by another server, not this Dovecot instance`);
       if (status === expect) return;
       last = `LOGIN answered ${status}`;
     } catch (err) {
