@@ -19,7 +19,7 @@ import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './ports.js';
-import { forgetOnExit, isAlive, killOnExit, requireExecutable, runDaemonLauncher, shortTempDir, sleep, stopPid, stopServerOnce } from './processes.js';
+import { forgetOnExit, isAlive, killOnExit, requireExecutable, runDaemonLauncher, shortTempDir, sleep, stopPid, stopServerOnce, tailOf, waitForPidFile } from './processes.js';
 
 export interface CyrusUser {
   readonly user: string;
@@ -193,20 +193,7 @@ class PortTakenError extends Error {
   }
 }
 
-async function readPid(pidPath: string, timeoutMs: number): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const pid = Number.parseInt((await readFile(pidPath, 'utf8').catch(() => '')).trim(), 10);
-    if (pid > 0) return pid;
-    if (Date.now() > deadline) throw new Error(`${pidPath} did not appear`);
-    await sleep(10);
-  }
-}
 
-async function tail(path: string, lines = 20): Promise<string> {
-  const text = await readFile(path, 'utf8').catch(() => '');
-  return text.split('\n').slice(-lines).join('\n');
-}
 
 export async function startCyrus(opts: CyrusOptions): Promise<CyrusServer> {
   const bin = cyrusPrograms();
@@ -253,9 +240,9 @@ export async function startCyrus(opts: CyrusOptions): Promise<CyrusServer> {
       await rm(pidPath, { force: true });
       const result = await runDaemonLauncher(bin.master, ['-C', confPath, '-M', cyrusConfPath, '-p', pidPath, '-d', '-L', masterLog], join(dir, 'start.out'));
       if (result.code !== 0) {
-        throw new Error(`${bin.master} -C ${confPath} failed (exit ${result.code}):\n${`${result.output}\n${await tail(masterLog)}`.trim()}`);
+        throw new Error(`${bin.master} -C ${confPath} failed (exit ${result.code}):\n${`${result.output}\n${await tailOf(masterLog)}`.trim()}`);
       }
-      const pid = await readPid(pidPath, 5_000);
+      const pid = await waitForPidFile(pidPath, 5_000);
       killOnExit(pid, dir);
       started = true;
       try {
@@ -267,7 +254,7 @@ export async function startCyrus(opts: CyrusOptions): Promise<CyrusServer> {
         started = false;
         // The kernel may hand the same free port to someone else between freePort() and bind.
         if (err instanceof PortTakenError && attempt < START_ATTEMPTS) continue;
-        const out = await tail(masterLog);
+        const out = await tailOf(masterLog);
         throw new Error(`${(err as Error).message}\n(Cyrus logs to syslog only; master's own output follows)\n${out}`, { cause: err });
       }
 

@@ -9,7 +9,7 @@ import { loginProbe } from './imap-probe.js';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
-import { forgetOnExit, killOnExit, requireExecutable, runDaemonLauncher, shortTempDir, sleep, stopPid, stopServerOnce } from './processes.js';
+import { forgetOnExit, killOnExit, requireExecutable, runDaemonLauncher, shortTempDir, sleep, stopPid, stopServerOnce, tailOf, waitForPidFile } from './processes.js';
 
 export interface DovecotUser {
   readonly user: string;
@@ -209,21 +209,7 @@ async function waitForLogin(port: number, instance: string, user: string, pass: 
   }
 }
 
-async function readPid(pidPath: string, timeoutMs: number): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const text = await readFile(pidPath, 'utf8').catch(() => '');
-    const pid = Number.parseInt(text.trim(), 10);
-    if (pid > 0) return pid;
-    if (Date.now() > deadline) throw new Error(`${pidPath} did not appear`);
-    await sleep(10);
-  }
-}
 
-async function tail(path: string, lines = 20): Promise<string> {
-  const text = await readFile(path, 'utf8').catch(() => '');
-  return text.split('\n').slice(-lines).join('\n');
-}
 
 export async function startDovecot(opts: DovecotOptions): Promise<DovecotServer> {
   const bin = requireExecutable('dovecot', 'dovecot-core + dovecot-imapd');
@@ -279,11 +265,11 @@ export async function startDovecot(opts: DovecotOptions): Promise<DovecotServer>
       // the meantime shows up here as a failed start.
       const result = await runDaemonLauncher(bin, ['-c', confPath], join(dir, 'start.out'));
       if (result.code !== 0) {
-        const why = `${result.output}\n${await tail(logPath)}`;
+        const why = `${result.output}\n${await tailOf(logPath)}`;
         if (/Address already in use/.test(why) && attempt < START_ATTEMPTS) continue;
         throw new Error(`dovecot -c ${confPath} failed (exit ${result.code}):\n${why.trim()}`);
       }
-      const pid = await readPid(join(baseDir, 'master.pid'), 5_000);
+      const pid = await waitForPidFile(join(baseDir, 'master.pid'), 5_000);
       killOnExit(pid, dir);
       started = true;
 
@@ -296,7 +282,7 @@ export async function startDovecot(opts: DovecotOptions): Promise<DovecotServer>
         await stopPid(pid).catch(() => undefined);
         forgetOnExit(pid);
         started = false;
-        throw new Error(`${(err as Error).message}\n${await tail(logPath)}`, { cause: err });
+        throw new Error(`${(err as Error).message}\n${await tailOf(logPath)}`, { cause: err });
       }
 
       return {

@@ -170,3 +170,26 @@ export function stopServerOnce(pid: number, dir: string): () => Promise<void> {
     await rm(dir, { recursive: true, force: true });
   };
 }
+
+/** The PID in a daemon's pidfile, or undefined while the file is missing or not yet written. */
+export async function readPidFile(path: string): Promise<number | undefined> {
+  const pid = Number.parseInt((await readFile(path, 'utf8').catch(() => '')).trim(), 10);
+  return pid > 0 ? pid : undefined;
+}
+
+/** Waits for a daemon's pidfile to hold a PID. */
+export async function waitForPidFile(path: string, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const pid = await readPidFile(path);
+    if (pid !== undefined) return pid;
+    if (Date.now() > deadline) throw new Error(`${path} did not appear`);
+    await sleep(10);
+  }
+}
+
+/** The last lines of a log file, for an error message ('' when there is none). */
+export async function tailOf(path: string, lines = 20): Promise<string> {
+  const text = await readFile(path, 'utf8').catch(() => '');
+  return text.split('\n').slice(-lines).join('\n');
+}

@@ -6,7 +6,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
-import { isAlive, killOnExit, requireExecutable, runDaemonLauncher, shortTempDir, sleep, stopPid, stopServerOnce } from './processes.js';
+import { isAlive, killOnExit, readPidFile, requireExecutable, runDaemonLauncher, shortTempDir, sleep, stopPid, stopServerOnce } from './processes.js';
 
 export interface RedisServer {
   readonly url: string;
@@ -43,10 +43,6 @@ function command(port: number, line: string): Promise<string> {
   });
 }
 
-async function readPid(path: string): Promise<number | undefined> {
-  const pid = Number.parseInt((await readFile(path, 'utf8').catch(() => '')).trim(), 10);
-  return pid > 0 ? pid : undefined;
-}
 
 type Ready = { readonly pid: number } | { readonly failed: string };
 
@@ -57,7 +53,7 @@ type Ready = { readonly pid: number } | { readonly failed: string };
 async function waitReady(port: number, pidPath: string, logPath: string): Promise<Ready> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   for (;;) {
-    const pid = await readPid(pidPath);
+    const pid = await readPidFile(pidPath);
     if (pid !== undefined && !isAlive(pid)) {
       return { failed: await readFile(logPath, 'utf8').catch(() => 'redis-server exited') };
     }
@@ -102,7 +98,7 @@ export async function startRedis(): Promise<RedisServer> {
       if (launched.code !== 0) throw new Error(`redis-server failed (exit ${launched.code}): ${launched.output}`);
       const ready = await waitReady(port, pidPath, logPath);
       if ('failed' in ready) {
-        const stray = await readPid(pidPath);
+        const stray = await readPidFile(pidPath);
         if (stray !== undefined && isAlive(stray)) await stopPid(stray);
         // The kernel may hand the same free port to someone else between freePort() and bind.
         if (/Address already in use|another Redis/.test(ready.failed) && attempt < START_ATTEMPTS) continue;

@@ -22,7 +22,7 @@ import { createSocket } from 'node:dgram';
 import { open, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
-import { forgetOnExit, isAlive, killOnExit, requireExecutable, shortTempDir, sleep, stopPid, stopServerOnce } from './processes.js';
+import { forgetOnExit, isAlive, killOnExit, readPidFile, requireExecutable, shortTempDir, sleep, stopPid, stopServerOnce } from './processes.js';
 
 export interface SipPeerOptions {
   /** Digest username the peer accepts. Default `vmbridge`. */
@@ -162,10 +162,6 @@ async function probe(port: number): Promise<boolean> {
   }
 }
 
-async function readPid(path: string): Promise<number | undefined> {
-  const pid = Number.parseInt((await readFile(path, 'utf8').catch(() => '')).trim(), 10);
-  return pid > 0 ? pid : undefined;
-}
 
 export async function startSipPeer(options: SipPeerOptions = {}): Promise<SipPeer> {
   const bin = requireExecutable('kamailio', 'kamailio');
@@ -201,7 +197,7 @@ export async function startSipPeer(options: SipPeerOptions = {}): Promise<SipPee
           break;
         }
         // The pid file names our process: a foreign SIP server that got the port is never taken for ours.
-        if ((await readPid(pidPath)) === pid && (await probe(port))) break;
+        if ((await readPidFile(pidPath)) === pid && (await probe(port))) break;
         if (Date.now() > deadline) {
           failure = `no answer on udp 127.0.0.1:${port} within ${READY_TIMEOUT_MS} ms`;
           break;
