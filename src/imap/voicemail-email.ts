@@ -20,6 +20,7 @@ import type { AudioFile, MailboxRef, SpoolFolder, SpoolMessage } from '../spool/
 import { parseCallerId, sanitizeText } from './caller-id.js';
 import type { CallerId } from './caller-id.js';
 import { identityMessageId } from './identity-header.js';
+import { mimeBytes } from './mime-bytes.js';
 
 export interface VoicemailEmailInput {
   /** The mailbox the message belongs to (`mailbox@context`). */
@@ -420,7 +421,8 @@ export async function buildVoicemailEmail(input: VoicemailEmailInput): Promise<B
     disableFileAccess: true,
     disableUrlAccess: true,
   });
-  const raw = await composer.compile().build();
+  const root = composer.compile();
+  const raw = mimeBytes(root) ?? await root.build();
 
   const xHeaders: Array<[string, string]> = [
     ['X-Asterisk-VM-Message-Num', String(message.msgnum + 1)],
