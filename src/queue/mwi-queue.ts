@@ -8,8 +8,8 @@
  * a burst of changes becomes one publication of the newest value, and a value older than one
  * already sent is never sent.
  *
- * Jobs are coalesced like reconciles: a request sets the (target, mailbox) pending key (SET NX)
- * and adds a job only if it was not set; the worker clears it before it reads the desired counts.
+ * Jobs are coalesced like reconciles (./coalesce.ts), per target and mailbox: the worker clears
+ * the pending key before it reads the desired counts.
  * Payloads and stored counts are validated on both ends: they are data from Redis.
  */
 import { Queue } from 'bullmq';
@@ -18,6 +18,7 @@ import { z } from 'zod';
 import { isValidCounts, type MwiCounts } from '../mwi/counts.js';
 import { isSafeName } from '../spool/names.js';
 import type { MailboxRef } from '../spool/types.js';
+import { requestCoalesced } from './coalesce.js';
 
 const safeName = z.string().refine(isSafeName, 'not a safe spool name');
 
@@ -135,15 +136,11 @@ export class MwiRequester {
   /** True when a job was queued; false when a queued job will already see the latest counts. */
   async request(ref: MailboxRef): Promise<boolean> {
     const data = mwiJobSchema.parse({ context: ref.context, mailbox: ref.mailbox });
-    const key = mwiPendingKey(this.prefix, this.target, ref);
-    if ((await this.redis.set(key, '1', 'PX', MWI_PENDING_TTL_MS, 'NX')) !== 'OK') return false;
-    try {
-      await this.queue.add(`${ref.mailbox}@${ref.context}`, data);
-    } catch (err) {
-      await this.redis.del(key).catch(() => undefined);
-      throw err;
-    }
-    return true;
+    return requestCoalesced(
+      this.redis,
+      { key: mwiPendingKey(this.prefix, this.target, ref), value: '1', ttlMs: MWI_PENDING_TTL_MS },
+      () => this.queue.add(`${ref.mailbox}@${ref.context}`, data),
+    );
   }
 
   async close(): Promise<void> {

@@ -12,6 +12,7 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { mailboxKey, type MailboxRef } from '../spool/types.js';
+import { requestCoalesced } from './coalesce.js';
 import { QUEUE_RECONCILE, reconcileJobSchema, type ReconcileJob } from './jobs.js';
 
 export const PENDING_TTL_MS = 60_000;
@@ -50,16 +51,11 @@ export class ReconcileRequester {
    */
   async request(ref: MailboxRef, reason: string, opts: { force?: boolean } = {}): Promise<boolean> {
     const data = reconcileJobSchema.parse({ context: ref.context, mailbox: ref.mailbox, reason });
-    const key = pendingKey(this.prefix, ref);
-    if (opts.force) await this.redis.set(key, reason, 'PX', PENDING_TTL_MS);
-    else if ((await this.redis.set(key, reason, 'PX', PENDING_TTL_MS, 'NX')) !== 'OK') return false;
-    try {
-      await this.queue.add(mailboxKey(ref), data);
-    } catch (err) {
-      await this.redis.del(key).catch(() => undefined);
-      throw err;
-    }
-    return true;
+    return requestCoalesced(
+      this.redis,
+      { key: pendingKey(this.prefix, ref), value: reason, ttlMs: PENDING_TTL_MS, force: opts.force === true },
+      () => this.queue.add(mailboxKey(ref), data),
+    );
   }
 
   async close(): Promise<void> {
