@@ -20,6 +20,7 @@ const SECRET_KEYS = [
   'masterPassword',
   'imappassword',
   'accessToken',
+  'token',
   'authorization',
   'Authorization',
 ] as const;

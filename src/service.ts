@@ -9,6 +9,7 @@ import { readPasswordsFile } from './config/passwords.js';
 import { readVoicemailConf } from './config/voicemail-conf.js';
 import type { Server } from 'node:http';
 import { Metrics } from './http/metrics.js';
+import type { DovecotPushOptions } from './http/dovecot-push.js';
 import { startHttpServer } from './http/server.js';
 import { ImapPool } from './imap/pool.js';
 import type { Logger } from './log.js';
@@ -71,6 +72,18 @@ async function recoverSpoolLocks(spoolDir: string, log: Logger): Promise<void> {
   }
 }
 
+/** IMAP user (lower case) -> the voicemail boxes its account holds. */
+function boxesByUser(directory: Directory): Map<string, MailboxRef[]> {
+  const index = new Map<string, MailboxRef[]>();
+  for (const box of directory.boxes.values()) {
+    const user = box.account.user.toLowerCase();
+    const refs = index.get(user);
+    if (refs) refs.push(box.ref);
+    else index.set(user, [box.ref]);
+  }
+  return index;
+}
+
 export async function startService(settings: Settings, log: Logger, opts: ServiceOptions = {}): Promise<Service> {
   let directory = await loadDirectory(settings, log);
   await recoverSpoolLocks(settings.spool.dir, log);
@@ -111,12 +124,35 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     watch: alerts.watch,
     spoolChanger,
   });
-  let http: Server | undefined;
-  if (settings.http.port > 0) {
-    http = await startHttpServer({ host: settings.http.host, port: settings.http.port, redis, metrics });
-    log.info({ host: settings.http.host, port: settings.http.port }, 'health and metrics on http');
-  }
-
+  // Dovecot's push_notification names the user whose mail changed; every voicemail box of that
+  // IMAP account is then reconciled. Dovecot lower-cases user names by default, so they match
+  // voicemail.conf's imapuser whatever its case.
+  let pushBoxes = boxesByUser(directory);
+  let refusedSince = 0;
+  let refusedLogged = 0;
+  const pushOptions = (): DovecotPushOptions => ({
+    token: settings.http.push.token,
+    onNotice: (notice) => {
+      const refs = pushBoxes.get(notice.user.toLowerCase());
+      if (!refs) {
+        metrics.push('unknown-user');
+        log.debug({ user: notice.user, events: notice.events.length }, 'push for a user without a voicemail box: ignored');
+        return;
+      }
+      metrics.push('queued');
+      for (const ref of refs) requester.request(ref, 'push').catch((err: Error) => log.warn({ err: err.message }, 'cannot queue reconcile'));
+    },
+    onRefused: (status, reason) => {
+      metrics.push('refused');
+      // A wrong token in Dovecot's settings is refused at every mail command: log the first,
+      // then at most one line a minute with how many there were.
+      refusedSince++;
+      if (Date.now() - refusedLogged < 60_000) return;
+      log.warn({ status, reason, refused: refusedSince }, 'push from Dovecot refused; check vmbridge_push_token in dovecot.conf against http.push.tokenFile');
+      refusedLogged = Date.now();
+      refusedSince = 0;
+    },
+  });
   const requestAll = async (reason: string, force = false): Promise<number> => {
     let queued = 0;
     for (const box of directory.boxes.values()) if (await requester.request(box.ref, reason, { force })) queued++;
@@ -148,6 +184,13 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     requester.request(ref, 'ami').catch((err: Error) => log.warn({ err: err.message }, 'cannot queue reconcile'));
   });
 
+  // Started once everything a request can reach exists.
+  let http: Server | undefined;
+  if (settings.http.port > 0) {
+    http = await startHttpServer({ host: settings.http.host, port: settings.http.port, redis, metrics, ...(settings.http.push.enabled ? { push: pushOptions() } : {}) });
+    log.info({ host: settings.http.host, port: settings.http.port }, 'health and metrics on http');
+  }
+
   const queued = await requestAll('start', true);
   log.info({ mailboxes: directory.boxes.size, queued }, 'vmbridge started');
 
@@ -165,6 +208,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     requestAll,
     async reload() {
       directory = await loadDirectory(settings, log);
+      pushBoxes = boxesByUser(directory);
       idle?.update(accounts());
       log.info({ mailboxes: directory.boxes.size }, 'voicemail.conf reloaded');
       await requestAll('reload');

@@ -529,6 +529,36 @@ async function checkAmi(settings: Settings, src: Sources, warnings: string[], fi
   }
 }
 
+/** http.push: needs the listener; a token (exactly one of token and tokenFile) off loopback. */
+async function checkPush(settings: Settings, src: Sources, warnings: string[], file: string | undefined): Promise<void> {
+  const { http } = settings;
+  const push = http.push;
+  const at = file ? { file } : {};
+  if (push.token !== undefined && push.tokenFile !== undefined) {
+    throw new ConfigError('http.push.token and http.push.tokenFile are both set; set only one', { key: 'http.push.tokenFile', ...at });
+  }
+  if (!push.enabled) {
+    if (push.token !== undefined || push.tokenFile !== undefined) warnings.push('http.push.token/tokenFile are set but http.push.enabled is false: they are not used');
+    return;
+  }
+  if (http.port === 0) {
+    throw new ConfigError(`http.push.enabled is true but http.port is 0 (the listener is off); set http.port (${envNameOf(['http', 'port'])})`, { key: 'http.port', ...at });
+  }
+  if (push.token !== undefined && !src.fromEnv.has('http.push.token')) {
+    warnings.push(`http.push.token is written in ${src.parsed?.file ?? 'the settings file'}; prefer http.push.tokenFile or ${envNameOf(['http', 'push', 'token'])}`);
+  }
+  if (push.tokenFile !== undefined) push.token = await readSecretFile('http.push.tokenFile', push.tokenFile, warnings);
+  if (push.token === undefined && !isLoopback(http.host)) {
+    throw new ConfigError(
+      `http.push.enabled is true and http.host ${http.host} is not a loopback address, but no token is set: anyone who reaches the port could make vmbridge poll mailboxes; set http.push.tokenFile (${envNameOf(['http', 'push', 'tokenFile'])}) and the same token in Dovecot's vmbridge_push_token`,
+      { key: 'http.push.tokenFile', ...at },
+    );
+  }
+  if (push.token !== undefined && /[\s\0]/.test(push.token)) {
+    throw new ConfigError('http.push.token contains whitespace or NUL, which an HTTP header cannot carry as one word', { key: 'http.push.token', ...at });
+  }
+}
+
 function collectWarnings(settings: Settings, src: Sources, warnings: string[]): void {
   const { imap, http, sync } = settings;
   if (!imap.tls.rejectUnauthorized) {
@@ -648,6 +678,7 @@ export async function loadSettings(opts: LoadSettingsOptions = {}): Promise<Load
   checkOauth2(login, warnings, file);
   await checkAlerts(settings, src, warnings, file);
   await checkAmi(settings, src, warnings, file);
+  await checkPush(settings, src, warnings, file);
   await checkMwi(settings, warnings, file);
   await checkReadable('imap.tls.caFile', settings.imap.tls.caFile);
   await checkReadable('imap.login.passwordsFile', login.passwordsFile);

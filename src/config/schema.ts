@@ -277,7 +277,18 @@ export const settingsSchema = z.strictObject({
     /** Health/readiness/metrics listener; port 0 turns it off. */
     host: z.string().min(1).default('127.0.0.1'),
     port: z.number().int().min(0).max(65_535).default(0),
-  }).default({ host: '127.0.0.1', port: 0 }),
+    /**
+     * `POST /dovecot-push` on the same listener: Dovecot's push_notification plugin tells vmbridge
+     * at once that a user's mail changed (config/dovecot/vmbridge-push.lua, docs/push.md).
+     */
+    push: z.strictObject({
+      enabled: z.boolean().default(false),
+      /** Required as `Authorization: Bearer <token>`; needed when http.host is not loopback. */
+      token: z.string().min(1).optional(),
+      /** A file holding only the token (one trailing newline ignored). */
+      tokenFile: z.string().min(1).optional(),
+    }).default({ enabled: false }),
+  }).default({ host: '127.0.0.1', port: 0, push: { enabled: false } }),
 
   /** Message-waiting (MWI) publishing: see docs/mwi.md. */
   mwi: z.strictObject({

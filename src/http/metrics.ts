@@ -2,11 +2,15 @@
 import { lockStats } from '../spool/lock.js';
 import type { Op } from '../sync/plan.js';
 
+export const PUSH_OUTCOMES = ['queued', 'unknown-user', 'refused'] as const;
+export type PushOutcome = (typeof PUSH_OUTCOMES)[number];
+
 export class Metrics {
   private reconciles = 0;
   private failures = 0;
   private readonly ops = new Map<string, number>();
   private lastMs = 0;
+  private readonly pushNotices = new Map<PushOutcome, number>();
   private readonly started = Date.now();
 
   reconciled(ops: readonly Op[], ms: number): void {
@@ -20,6 +24,11 @@ export class Metrics {
 
   failed(): void {
     this.failures++;
+  }
+
+  /** A POST to /dovecot-push, by what came of it. */
+  push(outcome: PushOutcome): void {
+    this.pushNotices.set(outcome, (this.pushNotices.get(outcome) ?? 0) + 1);
   }
 
   render(): string {
@@ -40,6 +49,9 @@ export class Metrics {
       '# TYPE vmbridge_last_reconcile_seconds gauge',
       `vmbridge_last_reconcile_seconds ${(this.lastMs / 1000).toFixed(3)}`,
       ...spoolLockLines(),
+      '# HELP vmbridge_push_notices_total POSTs from Dovecot to /dovecot-push: queued (a reconcile was asked for), unknown-user (no voicemail box), refused (token or body).',
+      '# TYPE vmbridge_push_notices_total counter',
+      ...PUSH_OUTCOMES.map((o) => `vmbridge_push_notices_total{outcome="${o}"} ${this.pushNotices.get(o) ?? 0}`),
       '# HELP vmbridge_uptime_seconds Seconds since the process started.',
       '# TYPE vmbridge_uptime_seconds gauge',
       `vmbridge_uptime_seconds ${Math.round((Date.now() - this.started) / 1000)}`,

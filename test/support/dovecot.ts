@@ -3,7 +3,7 @@
  * sockets under a short temp folder, started from the installed `dovecot` binary and stopped by
  * the PID it wrote. The config comes from dovecot.conf.tmpl, which scripts/servers.sh fills too.
  */
-import { chmod, chown, mkdir, readFile, appendFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, readFile, appendFile, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { loginProbe } from './imap-probe.js';
 import { userInfo } from 'node:os';
@@ -35,6 +35,21 @@ export interface DovecotOptions {
    * 2000 otherwise). A login beyond it is refused.
    */
   readonly maxUserIpConnections?: number;
+  /**
+   * Load Dovecot's push_notification plugin with the Lua driver and config/dovecot/vmbridge-push.lua,
+   * which POSTs each mail transaction's events to `url` (the script's plugin settings
+   * vmbridge_push_url, vmbridge_push_token, vmbridge_push_timeout_msecs). Without it no plugin
+   * is loaded.
+   */
+  readonly push?: DovecotPush;
+}
+
+export interface DovecotPush {
+  readonly url: string;
+  /** Sent as `Authorization: Bearer <token>`; none without it. */
+  readonly token?: string;
+  /** Per POST; the script's default (500) without it. */
+  readonly timeoutMsecs?: number;
 }
 
 export interface DovecotOauth2 {
@@ -189,6 +204,34 @@ function oauth2Files(dir: string, o: DovecotOauth2): { conf: string; passdbArgs:
 
 
 
+/** The script administrators install; each instance gets its own copy. */
+export const PUSH_SCRIPT = new URL('../../config/dovecot/vmbridge-push.lua', import.meta.url);
+
+/**
+ * The plugins and settings the template includes for push notifications. The script runs inside
+ * the mail processes, as the mail uid, so it is read from a copy in the instance folder.
+ */
+function pushConf(scriptPath: string, p: DovecotPush): string {
+  // Values go into dovecot.conf unquoted, and Dovecot expands %-variables in plugin settings.
+  const plain = (what: string, v: string): string => {
+    if (v === '' || /[\s"'#\\%$]/.test(v)) throw new Error(`push.${what} must be non-empty without spaces, quotes, #, \\, % or $: ${JSON.stringify(v)}`);
+    return v;
+  };
+  const lines = [
+    'mail_plugins = $mail_plugins notify push_notification mail_lua push_notification_lua',
+    'plugin {',
+    `  push_notification_driver = lua:file=${scriptPath}`,
+    `  vmbridge_push_url = ${plain('url', p.url)}`,
+  ];
+  if (p.token !== undefined) lines.push(`  vmbridge_push_token = ${plain('token', p.token)}`);
+  if (p.timeoutMsecs !== undefined) {
+    if (!Number.isInteger(p.timeoutMsecs) || p.timeoutMsecs < 1) throw new Error(`push.timeoutMsecs must be a whole number >= 1, not ${p.timeoutMsecs}`);
+    lines.push(`  vmbridge_push_timeout_msecs = ${p.timeoutMsecs}`);
+  }
+  lines.push('}', '');
+  return lines.join('\n');
+}
+
 async function waitForLogin(port: number, instance: string, user: string, pass: string, expect: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
@@ -240,6 +283,14 @@ export async function startDovecot(opts: DovecotOptions): Promise<DovecotServer>
     if (opts.maxUserIpConnections !== undefined) {
       if (!Number.isInteger(opts.maxUserIpConnections) || opts.maxUserIpConnections < 1) throw new Error(`maxUserIpConnections must be a whole number >= 1, not ${opts.maxUserIpConnections}`);
       await writeFile(join(dir, 'imap-limits.conf'), `mail_max_userip_connections = ${opts.maxUserIpConnections}\n`);
+    }
+    if (opts.push) {
+      const scriptPath = join(dir, 'vmbridge-push.lua');
+      await copyFile(PUSH_SCRIPT, scriptPath);
+      await chmod(scriptPath, 0o644);
+      await writeFile(join(dir, 'push.conf'), pushConf(scriptPath, opts.push));
+      // It names the bearer token.
+      secretFiles.push(join(dir, 'push.conf'));
     }
     for (const p of secretFiles) {
       if (who.passwdGid !== undefined) await chown(p, 0, who.passwdGid);

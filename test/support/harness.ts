@@ -70,11 +70,14 @@ export async function startHarness(opts: {
   logLevel?: 'info' | 'debug' | 'warn';
   /** Post-login capabilities the Dovecot leaves out, e.g. ['UIDPLUS'] (see startDovecot). */
   omitCapabilities?: readonly string[];
+  /** Dovecot POSTs its mail-store events here (config/dovecot/vmbridge-push.lua). */
+  dovecotPush?: { url: string; token?: string };
 }): Promise<Harness> {
   const refs = opts.boxes.map((b) => ({ ...b, context: b.context ?? 'default' }));
   const dovecot = await startDovecot({
     users: refs.map((b) => ({ user: userOf(b), pass: `pw-${userOf(b)}`, ...(b.quotaRule !== undefined ? { quotaRule: b.quotaRule } : {}) })),
     ...(opts.omitCapabilities ? { omitCapabilities: opts.omitCapabilities } : {}),
+    ...(opts.dovecotPush ? { push: opts.dovecotPush } : {}),
   });
   return { ...(await startHarnessOn(dovecot, opts)), dovecot };
 }

@@ -344,6 +344,40 @@ describe('loadSettings: warnings', () => {
   });
 });
 
+describe('loadSettings: http.push', () => {
+  const base = { VMBRIDGE_IMAP_HOST: 'h', VMBRIDGE_HTTP_PORT: '8080', VMBRIDGE_HTTP_PUSH__ENABLED: 'true' };
+
+  it('needs the HTTP listener', async () => {
+    await rejects(load({ env: { ...base, VMBRIDGE_HTTP_PORT: '0' } }), { key: 'http.port', includes: ['http.push.enabled', 'VMBRIDGE_HTTP_PORT'] });
+  });
+
+  it('reads tokenFile into token; refuses both at once and a token with a blank', async () => {
+    const tokenFile = join(dir, 'push-token');
+    await writeFile(tokenFile, 'tok-abc\n', { mode: 0o600 });
+    await chmod(tokenFile, 0o600);
+    const { settings, warnings } = await load({ env: { ...base, VMBRIDGE_HTTP_PUSH__TOKEN_FILE: tokenFile } });
+    assert.equal(settings.http.push.token, 'tok-abc');
+    assert.deepEqual(warnings, []);
+    await rejects(load({ env: { ...base, VMBRIDGE_HTTP_PUSH__TOKEN_FILE: tokenFile, VMBRIDGE_HTTP_PUSH__TOKEN: 'x' } }), { key: 'http.push.tokenFile', includes: ['both set'] });
+    const err = await rejects(load({ env: { ...base, VMBRIDGE_HTTP_PUSH__TOKEN: 'two words' } }), { key: 'http.push.token', includes: ['whitespace'] });
+    assert.ok(!err.message.includes('two words'), 'the token is not echoed');
+  });
+
+  it('refuses no token off loopback, allows it on loopback', async () => {
+    await rejects(load({ env: { ...base, VMBRIDGE_HTTP_HOST: '0.0.0.0' } }), { key: 'http.push.tokenFile', includes: ['not a loopback address', 'VMBRIDGE_HTTP_PUSH__TOKEN_FILE'] });
+    const local = await load({ env: base });
+    assert.equal(local.settings.http.push.enabled, true);
+    assert.equal(local.settings.http.push.token, undefined);
+  });
+
+  it('warns about a token written in the settings file, and about a token with push off', async () => {
+    const inline = await load({ file: await file('imap:\n  host: h\nhttp:\n  port: 8080\n  push:\n    enabled: true\n    token: t0k\n') });
+    assert.ok(inline.warnings.some((w) => w.startsWith('http.push.token is written in')), inline.warnings.join('\n'));
+    const off = await load({ env: { VMBRIDGE_IMAP_HOST: 'h', VMBRIDGE_HTTP_PUSH__TOKEN: 't0k' } });
+    assert.ok(off.warnings.some((w) => w.includes('http.push.enabled is false')), off.warnings.join('\n'));
+  });
+});
+
 describe('config/vmbridge.example.yaml', () => {
   it('loads and validates with no warnings', async () => {
     const { settings, warnings } = await load({ file: EXAMPLE, env: { VMBRIDGE_SPOOL_DIR: dir } });

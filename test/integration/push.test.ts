@@ -1,0 +1,101 @@
+/**
+ * Dovecot push end to end: Dovecot runs config/dovecot/vmbridge-push.lua and POSTs every mail-store
+ * event to vmbridge's /dovecot-push. With IDLE and the sweep off, push is the only way vmbridge can
+ * hear a mail client's change, so each change reaching the spool proves the whole path.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { identityMessageId } from '../../src/imap/identity-header.js';
+import type { MailboxRef } from '../../src/spool/types.js';
+import { leaveVoicemail, type LeftVoicemail } from '../support/asterisk-spool.js';
+import { startHarness, type Harness } from '../support/harness.js';
+import type { MailClient } from '../support/mail-client.js';
+import { freePort } from '../support/ports.js';
+import { waitFor } from '../support/wait.js';
+
+const ref: MailboxRef = { context: 'default', mailbox: '7200' };
+const TOKEN = 'push-token-7200';
+
+/** Runs `fn` with `folder` selected in the mail client's session. */
+async function inFolder(mc: MailClient, folder: string, fn: () => Promise<unknown>): Promise<void> {
+  const lock = await mc.client.getMailboxLock(folder);
+  try {
+    await fn();
+  } finally {
+    lock.release();
+  }
+}
+
+/** The spool folder a voicemail is in now (by its msg_id in the .txt files), or undefined. */
+async function spoolFolderOf(h: Harness, v: LeftVoicemail): Promise<string | undefined> {
+  const { readMailbox } = await import('../../src/spool/read-mailbox.js');
+  const snap = await readMailbox(h.spoolDir, ref);
+  return snap.messages.find((m) => m.id === v.msgId)?.folder;
+}
+
+describe('Dovecot push: a mail client change reaches the spool with no IDLE and no sweep', { timeout: 180_000 }, () => {
+  let h: Harness;
+  let port: number;
+  let mc: MailClient;
+  before(async () => {
+    port = await freePort();
+    h = await startHarness({
+      boxes: [{ mailbox: ref.mailbox }],
+      dovecotPush: { url: `http://127.0.0.1:${port}/dovecot-push`, token: TOKEN },
+      settings: (b) => ({
+        ...b,
+        spool: { ...(b.spool as object), watch: true, sweepSeconds: 0 },
+        imap: { ...(b.imap as object), idle: { maxAccounts: 0 } },
+        http: { host: '127.0.0.1', port, push: { enabled: true, token: TOKEN } },
+        alerts: { quotaCheckSeconds: 0 },
+      }),
+    });
+    await h.startService();
+    mc = await h.mail(ref);
+  });
+  after(async () => {
+    await h?.stop();
+  });
+
+  const reconciledFor = (reason: string): number =>
+    h.logLines.filter((l) => l.includes('"msg":"reconciled"') && l.includes(`"reason":"${reason}"`)).length;
+
+  it('read, filed in Work and deleted in the mail client: Old, Work, gone in the spool, each by a push', async () => {
+    const v = await leaveVoicemail(h.spoolDir, ref, { callerid: '"Pushed" <555>', duration: 3 });
+    const messageId = identityMessageId(ref, v.msgId, 'vmbridge.test');
+    const email = await waitFor('the email', async () => (await mc.list(['INBOX'])).find((e) => e.messageId === messageId));
+    // vmbridge's own APPEND is an event too; let that reconcile finish first.
+    await new Promise((r) => setTimeout(r, 500));
+    const before = reconciledFor('push');
+
+    await inFolder(mc, 'INBOX', () => mc.client.messageFlagsAdd(String(email.uid), ['\\Seen'], { uid: true }));
+    await waitFor('the voicemail in Old', async () => (await spoolFolderOf(h, v)) === 'Old', { timeoutMs: 10_000 });
+    assert.ok(reconciledFor('push') > before, 'a reconcile asked for by a push moved it');
+
+    await mc.client.mailboxCreate('Work').catch(() => undefined); // a client files into a folder that exists
+    await inFolder(mc, 'INBOX', () => mc.client.messageMove(String(email.uid), 'Work', { uid: true }));
+    await waitFor('the voicemail in Work', async () => (await spoolFolderOf(h, v)) === 'Work', { timeoutMs: 10_000 });
+
+    const inWork = await waitFor('the email in Work', async () => (await mc.list(['Work'])).find((e) => e.messageId === messageId));
+    await inFolder(mc, 'Work', () => mc.client.messageDelete(String(inWork.uid), { uid: true }));
+    await waitFor('the voicemail gone', async () => (await spoolFolderOf(h, v)) === undefined, { timeoutMs: 10_000 });
+    assert.ok(!existsSync(join(h.spoolDir, 'voicemail', 'default', '7200', 'Work', 'msg0000.txt')));
+  });
+
+  it('a POST for a user without a voicemail box is answered and ignored; a wrong token is refused and logged once a minute', async () => {
+    const url = `http://127.0.0.1:${port}/dovecot-push`;
+    const post = (token: string, user: string) =>
+      fetch(url, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ user, events: [{ event: 'FlagsSet', mailbox: 'INBOX', uid: 1 }] }) });
+    assert.equal((await post(TOKEN, 'stranger')).status, 204);
+    for (let i = 0; i < 5; i++) assert.equal((await post('wrong-token', 'u7200')).status, 401);
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    assert.match(metrics, /vmbridge_push_notices_total\{outcome="unknown-user"\} 1\n/);
+    assert.match(metrics, /vmbridge_push_notices_total\{outcome="refused"\} 5\n/);
+    assert.match(metrics, /vmbridge_push_notices_total\{outcome="queued"\} [1-9]/);
+    const refusedLines = h.logLines.filter((l) => l.includes('push from Dovecot refused'));
+    assert.equal(refusedLines.length, 1, refusedLines.join('\n'));
+    assert.ok(!h.logLines.some((l) => l.includes('wrong-token') || l.includes(TOKEN)), 'no token in the log');
+  });
+});
