@@ -3,7 +3,8 @@
 #   npm run demo          install what is missing, start Dovecot + Redis + vmbridge, show the
 #                         sample voicemails arrive as emails, then a new one left "by Asterisk"
 #   npm run demo -- stop  stop everything the demo started
-# Everything lives in .demo/ in this folder. Ports: IMAP_PORT (10143), REDIS_PORT (16379).
+# Everything lives in .demo/ in this folder. Ports: IMAP_PORT (10143), REDIS_PORT (16379),
+# HTTP_PORT (18025: vmbridge's health, metrics and the Dovecot push endpoint).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$(pwd)"
@@ -36,7 +37,13 @@ rm -rf "$DEMO"
 mkdir -p "$DEMO/servers"
 
 say "2/5 Starting a private Dovecot (IMAP) and Redis on 127.0.0.1"
-bash scripts/servers.sh start "$DEMO/servers"
+HTTP_PORT="${HTTP_PORT:-18025}"
+if (exec 3<>"/dev/tcp/127.0.0.1/$HTTP_PORT") 2>/dev/null; then
+  echo "demo: port $HTTP_PORT is in use; choose another with HTTP_PORT=..." >&2
+  exit 1
+fi
+# Dovecot tells vmbridge at once of what mail clients do (docs/push.md).
+PUSH_URL="http://127.0.0.1:$HTTP_PORT/dovecot-push" bash scripts/servers.sh start "$DEMO/servers"
 # shellcheck disable=SC1091
 . "$DEMO/servers/servers.env"
 
@@ -62,6 +69,10 @@ imap:
 email:
   from: '"Voicemail" <voicemail@example.invalid>'
   timezone: UTC
+http:
+  port: $HTTP_PORT
+  push:
+    enabled: true
 YAML
 
 say "4/5 Starting vmbridge: every voicemail in the spool becomes an email"
@@ -82,6 +93,9 @@ cat <<TXT
 vmbridge keeps running. Point any mail client at the demo Dovecot:
   IMAP server 127.0.0.1, port $IMAP_PORT, no encryption, password login
   users: alice / alicepw (mailbox 1000), bob / bobpw (1001), carol / carolpw (1002)
+Read an email, or file it in a folder named Work, in the mail client: Dovecot tells vmbridge at
+once, and the voicemail moves on the phone side:
+                          ls .demo/spool/voicemail/default/1000/*/
 Leave another voicemail:  node --import tsx demo/leave.ts .demo/spool 1000 '"Someone" <123>'
 Watch the log:            tail -f .demo/vmbridge.log
 Stop everything:          npm run demo -- stop

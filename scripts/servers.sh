@@ -12,13 +12,15 @@
 #   dave:{PLAIN}davepw::::::
 # to users.passwd; Dovecot picks them up on the next login.
 # The Dovecot config is test/support/dovecot.conf.tmpl, the same file the tests use.
+# With PUSH_URL set (e.g. http://127.0.0.1:18025/dovecot-push), Dovecot also runs
+# config/dovecot/vmbridge-push.lua and POSTs every mail-store event there (docs/push.md).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TEMPLATE="$ROOT/test/support/dovecot.conf.tmpl"
 
 die() { echo "servers.sh: $*" >&2; exit 1; }
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
 
 [ "$#" -eq 2 ] || { usage >&2; exit 2; }
 cmd="$1"
@@ -217,6 +219,15 @@ do_start() {
     "$TEMPLATE" >"$dir/dovecot.conf"
   if grep -q '@[A-Z_]*@' "$dir/dovecot.conf"; then
     die "unfilled placeholder in $dir/dovecot.conf: $(grep -o '@[A-Z_]*@' "$dir/dovecot.conf" | head -n 1)"
+  fi
+
+  rm -f "$dir/push.conf"
+  if [ -n "${PUSH_URL:-}" ]; then
+    [[ "$PUSH_URL" =~ ^http://[A-Za-z0-9.:_/-]+$ ]] || die "PUSH_URL must be a plain http:// URL, not $PUSH_URL"
+    # Read by the mail processes, which run as the mail user.
+    install -m 644 "$ROOT/config/dovecot/vmbridge-push.lua" "$dir/vmbridge-push.lua"
+    printf '%s\n' 'mail_plugins = $mail_plugins notify push_notification mail_lua push_notification_lua' 'plugin {' \
+      "  push_notification_driver = lua:file=$dir/vmbridge-push.lua" "  vmbridge_push_url = $PUSH_URL" '}' >"$dir/push.conf"
   fi
 
   echo "starting dovecot on 127.0.0.1:$imap_port"
