@@ -126,10 +126,11 @@ local function mailbox_event(name)
   return function(ctx, event) collect(ctx, name, event, false) end
 end
 
--- MessageNew and MessageAppend make Dovecot read each new message's headers and a body snippet
--- for the event table; vmbridge needs neither, but without the handlers new mail goes unheard.
-dovecot_lua_notify_event_message_new = message_event('MessageNew')
-dovecot_lua_notify_event_message_append = message_event('MessageAppend')
+-- No MessageNew or MessageAppend: new mail is never a mail client's change to a voicemail (the
+-- voicemail emails are vmbridge's own APPENDs), and a MOVE or a restore from the trash also
+-- expunges where the email was, which is sent. Leaving them out keeps every delivery and every
+-- APPEND (a client saving to Sent, vmbridge's import) free of a POST, and of the headers and body
+-- snippet Dovecot reads for those events.
 dovecot_lua_notify_event_message_read = message_event('MessageRead')
 dovecot_lua_notify_event_message_trash = message_event('MessageTrash')
 dovecot_lua_notify_event_message_expunge = message_event('MessageExpunge')
