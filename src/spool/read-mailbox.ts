@@ -19,6 +19,7 @@ import { lstat, open, readdir, readFile, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SpoolError } from '../errors.js';
 import { MAX_ENVELOPE_BYTES, parseEnvelope } from './envelope.js';
+import { cachedEnvelope, rememberEnvelope } from './envelope-cache.js';
 import { messageIdentity } from './identity.js';
 import { mailboxDir } from './names.js';
 import { SYNCED_SPOOL_FOLDERS, type AudioFile, type Envelope, type MailboxRef, type SpoolMessage, type SpoolProblem, type SpoolSnapshot, type SyncedSpoolFolder } from './types.js';
@@ -274,23 +275,6 @@ async function readFolder(io: SpoolIo, folderPath: string, folder: SyncedSpoolFo
   return results.filter((m): m is SpoolMessage => m !== undefined);
 }
 
-/**
- * Parsed envelopes by file identity. A reconcile reads the whole mailbox each time; with this, an
- * unchanged message costs one lstat instead of open, read, parse and close. Keyed by device and
- * inode (a renumbering rename keeps both) and checked against size and mtime (a rewrite changes
- * them), so a stale entry is never used.
- */
-const envelopeCache = new Map<string, { size: number; mtimeMs: number; envelope: Envelope }>();
-const ENVELOPE_CACHE_MAX = 200_000;
-
-function remember(key: string, entry: { size: number; mtimeMs: number; envelope: Envelope }): void {
-  if (envelopeCache.size >= ENVELOPE_CACHE_MAX) {
-    const oldest = envelopeCache.keys().next();
-    if (!oldest.done) envelopeCache.delete(oldest.value);
-  }
-  envelopeCache.set(key, entry);
-}
-
 async function readMessage(
   io: SpoolIo,
   folderPath: string,
@@ -301,13 +285,10 @@ async function readMessage(
   problems: SpoolProblem[],
 ): Promise<SpoolMessage | undefined> {
   let envelope: Envelope | undefined;
-  let key: string | undefined;
   let st: Stats | undefined;
   try {
     st = await io.lstat(txtPath);
-    key = `${st.dev}:${st.ino}`;
-    const hit = st.isFile() ? envelopeCache.get(key) : undefined;
-    if (hit && hit.size === st.size && hit.mtimeMs === st.mtimeMs) envelope = hit.envelope;
+    envelope = cachedEnvelope(st);
   } catch (err) {
     if (isErrno(err, 'ENOENT')) return undefined; // moved or removed since the folder was listed
   }
@@ -325,7 +306,7 @@ async function readMessage(
       problems.push({ path: txtPath, problem: err instanceof SpoolError ? stripPath(err, txtPath) : String(err) });
       return undefined;
     }
-    if (key && st) remember(key, { size: st.size, mtimeMs: st.mtimeMs, envelope });
+    if (st) rememberEnvelope(st, envelope);
   }
 
   // The folder listing already says each sibling is a regular file (not a link); the email

@@ -27,6 +27,7 @@ import { lchown, lstat, mkdir, open, readdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { VmbridgeError } from '../errors.js';
 import { MAX_ENVELOPE_BYTES, parseEnvelope } from './envelope.js';
+import { cachedEnvelope, rememberEnvelope } from './envelope-cache.js';
 import { messageIdentity } from './identity.js';
 import { clearOwnStaleLocks, withFolderLock, type ClearStaleOptions, type LockMode, type LockOptions, type StaleLockReport } from './lock.js';
 import { mailboxDir } from './names.js';
@@ -424,9 +425,11 @@ function nextNumber(listing: Listing): number {
 // ---------------------------------------------------------------------------------------------
 // Finding a message by id
 
-function idOf(data: Buffer, path: string): string | undefined {
+function idOf(data: Buffer, path: string, st: Stats): string | undefined {
   try {
-    return messageIdentity(parseEnvelope(data, path)).id;
+    const envelope = parseEnvelope(data, path);
+    rememberEnvelope(st, envelope);
+    return messageIdentity(envelope).id;
   } catch {
     return undefined; // not a readable envelope: it cannot be the message asked for
   }
@@ -434,7 +437,19 @@ function idOf(data: Buffer, path: string): string | undefined {
 
 const readFlags = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
 
+/** The id in a .txt the reader (or an earlier search) parsed and that has not changed: one lstat. */
+function cachedId(st: Stats): string | undefined {
+  const envelope = cachedEnvelope(st);
+  return envelope === undefined ? undefined : messageIdentity(envelope).id;
+}
+
 async function readIdAsync(path: string): Promise<string | undefined> {
+  try {
+    const known = cachedId(await lstat(path));
+    if (known !== undefined) return known;
+  } catch {
+    return undefined;
+  }
   let fh;
   try {
     fh = await open(path, readFlags);
@@ -444,7 +459,7 @@ async function readIdAsync(path: string): Promise<string | undefined> {
   try {
     const st = await fh.stat();
     if (!st.isFile() || st.size > MAX_ENVELOPE_BYTES) return undefined;
-    return idOf(await fh.readFile(), path);
+    return idOf(await fh.readFile(), path, st);
   } catch {
     return undefined;
   } finally {
@@ -453,6 +468,12 @@ async function readIdAsync(path: string): Promise<string | undefined> {
 }
 
 function readIdSync(path: string): string | undefined {
+  try {
+    const known = cachedId(lstatSync(path));
+    if (known !== undefined) return known;
+  } catch {
+    return undefined;
+  }
   let fd: number;
   try {
     fd = openSync(path, readFlags);
@@ -460,11 +481,12 @@ function readIdSync(path: string): string | undefined {
     return undefined;
   }
   try {
-    if (!fstatSync(fd).isFile()) return undefined;
+    const st = fstatSync(fd);
+    if (!st.isFile()) return undefined;
     const buf = Buffer.alloc(MAX_ENVELOPE_BYTES + 1);
     let len = 0;
     for (let n; len < buf.length && (n = readSync(fd, buf, len, buf.length - len, len)) > 0; ) len += n;
-    return len > MAX_ENVELOPE_BYTES ? undefined : idOf(buf.subarray(0, len), path);
+    return len > MAX_ENVELOPE_BYTES ? undefined : idOf(buf.subarray(0, len), path, st);
   } catch {
     return undefined;
   } finally {

@@ -176,6 +176,25 @@ describe('moveVoicemail', () => {
     assert.deepEqual(await tree(box), t);
   });
 
+  it('looks past the parsed-envelope cache when a .txt was rewritten in place (same inode)', async () => {
+    const box = freshBox();
+    const [idA, idB] = await leave(box, ['A', 'B']);
+    // The reader parses (and caches) both envelopes, as a reconcile does before it moves.
+    assert.equal((await readMailbox(box.spool, box.ref)).messages.length, 2);
+    // Then msg0000.txt gets B's msg_id, written into the same file (the inode stays).
+    const txt0 = join(box.dir, 'INBOX', 'msg0000.txt');
+    const txt1 = join(box.dir, 'INBOX', 'msg0001.txt');
+    const before = (await stat(txt0)).ino;
+    await writeFile(txt0, (await readFile(txt0, 'utf8')).replace(`msg_id=${idA as string}`, `msg_id=${idB as string}`));
+    await writeFile(txt1, (await readFile(txt1, 'utf8')).replace(`msg_id=${idB as string}`, `msg_id=${idA as string}`));
+    assert.equal((await stat(txt0)).ino, before);
+    // Asked for A, the move must find it at msg0001 now, not at msg0000 where the cache had it.
+    await moveVoicemail(box.spool, box.ref, { id: idA as string, from: 'INBOX', to: 'Old', lockmode: 'lockfile' });
+    // Read the files themselves: the reader would use the same cache.
+    assert.match(await readFile(join(box.dir, 'Old', 'msg0000.txt'), 'utf8'), new RegExp(`msg_id=${idA as string}`));
+    assert.match(await readFile(join(box.dir, 'INBOX', 'msg0000.txt'), 'utf8'), new RegExp(`msg_id=${idB as string}`));
+  });
+
   it('a message in neither folder: MessageNotFoundError', async () => {
     const box = freshBox();
     await leave(box, ['A']);
