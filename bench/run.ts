@@ -7,7 +7,9 @@
  *   vmbridge  new voicemail (the .txt renamed into INBOX, as Asterisk does) until an independent
  *           IMAP session sees the email (STATUS every millisecond), with 1 and with 100
  *           mailboxes; initial import throughput of 1,000 voicemails of about 50 KB (with only the
- *           ten import mailboxes configured); peak RSS of the vmbridge process
+ *           ten import mailboxes configured); peak RSS of the vmbridge process; an email read in
+ *           a mail client until the voicemail is in Old/ and the owning Asterisk was told, heard
+ *           by IDLE, and again heard by Dovecot push (a Dovecot of its own with the push script)
  *
  * Numbers go to bench/results/latest.json and a table is printed. Timings are never asserted in
  * tests: these machines are shared and noisy, so every figure is compared with its floor here.
@@ -210,6 +212,7 @@ async function readToSpool(
   port: number,
   ref: MailboxRef,
   amiRefreshes: () => number,
+  label = 'vmbridge: email read -> spool moved + VoicemailRefresh',
 ): Promise<Stats> {
   const client = await open(port, `u${ref.mailbox}`);
   const oldDir = join(spoolDir, 'voicemail', ref.context, ref.mailbox, 'Old');
@@ -228,7 +231,7 @@ async function readToSpool(
       await new Promise((r) => setTimeout(r, 1));
     }
     samples.push(performance.now() - t);
-    progress('vmbridge: email read -> spool moved + VoicemailRefresh', i + 1, n);
+    progress(label, i + 1, n);
   }
   await client.logout();
   return stats(samples);
@@ -242,6 +245,7 @@ async function main(): Promise<void> {
   const lat100: MailboxRef[] = Array.from({ length: 100 }, (_, i) => ({ context: 'default', mailbox: String(200 + i) }));
   const imp: MailboxRef[] = Array.from({ length: IMPORT_MAILBOXES }, (_, i) => ({ context: 'default', mailbox: String(400 + i) }));
   const mwiBox: MailboxRef = { context: 'default', mailbox: '150' };
+  const pushBox: MailboxRef = { context: 'default', mailbox: '160' };
   const vmUsers = [...lat1, ...lat100, ...imp, mwiBox].map((r) => `u${r.mailbox}`);
   const floorUsers = ['floor0', 'floor1', ...Array.from({ length: IMPORT_MAILBOXES }, (_, i) => `par${i}`)];
   process.stderr.write('starting private Dovecot and Redis\n');
@@ -322,7 +326,7 @@ async function main(): Promise<void> {
 
     // Mail client to phone system: a second vmbridge with the owning Asterisk as an MWI target,
     // changing the spool files itself (so its own folder-lock holds are measured).
-    const ami = await startAmiServer({ spoolDir, users: [{ username: 'bench', secret: 'bench' }], voicemailBoxes: [{ context: 'default', mailbox: mwiBox.mailbox }] });
+    const ami = await startAmiServer({ spoolDir, users: [{ username: 'bench', secret: 'bench' }], voicemailBoxes: [mwiBox, pushBox].map((b) => ({ context: 'default', mailbox: b.mailbox })) });
     const amiRoundTrip = await floorAmi(ami.port);
     floor.amiRoundTripMs = amiRoundTrip;
     for (let k = 0; k < LATENCY_SAMPLES; k++) {
@@ -347,6 +351,49 @@ async function main(): Promise<void> {
     const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
     const lockHoldMaxMs = Math.round(Number(/^vmbridge_spool_lock_hold_seconds_max (\S+)$/m.exec(metrics)?.[1] ?? NaN) * 10_000) / 10;
     const lockHolds = Number(/^vmbridge_spool_lock_holds_total (\S+)$/m.exec(metrics)?.[1] ?? NaN);
+    {
+      const exited = new Promise((r) => vm!.child.once('exit', r));
+      vm.child.kill('SIGTERM');
+      await exited;
+    }
+
+    // The same with Dovecot push instead of IDLE: a Dovecot of its own that POSTs mail-store
+    // events to a third vmbridge (docs/push.md), which holds no IDLE connection.
+    const pushPort = await freePort();
+    const dovecotPush = await startDovecot({ users: [{ user: `u${pushBox.mailbox}`, pass: `pw-u${pushBox.mailbox}` }], push: { url: `http://127.0.0.1:${pushPort}/dovecot-push` } });
+    let readViaPush: Stats;
+    try {
+      for (let k = 0; k < LATENCY_SAMPLES; k++) {
+        await leaveVoicemail(spoolDir, pushBox, { callerid: `"Push ${k}" <${k}>`, duration: 5, formats: ['wav'], audio: AUDIO });
+      }
+      const pushConf = join(dir, 'voicemail-push.conf');
+      await writeFile(pushConf, ['[general]', 'format=wav', 'maxmsg=9999', '', '[default]', `${pushBox.mailbox} => 1,Bench ${pushBox.mailbox},u${pushBox.mailbox}@example.invalid,,imapuser=u${pushBox.mailbox}|imappassword=pw-u${pushBox.mailbox}`, ''].join('\n'));
+      const config3 = join(dir, 'vmbridge-push.yaml');
+      await writeFile(config3, stringify({
+        ...baseConfig,
+        spool: { ...baseConfig.spool, voicemailConf: pushConf },
+        redis: { ...baseConfig.redis, prefix: 'bench-push' },
+        imap: { ...baseConfig.imap, port: dovecotPush.port, idle: { maxAccounts: 0 } },
+        asterisk: { ami: { host: '127.0.0.1', port: ami.port, username: 'bench', secret: 'bench', useVoicemailActions: false } },
+        mwi: { targets: [{ name: 'owner', kind: 'ami-refresh', host: '127.0.0.1', port: ami.port, username: 'bench', secret: 'bench' }] },
+        http: { host: '127.0.0.1', port: pushPort, push: { enabled: true } },
+      }));
+      vm = startVmbridge(config3, join(ROOT, 'bench/results/vmbridge-push.log'));
+      await vm.ready;
+      const pushWatcher = await open(dovecotPush.port, `u${pushBox.mailbox}`);
+      while (((await pushWatcher.status('INBOX', { messages: true })) || { messages: 0 }).messages! < LATENCY_SAMPLES) await new Promise((r) => setTimeout(r, 100));
+      await pushWatcher.logout();
+      await new Promise((r) => setTimeout(r, 2_000));
+      const pushRefreshes = (): number => ami.received.filter((a) => a.action.toLowerCase() === 'voicemailrefresh' && a.get('Mailbox') === pushBox.mailbox).length;
+      readViaPush = await readToSpool(spoolDir, dovecotPush.port, pushBox, pushRefreshes, 'vmbridge: email read -> spool moved + VoicemailRefresh, Dovecot push');
+    } finally {
+      if (vm.child.exitCode === null) {
+        const exited = new Promise((r) => vm!.child.once('exit', r));
+        vm.child.kill('SIGTERM');
+        await exited;
+      }
+      await dovecotPush.stop();
+    }
     await ami.close();
 
     const results = {
@@ -356,7 +403,7 @@ async function main(): Promise<void> {
       floor,
       vmbridge: {
         latency1MailboxMs: latency1, latency100MailboxesMs: latency100, import: importResult, peakRssMiB: rss,
-        emailReadToSpoolAndRefreshMs: readLatency, spoolLockHoldMaxMs: lockHoldMaxMs, spoolLockHolds: lockHolds,
+        emailReadToSpoolAndRefreshMs: readLatency, emailReadToSpoolAndRefreshViaPushMs: readViaPush, spoolLockHoldMaxMs: lockHoldMaxMs, spoolLockHolds: lockHolds,
       },
       targets: {
         latencyP99WithinAppendP99Plus50ms: latency1.p99 <= floor.appendRoundTripMs.p99 + 50 && latency100.p99 <= floor.appendRoundTripMs.p99 + 50,
@@ -378,6 +425,7 @@ async function main(): Promise<void> {
       row('vmbridge: new voicemail -> visible email, 100 mailboxes', latency100),
       row('floor: AMI round trip (Ping)', amiRoundTrip),
       row('vmbridge: email read -> spool moved + VoicemailRefresh', readLatency),
+      row('vmbridge: the same, told by Dovecot push (no IDLE)', readViaPush),
       '',
       '| throughput | messages | seconds | msg/s |',
       '| --- | --- | --- | --- |',
