@@ -12,6 +12,7 @@ import { amiCheck } from './doctor/ami.js';
 import { readDirectoryOnce, type DirectoryRead } from './doctor/directory.js';
 import { imapCheck } from './doctor/imap.js';
 import { spoolCheck, voicemailConfCheck } from './doctor/local.js';
+import { pushCheck } from './doctor/push.js';
 import { redisCheck } from './doctor/redis.js';
 import { smtpCheck } from './doctor/smtp.js';
 
@@ -43,7 +44,7 @@ export interface DoctorCheck {
 }
 
 /** The checks, in the order they run and are shown. Add new ones here. */
-export const CHECKS: readonly DoctorCheck[] = [spoolCheck, voicemailConfCheck, redisCheck, imapCheck, amiCheck, smtpCheck];
+export const CHECKS: readonly DoctorCheck[] = [spoolCheck, voicemailConfCheck, redisCheck, imapCheck, amiCheck, smtpCheck, pushCheck];
 
 export const DEFAULT_MAX_ACCOUNTS = 20;
 

@@ -5,8 +5,12 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
 import { identityMessageId } from '../../src/imap/identity-header.js';
 import type { MailboxRef } from '../../src/spool/types.js';
 import { leaveVoicemail, type LeftVoicemail } from '../support/asterisk-spool.js';
@@ -15,7 +19,24 @@ import type { MailClient } from '../support/mail-client.js';
 import { freePort } from '../support/ports.js';
 import { waitFor } from '../support/wait.js';
 
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const ref: MailboxRef = { context: 'default', mailbox: '7200' };
+
+/** `vmbridge doctor --config <file>` as an administrator runs it. */
+function doctor(configPath: string): Promise<{ code: number | null; stdout: string }> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VMBRIDGE_')));
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'doctor', '--config', configPath], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'ignore'] });
+    let stdout = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout });
+    });
+  });
+}
 const TOKEN = 'push-token-7200';
 
 /** Runs `fn` with `folder` selected in the mail client's session. */
@@ -97,5 +118,27 @@ describe('Dovecot push: a mail client change reaches the spool with no IDLE and 
     const refusedLines = h.logLines.filter((l) => l.includes('push from Dovecot refused'));
     assert.equal(refusedLines.length, 1, refusedLines.join('\n'));
     assert.ok(!h.logLines.some((l) => l.includes('wrong-token') || l.includes(TOKEN)), 'no token in the log');
+  });
+
+  it('vmbridge doctor: OK with the running service\'s token, FAIL with another, WARN when nothing listens', async () => {
+    const write = async (name: string, http: object): Promise<string> => {
+      const path = join(h.dir, `${name}.yaml`);
+      await writeFile(path, stringify({ ...h.settings, http }));
+      return path;
+    };
+    const url = `http://127.0.0.1:${port}/dovecot-push`;
+    const good = await doctor(await write('doctor-good', { host: '127.0.0.1', port, push: { enabled: true, token: TOKEN } }));
+    const line = (out: string): string => out.split('\n').find((l) => l.includes(url) || l.includes('/dovecot-push')) ?? '';
+    assert.equal(good.code, 0, good.stdout);
+    assert.match(line(good.stdout), /^\s+OK\s+.*takes POSTs.*vmbridge_push_url = http:\/\/127\.0\.0\.1:\d+\/dovecot-push/, good.stdout);
+
+    const wrong = await doctor(await write('doctor-wrong', { host: '127.0.0.1', port, push: { enabled: true, token: 'not-the-token' } }));
+    assert.equal(wrong.code, 1, wrong.stdout);
+    assert.match(line(wrong.stdout), /^\s+FAIL\s+.*refuses this token \(401\)/, wrong.stdout);
+    assert.ok(!wrong.stdout.includes('not-the-token') && !wrong.stdout.includes(TOKEN), 'no token printed');
+
+    const idle = await doctor(await write('doctor-nobody', { host: '127.0.0.1', port: await freePort(), push: { enabled: true, token: TOKEN } }));
+    assert.equal(idle.code, 0, idle.stdout);
+    assert.match(line(idle.stdout), /^\s+WARN\s+.*no answer.*is vmbridge running/, idle.stdout);
   });
 });
