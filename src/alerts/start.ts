@@ -1,7 +1,7 @@
 /**
  * Everything the alerting needs in a running service, in one call: the Redis state, the quota
  * watch that reconciles report to, the alert queue and its worker (only when mail is configured),
- * and the periodic quota sweep.
+ * and the periodic quota sweep (the `quota` queue's scheduler and its worker).
  */
 import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
@@ -11,12 +11,14 @@ import type { ImapPool } from '../imap/pool.js';
 import type { Logger } from '../log.js';
 import { AlertProducer } from '../queue/alert-queue.js';
 import { reconcileJobSchema, type ReconcileJob } from '../queue/jobs.js';
+import { QuotaSweepQueue } from '../queue/quota-queue.js';
 import { mailboxKey } from '../spool/types.js';
 import type { Directory } from '../sync/directory.js';
 import { createAlertWorker, type AlertWorker } from '../../workers/alert.js';
+import { createQuotaWorker, type QuotaWorker } from '../../workers/quota.js';
 import { mailConfigured, type AlertTransport } from './admin-mail.js';
 import { AlertState } from './state.js';
-import { startQuotaSweep, sweepQuotas, type QuotaSweepTimer, type SweepResult } from './sweep.js';
+import { sweepQuotas, type SweepResult } from './sweep.js';
 import { QuotaWatch, type RetryScheduler } from './watch.js';
 
 export interface AlertsDeps {
@@ -35,8 +37,13 @@ export interface AlertsDeps {
 export interface Alerts {
   readonly watch: QuotaWatch;
   readonly state: AlertState;
-  /** One sweep now (the timer runs the same), whatever the period claim says. */
+  /** One sweep now, in this process and outside the queue (the queued sweep runs the same). */
   sweepNow(): Promise<SweepResult>;
+  /**
+   * Settles once the `quota` queue's scheduler is set to alerts.quotaCheckSeconds (or removed, for
+   * 0). Never rejects: a failure is logged.
+   */
+  readonly scheduled: Promise<void>;
   close(): Promise<void>;
 }
 
@@ -80,17 +87,25 @@ export function startAlerts(deps: AlertsDeps): Alerts {
     directory: deps.directory,
     log,
   });
-  const sweepNow = (): Promise<SweepResult> =>
-    sweepQuotas({ directory: deps.directory(), imap: deps.imap, watch, folders: settings.imap.folders, log, concurrency: Math.min(4, settings.sync.concurrency) });
-  let timer: QuotaSweepTimer | undefined;
-  if (alerts.quotaCheckSeconds > 0) timer = startQuotaSweep(alerts.quotaCheckSeconds, state, sweepNow, log);
+  const sweep = (signal?: AbortSignal): Promise<SweepResult> =>
+    sweepQuotas({ directory: deps.directory(), imap: deps.imap, watch, folders: settings.imap.folders, log, concurrency: Math.min(4, settings.sync.concurrency), ...(signal ? { signal } : {}) });
+  // Every process sets the same one scheduler, so the installation sweeps once per period
+  // whichever processes are up; with 0 it is removed, so turning the sweep off takes effect.
+  const sweepQueue = new QuotaSweepQueue(redis, settings.redis.prefix);
+  const scheduled = sweepQueue.schedule(alerts.quotaCheckSeconds).catch((err: unknown) => {
+    log.error({ err: err instanceof Error ? err.message : String(err), quotaCheckSeconds: alerts.quotaCheckSeconds }, 'quota sweep schedule not updated');
+  });
+  const quotaWorker: QuotaWorker | undefined = alerts.quotaCheckSeconds > 0 ? createQuotaWorker({ settings, log, sweep }) : undefined;
 
   return {
     watch,
     state,
-    sweepNow,
+    sweepNow: () => sweep(),
+    scheduled,
     async close() {
-      timer?.stop();
+      await quotaWorker?.close();
+      await scheduled;
+      await sweepQueue.close();
       await worker?.close();
       await producer?.close();
     },

@@ -8,7 +8,6 @@
  *   <prefix>:alert:sent                   sorted set: send times of alert mails (flood cap)
  *   <prefix>:alert:held                   list: alerts held back by the flood cap (JSON)
  *   <prefix>:alert:summary-due            a summary of held-back alerts is scheduled
- *   <prefix>:alert:sweep                  the current quota sweep period is taken by one process
  *
  * Firing is decided by SADD inside one script: of two workers that see the same crossing at the
  * same moment, exactly one gets the level back as newly fired, and only that one sends the mail.
@@ -188,12 +187,5 @@ export class AlertState implements AlertStore {
 
   async summaryDone(): Promise<void> {
     await this.redis.del(`${this.prefix}:alert:summary-due`);
-  }
-
-  /** True for the one process (of any number) that runs this period's quota sweep. */
-  async claimSweep(periodMs: number): Promise<boolean> {
-    // A little under the period, so the next period's timer never finds it still taken.
-    const ttl = Math.max(500, Math.round(periodMs * 0.9));
-    return (await this.redis.set(`${this.prefix}:alert:sweep`, `${process.pid}`, 'PX', ttl, 'NX')) === 'OK';
   }
 }

@@ -1,8 +1,9 @@
 /**
  * The periodic quota sweep: every account's quota, read on a schedule. Reading after APPENDs alone
  * would miss mail that is not voicemail filling a mailbox, and would never see usage going down
- * (which is what re-arms a threshold). One process of any number runs each period's sweep (a
- * Redis claim), accounts a few at a time, one GETQUOTAROOT each on the pooled connection.
+ * (which is what re-arms a threshold). One job of the `quota` queue runs each period's sweep for
+ * all processes (workers/quota.ts), accounts a few at a time, one GETQUOTAROOT each on the pooled
+ * connection.
  */
 import type { FolderSettings } from '../imap/folders.js';
 import { rolePaths } from '../imap/folders.js';
@@ -11,7 +12,6 @@ import type { ImapPool } from '../imap/pool.js';
 import { readQuota } from '../imap/quota.js';
 import type { Logger } from '../log.js';
 import type { BoxInfo, Directory } from '../sync/directory.js';
-import type { AlertState } from './state.js';
 import type { QuotaWatch } from './watch.js';
 
 export interface SweepDeps {
@@ -22,6 +22,8 @@ export interface SweepDeps {
   readonly log: Logger;
   /** Accounts read at once (each holds one pooled connection while it is read). */
   readonly concurrency: number;
+  /** Once aborted, no further account is started (the ones being read finish). */
+  readonly signal?: AbortSignal;
 }
 
 export interface SweepResult {
@@ -61,36 +63,17 @@ export async function sweepQuotas(deps: SweepDeps): Promise<SweepResult> {
     }
   };
   const workers = Array.from({ length: Math.max(1, Math.min(deps.concurrency, queue.length)) }, async () => {
-    for (let item = queue.shift(); item; item = queue.shift()) await runOne(item);
+    for (let item = queue.shift(); item && !deps.signal?.aborted; item = queue.shift()) await runOne(item);
   });
   await Promise.all(workers);
   return { accounts: byAccount.size, read, unreadable, failed };
 }
 
-export interface QuotaSweepTimer {
-  stop(): void;
-}
-
-/** Runs `sweep` every `seconds`, in the one process that claims the period, never twice at once. */
-export function startQuotaSweep(seconds: number, state: AlertState, sweep: () => Promise<SweepResult>, log: Logger): QuotaSweepTimer {
-  const periodMs = seconds * 1000;
-  let running = false;
-  const timer = setInterval(() => {
-    if (running) return;
-    running = true;
-    state
-      .claimSweep(periodMs)
-      .then(async (mine) => {
-        if (!mine) return;
-        const started = performance.now();
-        const result = await sweep();
-        log.debug({ ...result, ms: Math.round(performance.now() - started) }, 'quota sweep done');
-      })
-      .catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'quota sweep failed'))
-      .finally(() => {
-        running = false;
-      });
-  }, periodMs);
-  timer.unref();
-  return { stop: () => clearInterval(timer) };
+/**
+ * A sweep that read no account because every one it tried failed: the server or Redis is out of
+ * reach, and a retry soon is worth it. Some accounts failing (a wrong password, a mailbox gone)
+ * is not: a retry would read every account again and fail the same ones.
+ */
+export function sweepFailed(result: SweepResult): boolean {
+  return result.failed > 0 && result.read === 0 && result.unreadable === 0;
 }
