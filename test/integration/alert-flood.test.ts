@@ -6,58 +6,37 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
-import { simpleParser, type ParsedMail } from 'mailparser';
-import { SMTPServer } from 'smtp-server';
+import type { ParsedMail } from 'mailparser';
 import { AlertState } from '../../src/alerts/state.js';
 import { settingsSchema, type Settings } from '../../src/config/schema.js';
 import { createLogger } from '../../src/log.js';
 import { AlertProducer, type QuotaAlert } from '../../src/queue/alert-queue.js';
 import { createAlertWorker, type AlertWorker } from '../../workers/alert.js';
 import { startRedis, type RedisServer } from '../support/redis.js';
+import { startSmtpSink, type SmtpSink } from '../support/smtp-sink.js';
 import { waitFor } from '../support/wait.js';
 
 describe('alert mails: retries, flood cap and summary on real Redis and SMTP', { timeout: 120_000 }, () => {
   let redisServer: RedisServer;
   let redis: Redis;
-  let sink: SMTPServer;
+  let sink: SmtpSink;
   let settings: Settings;
   let producer: AlertProducer;
   let worker: AlertWorker;
   let state: AlertState;
-  const received: ParsedMail[] = [];
+  const received = (): ParsedMail[] => sink.received.map((r) => r.mail);
   let refuseNext = 1;
   const logLines: string[] = [];
 
   before(async () => {
     redisServer = await startRedis();
     redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
-    sink = new SMTPServer({
-      secure: false,
-      disabledCommands: ['STARTTLS', 'AUTH'],
-      disableReverseLookup: true,
-      authOptional: true,
-      logger: false,
-      onData(stream, _session, cb) {
-        const chunks: Buffer[] = [];
-        stream.on('data', (c: Buffer) => chunks.push(c));
-        stream.on('end', () => {
-          if (refuseNext > 0) {
-            refuseNext--;
-            // A temporary failure, as a mail server in maintenance gives.
-            cb(Object.assign(new Error('try again later'), { responseCode: 451 }));
-            return;
-          }
-          simpleParser(Buffer.concat(chunks)).then((m) => {
-            received.push(m);
-            cb();
-          }, (err: Error) => cb(err));
-        });
-      },
+    // The first message gets a temporary failure, as a mail server in maintenance gives.
+    sink = await startSmtpSink({
+      refuse: () => (refuseNext-- > 0 ? Object.assign(new Error('try again later'), { responseCode: 451 }) : undefined),
     });
-    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', () => r()));
-    const port = (sink.server.address() as AddressInfo).port;
+    const port = sink.port;
     settings = settingsSchema.parse({
       imap: { host: '127.0.0.1' },
       redis: { url: redisServer.url, prefix: `af${process.pid}` },
@@ -73,7 +52,7 @@ describe('alert mails: retries, flood cap and summary on real Redis and SMTP', {
     await worker?.close();
     await producer?.close();
     redis?.disconnect();
-    await new Promise<void>((r) => (sink ? sink.close(() => r()) : r()));
+    await sink?.close();
     await redisServer?.stop();
   });
 
@@ -91,8 +70,8 @@ describe('alert mails: retries, flood cap and summary on real Redis and SMTP', {
     await producer.send(alert('2001')); // refused once, retried about 10 s later
     await waitFor('the refusal to be seen', () => logLines.some((l) => l.includes('alert mail failed; retried with backoff')), { timeoutMs: 30_000 });
     await producer.send(alert('2002'));
-    await waitFor('both mails', () => received.length >= 2, { timeoutMs: 60_000, intervalMs: 200 });
-    const subjects = received.map((m) => m.subject ?? '').sort();
+    await waitFor('both mails', () => received().length >= 2, { timeoutMs: 60_000, intervalMs: 200 });
+    const subjects = received().map((m) => m.subject ?? '').sort();
     assert.match(subjects[0]!, /2001@default/);
     assert.match(subjects[1]!, /2002@default/);
   });
@@ -100,7 +79,7 @@ describe('alert mails: retries, flood cap and summary on real Redis and SMTP', {
   it('holds what is over maxMailsPerHour, and sends it as one summary', async () => {
     for (const m of ['2003', '2004', '2005']) await producer.send(alert(m));
     await waitFor('three held back', () => logLines.filter((l) => l.includes('alert mail held back')).length >= 3, { timeoutMs: 30_000 });
-    assert.equal(received.length, 2);
+    assert.equal(received().length, 2);
     // The summary waits for room in the hour; bring it forward.
     const delayed = await waitFor('the summary job', async () => {
       const jobs = await producer.queue.getDelayed();
@@ -108,8 +87,8 @@ describe('alert mails: retries, flood cap and summary on real Redis and SMTP', {
     });
     assert.equal(delayed.length, 1, 'one summary for all held-back alerts');
     await delayed[0]!.promote();
-    await waitFor('the summary mail', () => received.length >= 3, { timeoutMs: 30_000 });
-    const summary = received[2]!;
+    await waitFor('the summary mail', () => received().length >= 3, { timeoutMs: 30_000 });
+    const summary = received()[2]!;
     assert.match(summary.subject ?? '', /3 more alerts were held back \(at most 2 alert mails per hour\)/);
     for (const m of ['2003', '2004', '2005']) assert.match(summary.text ?? '', new RegExp(`${m}@default`));
     assert.deepEqual(await state.takeHeld(), [], 'the held list was emptied');

@@ -15,8 +15,7 @@ import assert from 'node:assert/strict';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { simpleParser, type ParsedMail } from 'mailparser';
-import { SMTPServer } from 'smtp-server';
+import type { ParsedMail } from 'mailparser';
 import { startAlerts } from '../../src/alerts/start.js';
 import type { SweepResult } from '../../src/alerts/sweep.js';
 import type { Settings } from '../../src/config/schema.js';
@@ -25,6 +24,7 @@ import { QUEUE_RECONCILE, type ReconcileJob } from '../../src/queue/jobs.js';
 import { QUEUE_QUOTA, QUOTA_SWEEP_ATTEMPTS, QUOTA_SWEEP_SCHEDULER, QuotaSweepQueue, quotaSweepBackoffMs, type QuotaSweepJob } from '../../src/queue/quota-queue.js';
 import { loadDirectory, type Service } from '../../src/service.js';
 import { startHarness, type Harness } from '../support/harness.js';
+import { startSmtpSink, type SmtpSink } from '../support/smtp-sink.js';
 import { waitFor } from '../support/wait.js';
 
 const FROM = 'vmbridge@example.invalid';
@@ -100,29 +100,6 @@ async function startRelay(): Promise<Relay> {
   return Object.assign(relay, { port: (server.address() as AddressInfo).port });
 }
 
-async function startSink(): Promise<{ port: number; received: ParsedMail[]; close: () => Promise<void> }> {
-  const received: ParsedMail[] = [];
-  const sink = new SMTPServer({
-    secure: false,
-    disabledCommands: ['STARTTLS', 'AUTH'],
-    disableReverseLookup: true,
-    authOptional: true,
-    logger: false,
-    onData(stream, _session, cb) {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => {
-        simpleParser(Buffer.concat(chunks)).then((m) => {
-          received.push(m);
-          cb();
-        }, (err: Error) => cb(err));
-      });
-    },
-  });
-  await new Promise<void>((r) => sink.listen(0, '127.0.0.1', () => r()));
-  return { port: (sink.server.address() as AddressInfo).port, received, close: () => new Promise<void>((r) => sink.close(() => r())) };
-}
-
 /** One logged sweep: when it ran (epoch ms) and what it read. */
 interface Sweep extends SweepResult {
   readonly start: number;
@@ -142,7 +119,7 @@ interface LogLine {
 describe('the quota sweep queue: one sweep per period for all processes, retried when it fails', { timeout: 300_000 }, () => {
   let h: Harness;
   let relay: Relay;
-  let sink: Awaited<ReturnType<typeof startSink>>;
+  let sink: SmtpSink;
   let redis: Redis;
   let queue: Queue<QuotaSweepJob, SweepResult>;
   const services: Service[] = [];
@@ -162,10 +139,10 @@ describe('the quota sweep queue: one sweep per period for all processes, retried
       assert.ok(sorted[i]!.start >= sorted[i - 1]!.end - 3, `sweep ${sorted[i]!.job} started ${sorted[i - 1]!.end - sorted[i]!.start} ms before ${sorted[i - 1]!.job} ended`);
     }
   };
-  const mails = (): ParsedMail[] => sink.received.filter((m) => (m.subject ?? '').includes('1000@default'));
+  const mails = (): ParsedMail[] => sink.received.map((r) => r.mail).filter((m) => (m.subject ?? '').includes('1000@default'));
 
   before(async () => {
-    sink = await startSink();
+    sink = await startSmtpSink();
     relay = await startRelay();
     h = await startHarness({
       boxes: [

@@ -8,11 +8,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { simpleParser, type ParsedMail } from 'mailparser';
-import { SMTPServer, type SMTPServerAddress } from 'smtp-server';
 import { startAlerts, type Alerts } from '../../src/alerts/start.js';
 import { quotaScope } from '../../src/alerts/watch.js';
 import { identityMessageId } from '../../src/imap/identity-header.js';
@@ -24,45 +21,12 @@ import type { ReconcileResult } from '../../src/sync/reconcile.js';
 import { hearMessage, leaveVoicemail, listFolder } from '../support/asterisk-spool.js';
 import { startHarness, type Harness } from '../support/harness.js';
 import type { MailClient } from '../support/mail-client.js';
+import { startSmtpSink, type ReceivedMail, type SmtpSink } from '../support/smtp-sink.js';
 import { waitFor } from '../support/wait.js';
 
 const DOMAIN = 'vmbridge.test';
 const ADMINS = ['pbx-admin@example.invalid', 'oncall@example.invalid'];
 const FROM = 'vmbridge@example.invalid';
-
-interface Received {
-  readonly from: string;
-  readonly to: readonly string[];
-  readonly mail: ParsedMail;
-}
-
-/** A real SMTP server that keeps every message it is given. */
-async function startSink(): Promise<{ port: number; received: Received[]; close: () => Promise<void> }> {
-  const received: Received[] = [];
-  const addr = (a: SMTPServerAddress | false): string => (a ? a.address : '');
-  const sink = new SMTPServer({
-    secure: false,
-    disabledCommands: ['STARTTLS', 'AUTH'],
-    disableReverseLookup: true,
-    authOptional: true,
-    logger: false,
-    onData(stream, session, cb) {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => {
-        simpleParser(Buffer.concat(chunks))
-          .then((mail) => {
-            received.push({ from: addr(session.envelope.mailFrom), to: session.envelope.rcptTo.map((r) => r.address), mail });
-            cb();
-          })
-          .catch((err: Error) => cb(err));
-      });
-    },
-  });
-  await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', () => resolve()));
-  const port = (sink.server.address() as AddressInfo).port;
-  return { port, received, close: () => new Promise<void>((r) => sink.close(() => r())) };
-}
 
 const box = (mailbox: string, context = 'default'): MailboxRef => ({ context, mailbox });
 const mid = (ref: MailboxRef, id: string): string => identityMessageId(ref, id, DOMAIN);
@@ -71,7 +35,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 describe('quota and maxmsg alerts on real Dovecot, Redis and SMTP', { timeout: 300_000 }, () => {
   let h: Harness;
   let service: Service;
-  let sink: Awaited<ReturnType<typeof startSink>>;
+  let sink: SmtpSink;
   const results: { ref: MailboxRef; result: ReconcileResult }[] = [];
   const full = box('1000'); // MESSAGE quota of 5
   const big = box('1001'); // STORAGE quota of 200 KiB
@@ -79,7 +43,7 @@ describe('quota and maxmsg alerts on real Dovecot, Redis and SMTP', { timeout: 3
   const clients = new Map<string, MailClient>();
   const client = (ref: MailboxRef): MailClient => clients.get(`${ref.mailbox}@${ref.context}`)!;
 
-  const mailsAbout = (ref: MailboxRef): Received[] => sink.received.filter((r) => (r.mail.subject ?? '').includes(`${ref.mailbox}@${ref.context}`));
+  const mailsAbout = (ref: MailboxRef): ReceivedMail[] => sink.received.filter((r) => (r.mail.subject ?? '').includes(`${ref.mailbox}@${ref.context}`));
   const logged = (msg: string, ref?: MailboxRef): number =>
     h.logLines.filter((l) => l.includes(`"msg":"${msg}`) && (!ref || l.includes(`${ref.mailbox}@${ref.context}`))).length;
   const inbox = async (ref: MailboxRef) => client(ref).list(['INBOX']);
@@ -97,7 +61,7 @@ describe('quota and maxmsg alerts on real Dovecot, Redis and SMTP', { timeout: 3
   };
 
   before(async () => {
-    sink = await startSink();
+    sink = await startSmtpSink();
     h = await startHarness({
       boxes: [
         { mailbox: full.mailbox, fullName: 'Alice Example', quotaRule: '*:messages=5' },
