@@ -72,14 +72,23 @@ async function recoverSpoolLocks(spoolDir: string, log: Logger): Promise<void> {
   }
 }
 
-/** IMAP user (lower case) -> the voicemail boxes its account holds. */
-function boxesByUser(directory: Directory): Map<string, MailboxRef[]> {
-  const index = new Map<string, MailboxRef[]>();
+/** The voicemail boxes of each IMAP account, by account key and by user name without case. */
+interface BoxIndex {
+  readonly byAccount: Map<string, MailboxRef[]>;
+  /** Dovecot lower-cases user names by default: a push names "alice" for imapuser=Alice. */
+  readonly byFoldedUser: Map<string, MailboxRef[]>;
+}
+
+function indexBoxes(directory: Directory): BoxIndex {
+  const add = (map: Map<string, MailboxRef[]>, key: string, ref: MailboxRef): void => {
+    const refs = map.get(key);
+    if (refs) refs.push(ref);
+    else map.set(key, [ref]);
+  };
+  const index: BoxIndex = { byAccount: new Map(), byFoldedUser: new Map() };
   for (const box of directory.boxes.values()) {
-    const user = box.account.user.toLowerCase();
-    const refs = index.get(user);
-    if (refs) refs.push(box.ref);
-    else index.set(user, [box.ref]);
+    add(index.byAccount, accountKey(box.account), box.ref);
+    add(index.byFoldedUser, box.account.user.toLowerCase(), box.ref);
   }
   return index;
 }
@@ -124,23 +133,25 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     watch: alerts.watch,
     spoolChanger,
   });
+  let boxes = indexBoxes(directory);
+  const requestBoxes = (refs: readonly MailboxRef[], reason: string): void => {
+    for (const ref of refs) requester.request(ref, reason).catch((err: Error) => log.warn({ err: err.message }, 'cannot queue reconcile'));
+  };
   // Dovecot's push_notification names the user whose mail changed; every voicemail box of that
-  // IMAP account is then reconciled. Dovecot lower-cases user names by default, so they match
-  // voicemail.conf's imapuser whatever its case.
-  let pushBoxes = boxesByUser(directory);
+  // IMAP account is then reconciled.
   let refusedSince = 0;
   let refusedLogged = 0;
-  const pushOptions = (): DovecotPushOptions => ({
+  const pushOptions: DovecotPushOptions = {
     token: settings.http.push.token,
     onNotice: (notice) => {
-      const refs = pushBoxes.get(notice.user.toLowerCase());
+      const refs = boxes.byFoldedUser.get(notice.user.toLowerCase());
       if (!refs) {
         metrics.push('unknown-user');
         log.debug({ user: notice.user, events: notice.events.length }, 'push for a user without a voicemail box: ignored');
         return;
       }
       metrics.push('queued');
-      for (const ref of refs) requester.request(ref, 'push').catch((err: Error) => log.warn({ err: err.message }, 'cannot queue reconcile'));
+      requestBoxes(refs, 'push');
     },
     onRefused: (status, reason) => {
       metrics.push('refused');
@@ -152,7 +163,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
       refusedLogged = Date.now();
       refusedSince = 0;
     },
-  });
+  };
   const requestAll = async (reason: string, force = false): Promise<number> => {
     let queued = 0;
     for (const box of directory.boxes.values()) if (await requester.request(box.ref, reason, { force })) queued++;
@@ -166,12 +177,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     }, { log, debounceMs: 0 }); // the .txt is written last, so its event means the message is complete; Redis coalesces bursts
   }
 
-  const requestAccount = (account: string, reason: string): void => {
-    for (const box of directory.boxes.values()) {
-      if (accountKey(box.account) !== account) continue;
-      requester.request(box.ref, reason).catch((err: Error) => log.warn({ err: err.message }, 'cannot queue reconcile'));
-    }
-  };
+  const requestAccount = (account: string, reason: string): void => requestBoxes(boxes.byAccount.get(account) ?? [], reason);
   const accounts = (): ImapAccount[] => [...directory.boxes.values()].map((b) => b.account);
   // IDLE on each account's inbox folder: read, flagged, filed and deleted emails are heard at once.
   const idle = settings.imap.idle.maxAccounts > 0
@@ -187,7 +193,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   // Started once everything a request can reach exists.
   let http: Server | undefined;
   if (settings.http.port > 0) {
-    http = await startHttpServer({ host: settings.http.host, port: settings.http.port, redis, metrics, ...(settings.http.push.enabled ? { push: pushOptions() } : {}) });
+    http = await startHttpServer({ host: settings.http.host, port: settings.http.port, redis, metrics, ...(settings.http.push.enabled ? { push: pushOptions } : {}) });
     log.info({ host: settings.http.host, port: settings.http.port }, 'health and metrics on http');
   }
 
@@ -208,7 +214,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     requestAll,
     async reload() {
       directory = await loadDirectory(settings, log);
-      pushBoxes = boxesByUser(directory);
+      boxes = indexBoxes(directory);
       idle?.update(accounts());
       log.info({ mailboxes: directory.boxes.size }, 'voicemail.conf reloaded');
       await requestAll('reload');
