@@ -58,14 +58,11 @@ export function stripSpace(s: string): string {
  * nests and ends at `--;`, possibly lines later; text before `;--` and after `--;` still counts.
  * Lines end at LF only, so a CR inside a value is kept (a trailing CR is whitespace and trimmed).
  */
-export function scanConfigText(text: string): ScannedConfig {
+export function scanConfigText(text: string, opts: ScanOptions = {}): ScannedConfig {
   const lines: ConfigLine[] = [];
-  const rawLines = text.split('\n');
   let depth = 0;
   let openedAt = 0;
-  for (let i = 0; i < rawLines.length; i++) {
-    const lineNo = i + 1;
-    const raw = rawLines[i] ?? '';
+  for (const { lineNo, raw } of physicalLines(text, opts.escapedLineBreaks === true)) {
     let out = '';
     // Where scanning resumed: a closing `--;` must lie wholly after it, as in Asterisk.
     let regionStart = 0;
@@ -98,6 +95,42 @@ export function scanConfigText(text: string): ScannedConfig {
     if (content !== '') lines.push(classifyLine(content, lineNo));
   }
   return depth > 0 ? { lines, unterminatedCommentLine: openedAt } : { lines };
+}
+
+export interface ScanOptions {
+  /**
+   * A line feed right after an odd number of backslashes belongs to the value and does not end
+   * the line. Asterisk 22 writes a control character of a caller name into msgNNNN.txt behind a
+   * backslash, so a name holding CR LF spans several lines of the file; voicemail.conf has no
+   * such rule.
+   */
+  readonly escapedLineBreaks?: boolean;
+}
+
+/** The text's lines, each with the number of the file line it starts on. */
+function physicalLines(text: string, escapedLineBreaks: boolean): Array<{ lineNo: number; raw: string }> {
+  const pieces = text.split('\n');
+  if (!escapedLineBreaks) return pieces.map((raw, i) => ({ lineNo: i + 1, raw }));
+  const out: Array<{ lineNo: number; raw: string }> = [];
+  let pending: { lineNo: number; raw: string } | undefined;
+  for (let i = 0; i < pieces.length; i++) {
+    const piece = pieces[i] ?? '';
+    const current: { lineNo: number; raw: string } = pending ? { lineNo: pending.lineNo, raw: `${pending.raw}\n${piece}` } : { lineNo: i + 1, raw: piece };
+    if (i < pieces.length - 1 && trailingBackslashes(piece) % 2 === 1) {
+      pending = current;
+      continue;
+    }
+    pending = undefined;
+    out.push(current);
+  }
+  if (pending) out.push(pending);
+  return out;
+}
+
+function trailingBackslashes(s: string): number {
+  let n = 0;
+  while (n < s.length && s[s.length - 1 - n] === '\\') n++;
+  return n;
 }
 
 function classifyLine(s: string, line: number): ConfigLine {

@@ -25,7 +25,7 @@ import { checkLogin, describeImapError, imapOptions, isAuthFailure, loginError, 
 import type { ConnectionLimiter, ConnectionSlot } from './connection-limiter.js';
 import { rolePaths } from './folders.js';
 import { LoginBackoff } from './login-backoff.js';
-import { isOwnEcho } from './own-echoes.js';
+import { isOwnEcho, onOwnAppend } from './own-echoes.js';
 
 export interface IdleWatcherOptions {
   readonly server: ImapServerSettings;
@@ -59,20 +59,33 @@ interface Watch {
   done: Promise<void> | undefined;
   /** Stops a wait for a connection slot. */
   readonly abort: AbortController;
-  /** The deferred look after echoes of vmbridge's own APPENDs (see onEcho). */
-  echo?: { timer: NodeJS.Timeout; first: number };
+  /** The folder the session watches, once it is open. */
+  folder: string | undefined;
+  /** Reports a possible change of the account (while the watch runs). */
+  changed: (() => void) | undefined;
+  /** vmbridge appended while the watch had no folder open. */
+  missed?: boolean;
+  /** The look that follows vmbridge's own APPENDs (see followUp). */
+  followUp?: { timer: NodeJS.Timeout; first: number };
 }
 
 /** IDLE is broken and restarted this often, well inside every server's and proxy's idle limit. */
 const IDLE_RESTART_MS = 60_000;
-/** After the echo of an own APPEND, one reconcile this long after the last echo (at most ECHO_MAX_MS after the first). */
-const ECHO_QUIET_MS = 2_000;
-const ECHO_MAX_MS = 10_000;
+/**
+ * After vmbridge's own APPEND (and after an echo that comes when no look is due), one look this long after the last of them (at
+ * most FOLLOW_UP_MAX_MS after the first, so a long import is looked at as it goes). Twice the
+ * delay with which Dovecot tells an IDLE session of another session's change (~0.5 s): by then
+ * the session has either taken the email into its view, and hears whatever happens to it next, or
+ * the email came and went unseen, which the look finds.
+ */
+export const FOLLOW_UP_MS = 1_000;
+const FOLLOW_UP_MAX_MS = 10_000;
 
 export class IdleWatcher {
   private readonly watches = new Map<string, Watch>();
   private readonly logins: LoginBackoff;
   private readonly stopListening: () => void;
+  private readonly stopAppends: () => void;
   private warnedBeyond = false;
   private closed = false;
 
@@ -81,6 +94,13 @@ export class IdleWatcher {
     // A login that worked (the pool's, with a corrected password or a new token) ended a back-off
     // this account's watch may be waiting out: it connects now.
     this.stopListening = this.logins.onCleared((key) => this.watches.get(key)?.wake?.());
+    this.stopAppends = onOwnAppend((account, path) => {
+      const w = this.watches.get(account);
+      if (!w) return;
+      if (w.changed && w.folder === path) this.followUp(w, w.changed);
+      // A watch not yet in its folder cannot have heard it: it reports the account when it gets there.
+      else if (!w.changed) w.missed = true;
+    });
   }
 
   /** Accounts being watched now (for tests and health). */
@@ -115,7 +135,7 @@ export class IdleWatcher {
         if (changed) existing.wake?.();
         continue;
       }
-      const w: Watch = { key, account, client: undefined, stopped: false, wake: undefined, done: undefined, abort: new AbortController() };
+      const w: Watch = { key, account, client: undefined, stopped: false, wake: undefined, done: undefined, abort: new AbortController(), folder: undefined, changed: undefined };
       this.watches.set(key, w);
       w.done = this.run(w);
     }
@@ -124,26 +144,27 @@ export class IdleWatcher {
   async close(): Promise<void> {
     this.closed = true;
     this.stopListening();
+    this.stopAppends();
     await Promise.all([...this.watches.values()].map((w) => this.stop(w)));
   }
 
-  /** Debounces the reconcile that follows echoes: ECHO_QUIET_MS after the last, ECHO_MAX_MS after the first. */
-  private onEcho(w: Watch, changed: () => void): void {
+  /** Debounces the look that follows own APPENDs and their echoes: FOLLOW_UP_MS after the last, FOLLOW_UP_MAX_MS after the first. */
+  private followUp(w: Watch, changed: () => void): void {
     const now = Date.now();
-    const first = w.echo?.first ?? now;
-    if (w.echo) clearTimeout(w.echo.timer);
-    const delay = Math.max(0, Math.min(ECHO_QUIET_MS, first + ECHO_MAX_MS - now));
+    const first = w.followUp?.first ?? now;
+    if (w.followUp) clearTimeout(w.followUp.timer);
+    const delay = Math.max(0, Math.min(FOLLOW_UP_MS, first + FOLLOW_UP_MAX_MS - now));
     const timer = setTimeout(() => {
-      w.echo = undefined;
+      w.followUp = undefined;
       changed();
     }, delay);
     timer.unref();
-    w.echo = { timer, first };
+    w.followUp = { timer, first };
   }
 
   private async stop(w: Watch): Promise<void> {
     w.stopped = true;
-    if (w.echo) clearTimeout(w.echo.timer);
+    if (w.followUp) clearTimeout(w.followUp.timer);
     if (this.watches.get(w.key) === w) this.watches.delete(w.key);
     w.wake?.();
     w.abort.abort();
@@ -176,12 +197,15 @@ export class IdleWatcher {
           if (!w.stopped) this.opts.onChange(w.key);
         };
         // An EXISTS that vmbridge's own APPENDs explain needs no reconcile at once (see
-        // own-echoes.ts): one follows when the echoes stop. Not none: a mail client may have marked
-        // the new email read before this session took it into its view, and then the EXISTS is
-        // all this session is ever told.
+        // own-echoes.ts): the look after the APPEND is on its way, or follows if it came already.
+        // Not none: a mail client may have marked the new email read before this session took it
+        // into its view, and then the EXISTS is all this session is ever told.
         client.on('exists', (event: { path: string; count: number }) => {
-          if (isOwnEcho(w.key, event.path, event.count)) this.onEcho(w, changed);
-          else changed();
+          if (isOwnEcho(w.key, event.path, event.count)) {
+            if (!w.followUp) this.followUp(w, changed);
+          } else {
+            changed();
+          }
         });
         client.on('expunge', changed);
         client.on('flags', changed);
@@ -199,11 +223,14 @@ export class IdleWatcher {
         if (w.stopped) break;
         const inbox = (await rolePaths(client, this.opts.server.folders)).inbox;
         await client.mailboxOpen(inbox, { readOnly: true });
+        w.folder = inbox;
+        w.changed = changed;
         log.debug({ folder: inbox }, 'IDLE watching');
         attempt = 0;
         warned = false;
         // Changes made while the connection was down were not heard.
-        if (connectedBefore) changed();
+        if (connectedBefore || w.missed) changed();
+        w.missed = false;
         connectedBefore = true;
         // idle() returns when IDLE is broken (by a command, or the connection ending); without a
         // selected folder it would return at once, so that ends the session too.
@@ -226,6 +253,8 @@ export class IdleWatcher {
       } finally {
         const client = w.client;
         w.client = undefined;
+        w.folder = undefined;
+        w.changed = undefined;
         if (client?.usable) await client.logout().catch(() => client.close());
         // Closed for certain (after LOGOUT too) before the slot is given back.
         client?.close();

@@ -3,7 +3,12 @@
  * app_voicemail (leave_voicemail) writes `key=value`; when it adds a msg_id later (add_message_id) it
  * rewrites the file through ast_config_text_file_save, which adds a `;!` header and writes
  * `key = value`. Both are read with the same rules as Asterisk's own config parser.
+ *
+ * Asterisk counts every msgNNNN.txt on the lamp whatever it holds, so a damaged envelope must still
+ * become an email: what cannot be read is reported (file and line) and left unknown, and the rest
+ * is used. Only a file that is not an envelope at all (too large to be one) is refused.
  */
+import { createHash } from 'node:crypto';
 import { SpoolError } from '../errors.js';
 import { decodeAsteriskText, scanConfigText } from '../config/voicemail-conf.js';
 import type { Envelope } from './types.js';
@@ -17,35 +22,65 @@ const MAX_CONTROL_SHARE = 0.1;
 /** `<unix-seconds>-<8 hex>` in practice; accept any printable ASCII token of sane length. */
 const SANE_MSG_ID = /^[\x21-\x7e]{1,64}$/;
 
-export function parseEnvelope(data: Buffer, path: string): Envelope {
+/** Problems named one by one in an envelope's warning; past that they are counted. */
+const MAX_LISTED_PROBLEMS = 5;
+
+/** A backslash before a control character: how Asterisk 22 writes control characters of a value. */
+const ESCAPED_CONTROL = /\\([\x01-\x1f\x7f])/g;
+
+export interface EnvelopeReadOptions {
+  /**
+   * The file's modification time in epoch seconds: the date of a message whose origtime cannot be
+   * read (Asterisk writes the file when the message is left, and renames keep the time).
+   */
+  readonly fileTime?: number;
+}
+
+export function parseEnvelope(data: Buffer, path: string, opts: EnvelopeReadOptions = {}): Envelope {
   if (data.length > MAX_ENVELOPE_BYTES) {
     throw new SpoolError(path, `${data.length} bytes is too large for a message envelope (at most ${MAX_ENVELOPE_BYTES})`);
   }
-  if (data.includes(0)) throw new SpoolError(path, 'binary content (NUL bytes), not a message envelope');
-  const { text } = decodeAsteriskText(data);
-  if (controlShare(text) > MAX_CONTROL_SHARE) throw new SpoolError(path, 'binary content (mostly control characters), not a message envelope');
+  const problems: string[] = [];
+  let { text } = decodeAsteriskText(data);
+  if (text.includes('\0') || controlShare(text) > MAX_CONTROL_SHARE) {
+    problems.push('binary content, not text: read as far as it goes');
+    // C strings end at a NUL: Asterisk's parser sees each line only up to its first one.
+    text = text.split('\n').map((l) => l.split('\0')[0] ?? '').join('\n');
+  }
 
-  const values = new Map<string, string>();
+  const message = new Map<string, string>();
+  const loose = new Map<string, string>();
   let inMessage = false;
   let sawMessage = false;
   let sawCategory = false;
   let lastKey: string | undefined;
-  for (const l of scanConfigText(text).lines) {
+  // Text without '=' on the last line of a file that does not end in a line feed is what is left of
+  // a line cut short, not the rest of a value (a key=value line there is still taken: other tools
+  // write files without the final line feed).
+  const cutLine = text === '' || text.endsWith('\n') ? undefined : text.split('\n').length;
+  for (const l of scanConfigText(text, { escapedLineBreaks: true }).lines) {
     switch (l.kind) {
       case 'invalid':
-        if (l.code === 'no-equals' && inMessage && lastKey !== undefined) {
-          // app_voicemail writes values with fprintf("%s=%s\n"), unescaped: a caller ID name holding a
-          // line break (set in the dialplan, say) splits the value over lines. Asterisk skips the
-          // piece with a warning and still plays the message; vmbridge keeps the piece, joined with
-          // the line break, so the message is not lost and the caller ID stays whole (the email
-          // builder cleans control characters).
-          values.set(lastKey, `${values.get(lastKey) ?? ''}\n${l.text}`);
+        if (sawCategory && !inMessage) break; // app_voicemail reads only [message]
+        if (l.line === cutLine) {
+          problems.push(`line ${l.line}: cut short: ${JSON.stringify(clip(l.text))}; ignored`);
           break;
         }
-        throw new SpoolError(path, `line ${l.line}: ${l.problem}: ${JSON.stringify(clip(l.text))}`);
+        if (l.code === 'no-equals' && (inMessage || !sawCategory) && lastKey !== undefined) {
+          // Older app_voicemail wrote values with fprintf("%s=%s\n"), unescaped: a caller ID name
+          // holding a line break splits the value over lines. Asterisk skips the piece with a
+          // warning; vmbridge keeps it, joined with the line break, so the caller ID stays whole
+          // (the email builder cleans control characters).
+          const into = inMessage ? message : loose;
+          into.set(lastKey, `${into.get(lastKey) ?? ''}\n${l.text}`);
+          break;
+        }
+        problems.push(`line ${l.line}: ${l.problem}: ${JSON.stringify(clip(l.text))}; ignored`);
+        break;
       case 'directive':
-        // Asterisk would follow an #include here; an envelope never has one, so refuse it.
-        throw new SpoolError(path, `line ${l.line}: #${l.directive} is not allowed in a message envelope`);
+        // Asterisk would follow an #include here; an envelope never has one, and it is never followed.
+        problems.push(`line ${l.line}: #${l.directive} does not belong in a message envelope; ignored`);
+        break;
       case 'category':
         sawCategory = true;
         lastKey = undefined;
@@ -53,40 +88,69 @@ export function parseEnvelope(data: Buffer, path: string): Envelope {
         if (inMessage) sawMessage = true;
         break;
       case 'variable': {
-        if (!sawCategory) throw new SpoolError(path, `line ${l.line}: ${JSON.stringify(clip(l.name))} comes before the [message] category`);
-        if (!inMessage) break; // app_voicemail reads only [message]
+        if (sawCategory && !inMessage) break; // app_voicemail reads only [message]
+        const into = inMessage ? message : loose;
         const key = l.name.toLowerCase();
         // ast_variable_retrieve returns the last of repeated keys; `+=` appends to the previous one.
-        values.set(key, l.append ? (values.get(key) ?? '') + l.value : l.value);
+        into.set(key, l.append ? (into.get(key) ?? '') + l.value : l.value);
         lastKey = key;
         break;
       }
     }
   }
-  if (!sawMessage) throw new SpoolError(path, 'no [message] category');
-
-  const origtimeText = values.get('origtime');
-  if (origtimeText === undefined || origtimeText === '') {
-    // play_message refuses to play a message without it, so neither is it a message for us.
-    throw new SpoolError(path, 'no origtime');
+  let values = message;
+  if (!sawMessage) {
+    // A file that lost its `[message]` line still holds the message's keys: use them.
+    problems.push(loose.size > 0 ? 'no [message] category; the keys before any category are used' : 'no [message] category');
+    values = loose;
+  } else if (loose.size > 0) {
+    problems.push(`${loose.size === 1 ? 'a key comes' : `${loose.size} keys come`} before the [message] category; ignored`);
   }
-  const origtime = toInteger(origtimeText);
-  if (origtime === undefined) throw new SpoolError(path, `origtime ${JSON.stringify(clip(origtimeText))} is not a number`);
+  for (const [key, value] of values) {
+    if (value.includes('\\')) values.set(key, value.replace(ESCAPED_CONTROL, '$1'));
+  }
 
-  const durationText = values.get('duration');
-  const duration = durationText === undefined ? undefined : toInteger(durationText);
-  const msgIdText = values.get('msg_id');
-  const msgId = msgIdText !== undefined && SANE_MSG_ID.test(msgIdText) ? msgIdText : undefined;
-
-  const env: { -readonly [K in keyof Envelope]: Envelope[K] } = { raw: Object.fromEntries(values), origtime };
+  const env: { -readonly [K in keyof Envelope]: Envelope[K] } = { raw: Object.fromEntries(values) };
   const strings = ['origmailbox', 'context', 'macrocontext', 'exten', 'rdnis', 'priority', 'callerchan', 'callerid', 'origdate', 'category', 'flag'] as const;
   for (const key of strings) {
     const v = values.get(key);
     if (v !== undefined) env[key] = v;
   }
-  if (msgId !== undefined) env.msgId = msgId;
+
+  const msgIdText = values.get('msg_id');
+  if (msgIdText !== undefined && SANE_MSG_ID.test(msgIdText)) env.msgId = msgIdText;
+  else if (msgIdText !== undefined && msgIdText !== '') problems.push(`msg_id ${JSON.stringify(clip(msgIdText))} is not an id; ignored`);
+
+  const durationText = values.get('duration');
+  const duration = durationText === undefined ? undefined : toInteger(durationText);
   if (duration !== undefined) env.duration = duration;
+  else if (durationText !== undefined && durationText !== '') problems.push(`duration ${JSON.stringify(clip(durationText))} is not a number; unknown`);
+
+  const origtimeText = values.get('origtime');
+  const origtime = origtimeText === undefined ? undefined : toInteger(origtimeText);
+  if (origtime !== undefined) {
+    env.origtime = origtime;
+  } else {
+    const what = origtimeText === undefined || origtimeText === '' ? 'no origtime' : `origtime ${JSON.stringify(clip(origtimeText))} is not a number`;
+    // A derived id made from the other fields could then be shared by unrelated damaged files;
+    // the bytes themselves tell them apart, and copies (copy_plain_file) keep them.
+    env.contentDigest = createHash('sha256').update(data).digest('hex');
+    if (opts.fileTime !== undefined) {
+      env.origtime = opts.fileTime;
+      env.origtimeFromFile = true;
+      problems.push(`${what}; the file's time is used`);
+    } else {
+      problems.push(what);
+    }
+  }
+
+  if (problems.length > 0) env.problems = summarize(problems);
   return env;
+}
+
+function summarize(problems: readonly string[]): string[] {
+  if (problems.length <= MAX_LISTED_PROBLEMS) return [...problems];
+  return [...problems.slice(0, MAX_LISTED_PROBLEMS), `and ${problems.length - MAX_LISTED_PROBLEMS} more`];
 }
 
 function toInteger(s: string): number | undefined {

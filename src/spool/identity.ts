@@ -15,11 +15,16 @@ export const DERIVED_ID_PREFIX = 'd-';
  * Derived id = `d-` + the first 24 hex digits of SHA-256 over the UTF-8 JSON text (no spaces) of
  * `["vmbridge-envelope-v1", origtime, callerid, duration, callerchan, origmailbox, exten, origdate]`,
  * numbers as numbers and absent fields as null.
+ * An envelope without a readable origtime is identified by its bytes instead (`contentDigest`).
  * The recipe is part of vmbridge's stored state (IMAP headers, Message-IDs, sync records): changing
  * the fields, their order or their encoding would make every old message look new. Do not.
  */
 export function messageIdentity(env: Envelope): { id: string; derived: boolean } {
   if (env.msgId !== undefined && env.msgId !== '') return { id: env.msgId, derived: false };
+  if (env.contentDigest !== undefined) {
+    // No origtime to make a stable id from (a damaged file): its bytes identify it instead.
+    return { id: `${DERIVED_ID_PREFIX}${createHash('sha256').update(JSON.stringify(['vmbridge-envelope-bytes-v1', env.contentDigest]), 'utf8').digest('hex').slice(0, 24)}`, derived: true };
+  }
   const fields = [
     env.origtime ?? null,
     env.callerid ?? null,

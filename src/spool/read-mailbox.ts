@@ -191,6 +191,7 @@ async function readMailboxOnce(io: SpoolIo, spoolDir: string, ref: MailboxRef): 
   const dir = mailboxDir(spoolDir, ref);
   const entries = await listDir(io, dir);
   const problems: SpoolProblem[] = [];
+  const warnings: SpoolProblem[] = [];
   if (entries === undefined) {
     // No voicemail yet: Asterisk creates the directory on demand. But a spool without voicemail/ at
     // all is a wrong path or a missing mount, and every mailbox looking empty would read as "all
@@ -198,7 +199,7 @@ async function readMailboxOnce(io: SpoolIo, spoolDir: string, ref: MailboxRef): 
     const root = join(spoolDir, 'voicemail');
     const exists = await io.stat(root).then(() => true, (err: unknown) => !isErrno(err, 'ENOENT'));
     if (!exists) throw new SpoolError(root, 'does not exist: wrong spool directory, or the spool is not mounted');
-    return { snapshot: { ref, messages: [], problems, settled: true }, halfMade: false };
+    return { snapshot: { ref, messages: [], problems, warnings, settled: true }, halfMade: false };
   }
   const seen = { halfMade: false };
 
@@ -216,15 +217,26 @@ async function readMailboxOnce(io: SpoolIo, spoolDir: string, ref: MailboxRef): 
         problems.push({ path: folderPath, problem: 'is not a directory; folder skipped' });
         return [];
       }
-      return readFolder(io, folderPath, folder, problems, seen);
+      return readFolder(io, folderPath, folder, { problems, warnings }, seen);
     }),
   );
   // Folders and messages are read concurrently; report problems in a stable order.
-  problems.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  return { snapshot: { ref, messages: perFolder.flat(), problems, settled: true }, halfMade: seen.halfMade };
+  problems.sort(byPath);
+  warnings.sort(byPath);
+  return { snapshot: { ref, messages: perFolder.flat(), problems, warnings, settled: true }, halfMade: seen.halfMade };
 }
 
-async function readFolder(io: SpoolIo, folderPath: string, folder: SyncedSpoolFolder, problems: SpoolProblem[], seen: { halfMade: boolean }): Promise<SpoolMessage[]> {
+const byPath = (a: SpoolProblem, b: SpoolProblem): number => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
+
+interface Findings {
+  /** Files not used. */
+  readonly problems: SpoolProblem[];
+  /** Messages used in part. */
+  readonly warnings: SpoolProblem[];
+}
+
+async function readFolder(io: SpoolIo, folderPath: string, folder: SyncedSpoolFolder, findings: Findings, seen: { halfMade: boolean }): Promise<SpoolMessage[]> {
+  const { problems } = findings;
   const entries = await listDir(io, folderPath);
   if (entries === undefined) return []; // removed since the mailbox was listed
 
@@ -271,7 +283,7 @@ async function readFolder(io: SpoolIo, folderPath: string, folder: SyncedSpoolFo
     jobs.push({ msgnum, txt: txtPath, audio: c.audio });
   }
 
-  const results = await mapLimit(jobs, READ_CONCURRENCY, (job) => readMessage(io, folderPath, folder, job.msgnum, job.txt, job.audio, problems));
+  const results = await mapLimit(jobs, READ_CONCURRENCY, (job) => readMessage(io, folderPath, folder, job.msgnum, job.txt, job.audio, findings));
   return results.filter((m): m is SpoolMessage => m !== undefined);
 }
 
@@ -282,7 +294,7 @@ async function readMessage(
   msgnum: number,
   txtPath: string,
   audioEntries: readonly Dirent[],
-  problems: SpoolProblem[],
+  { problems, warnings }: Findings,
 ): Promise<SpoolMessage | undefined> {
   let envelope: Envelope | undefined;
   let st: Stats | undefined;
@@ -301,13 +313,14 @@ async function readMessage(
       return undefined;
     }
     try {
-      envelope = parseEnvelope(data, txtPath);
+      envelope = parseEnvelope(data, txtPath, st ? { fileTime: Math.floor(st.mtimeMs / 1000) } : {});
     } catch (err) {
       problems.push({ path: txtPath, problem: err instanceof SpoolError ? stripPath(err, txtPath) : String(err) });
       return undefined;
     }
     if (st) rememberEnvelope(st, envelope);
   }
+  if (envelope.problems) warnings.push({ path: txtPath, problem: envelope.problems.join('; ') });
 
   // The folder listing already says each sibling is a regular file (not a link); the email
   // builder reports one that disappears before it is read.

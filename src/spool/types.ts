@@ -51,6 +51,12 @@ export interface Envelope {
   /** Seconds. */
   readonly duration?: number;
   readonly raw: Readonly<Record<string, string>>;
+  /** What could not be read, each naming its line where it has one; the rest of the envelope is used. */
+  readonly problems?: readonly string[];
+  /** True when origtime could not be read and is the file's modification time. */
+  readonly origtimeFromFile?: boolean;
+  /** SHA-256 of the file's bytes, set when origtime could not be read: the message's identity then. */
+  readonly contentDigest?: string;
 }
 
 export interface AudioFile {
@@ -82,7 +88,13 @@ export interface SpoolProblem {
 export interface SpoolSnapshot {
   readonly ref: MailboxRef;
   readonly messages: readonly SpoolMessage[];
+  /** Files that are not used (the lamp may still count them). */
   readonly problems: readonly SpoolProblem[];
+  /**
+   * Messages that are used though part of their envelope could not be read: named once per file
+   * version in a process, not at every read.
+   */
+  readonly warnings?: readonly SpoolProblem[];
   /** False when the mailbox kept changing while it was read: then nothing may be deleted from it. */
   readonly settled: boolean;
 }

@@ -427,7 +427,7 @@ function nextNumber(listing: Listing): number {
 
 function idOf(data: Buffer, path: string, st: Stats): string | undefined {
   try {
-    const envelope = parseEnvelope(data, path);
+    const envelope = parseEnvelope(data, path, { fileTime: Math.floor(st.mtimeMs / 1000) });
     rememberEnvelope(st, envelope);
     return messageIdentity(envelope).id;
   } catch {

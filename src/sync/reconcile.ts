@@ -15,7 +15,7 @@ import type { ImapPool } from '../imap/pool.js';
 import { rolePaths } from '../imap/folders.js';
 import { accountKey } from '../imap/account.js';
 import { explainedCount, observeImap } from '../imap/observe.js';
-import { noteOwnCount } from '../imap/own-echoes.js';
+import { noteOwnAppend, noteOwnCount } from '../imap/own-echoes.js';
 import { appendEmail, deleteEmail, updateEmail, type Identity } from '../imap/operations.js';
 import { buildVoicemailEmail } from '../imap/voicemail-email.js';
 import { isOverQuotaError, refusalText } from '../imap/quota.js';
@@ -23,6 +23,7 @@ import type { MailboxWatch } from '../alerts/watch.js';
 import type { Logger } from '../log.js';
 import { mwiCounts, type MwiCounts } from '../mwi/counts.js';
 import { readMailbox, readSpoolFile } from '../spool/read-mailbox.js';
+import { isNewFinding } from '../spool/report-once.js';
 import { isSyncedSpoolFolder, mailboxKey, type SpoolMessage, type SpoolProblem, type SpoolSnapshot } from '../spool/types.js';
 import type { BoxInfo } from './directory.js';
 import { adoptLegacyIds } from './legacy-ids.js';
@@ -91,6 +92,9 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
   // A view taken while Asterisk was moving files could miss a message and make it look deleted.
   if (!snapshot.settled) throw new SpoolBusyError(mailboxKey(box.ref));
   for (const p of snapshot.problems) log.warn({ file: p.path, problem: p.problem }, 'spool file skipped');
+  for (const w of snapshot.warnings ?? []) {
+    if (isNewFinding(w.path, w.problem)) log.warn({ file: w.path, problem: w.problem }, 'spool file partly read; the rest of it is used');
+  }
 
   const messages = new Map<string, SpoolMessage>();
   const spool = new Map<string, SpoolSide[]>();
@@ -192,6 +196,7 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
           appended++;
           const count = explainedCount(client, paths[role]);
           if (count !== undefined) noteOwnCount(accountKey(box.account), paths[role], count);
+          noteOwnAppend(accountKey(box.account), paths[role], at.uid);
           await state.put(box.ref, op.id, { folder: op.folder, role, uid: at.uid, uidValidity: at.uidValidity });
           log.info({ id: op.id, folder: op.folder, uid: at.uid, reason: op.reason }, 'email appended');
           break;

@@ -206,25 +206,38 @@ describe('spool to IMAP on real Dovecot and Redis', { timeout: 240_000 }, () => 
     assert.equal(after[0]!.uid, derivedEmail.uid, 'the same email: not deleted and appended again');
   });
 
-  it('bad input is logged with the file at fault and every other message still syncs', async () => {
+  it('bad input is logged with the file at fault, once, and every voicemail Asterisk counts becomes an email', async () => {
     const ref = box('1000');
     const mc = client(ref);
     const inbox = join(h.spoolDir, 'voicemail', 'default', '1000', 'INBOX');
     const before = (await mc.list(['INBOX'])).length;
-    // Malformed and binary envelopes, each with audio beside it (so they are "messages" to read).
+    // Damaged envelopes, each with audio beside it: Asterisk counts every one of them on the lamp.
     const { writeFile } = await import('node:fs/promises');
-    await writeFile(join(inbox, 'msg0900.txt'), 'this is not an envelope\n');
-    await writeFile(join(inbox, 'msg0900.wav'), Buffer.alloc(100));
-    await writeFile(join(inbox, 'msg0901.txt'), Buffer.from([0, 1, 2, 3, 255, 254, 0, 0, 10]));
-    await writeFile(join(inbox, 'msg0901.wav'), Buffer.alloc(100));
+    const whole = (id: string): string => `[message]\norigmailbox=1000\ncontext=default\nexten=1000\ncallerid="Damaged" <5550900>\norigtime=1795000900\nmsg_id=${id}\nduration=4\n`;
+    const damaged: Record<string, Buffer> = {
+      'msg0900.txt': Buffer.from('this is not an envelope\n'),
+      'msg0901.txt': Buffer.from([0, 1, 2, 3, 255, 254, 0, 0, 10]),
+      'msg0902.txt': Buffer.from(whole('1795000900-00000902').slice(0, 60)), // cut short
+      'msg0903.txt': Buffer.from(`${whole('1795000900-00000903')}callerid="Second" <5550903>\nduration=5\n`), // duplicate keys
+      'msg0904.txt': Buffer.from(whole('1795000900-00000904').replace('[message]\n', '')), // no [message]
+      // Asterisk 22.10.1's bytes for the caller name `Eve` CR LF CR LF `Action: UserEvent` CR LF `UserEvent: x`.
+      'msg0905.txt': Buffer.from(whole('1795000900-00000905').replace('"Damaged"', '"Eve\\\r\\\n\\\r\\\nAction: UserEvent\\\r\\\nUserEvent: x"'), 'latin1'),
+    };
+    for (const [name, data] of Object.entries(damaged)) {
+      await writeFile(join(inbox, name), data);
+      await writeFile(join(inbox, name.replace('.txt', '.wav')), Buffer.alloc(100));
+    }
     // CR/LF and non-ASCII in the caller ID name; ISO-8859-1 bytes in another.
     const inj = await leaveVoicemail(h.spoolDir, ref, { callerid: '"Evil\r\nBcc: victim@example.com\r\nX: y" <5550000>', duration: 9 });
     const latin = await leaveVoicemail(h.spoolDir, ref, { callerid: '"Jos\u00e9" <5550001>', duration: 9, latin1: true });
     const good = await leaveVoicemail(h.spoolDir, ref, { callerid: '"Fine" <5550002>', duration: 9 });
-    await waitFor('the good messages', async () => (await mc.list(['INBOX'])).length >= before + 3 || undefined, { timeoutMs: 20_000 });
+    const expected = before + Object.keys(damaged).length + 3;
+    await waitFor('every message', async () => (await mc.list(['INBOX'])).length >= expected || undefined, { timeoutMs: 20_000 });
     const emails = await mc.list(['INBOX']);
-    assert.equal(emails.length, before + 3, 'the broken ones are not imported, the rest are');
-    for (const id of [inj.msgId, latin.msgId, good.msgId]) assert.ok(emails.some((e) => e.messageId === mid(ref, id)));
+    assert.equal(emails.length, expected, 'every message is imported, the damaged ones too, each once');
+    for (const id of [inj.msgId, latin.msgId, good.msgId, '1795000900-00000903', '1795000900-00000904', '1795000900-00000905']) {
+      assert.ok(emails.some((e) => e.messageId === mid(ref, id)), id);
+    }
 
     const injected = emails.find((e) => e.messageId === mid(ref, inj.msgId))!;
     const raw = await mc.source('INBOX', injected.uid);
@@ -234,13 +247,27 @@ describe('spool to IMAP on real Dovecot and Redis', { timeout: 240_000 }, () => 
     const parsed = await simpleParser(raw);
     assert.match(parsed.subject ?? '', /^Voicemail from Evil Bcc: victim@example\.com X: y \(5550000\), 0:09$/);
 
+    const eve = await simpleParser(await mc.source('INBOX', emails.find((e) => e.messageId === mid(ref, '1795000900-00000905'))!.uid));
+    assert.equal(eve.subject, 'Voicemail from Eve Action: UserEvent UserEvent: x (5550900), 0:04');
+    assert.equal(eve.headers.has('action'), false, 'no injected header');
+    const second = await simpleParser(await mc.source('INBOX', emails.find((e) => e.messageId === mid(ref, '1795000900-00000903'))!.uid));
+    assert.equal(second.subject, 'Voicemail from Second (5550903), 0:05', 'the last of repeated keys, as Asterisk');
+
     const latinEmail = emails.find((e) => e.messageId === mid(ref, latin.msgId))!;
     const latinParsed = await simpleParser(await mc.source('INBOX', latinEmail.uid));
     assert.equal(latinParsed.subject, 'Voicemail from José (5550001), 0:09');
 
-    const problems = h.logLines.filter((l) => l.includes('spool file skipped'));
-    assert.ok(problems.some((l) => l.includes('msg0900.txt')), 'malformed .txt named in the log');
-    assert.ok(problems.some((l) => l.includes('msg0901.txt')), 'binary .txt named in the log');
+    // Read again: each damaged file is named once in the log, with its line where it has one.
+    await service.requester.request(ref, 'test');
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal((await mc.list(['INBOX'])).length, expected, 'no duplicate on the next reconcile');
+    const warnings = h.logLines.filter((l) => l.includes('spool file partly read'));
+    for (const name of ['msg0900.txt', 'msg0901.txt', 'msg0902.txt', 'msg0904.txt']) {
+      assert.equal(warnings.filter((l) => l.includes(name)).length, 1, `${name} named once`);
+    }
+    assert.ok(warnings.some((l) => l.includes('msg0900.txt') && l.includes('line 1')), 'the line at fault');
+    assert.equal(warnings.some((l) => l.includes('msg0905.txt') || l.includes('msg0903.txt')), false, 'nothing to say of files Asterisk reads whole');
+    assert.equal(h.logLines.some((l) => l.includes('spool file skipped') && l.includes('msg090')), false, 'none skipped');
   });
 
   it('a voicemail.conf line that does not parse and an unsafe mailbox name are logged; the others still sync', async () => {

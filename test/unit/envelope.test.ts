@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { SpoolError } from '../../src/errors.js';
 import { MAX_ENVELOPE_BYTES, parseEnvelope } from '../../src/spool/envelope.js';
 import { messageIdentity } from '../../src/spool/identity.js';
+import type { Envelope } from '../../src/spool/types.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/asterisk/', import.meta.url));
 const fixture = (rel: string): Promise<Buffer> => readFile(`${FIXTURES}${rel}`);
@@ -226,26 +227,153 @@ describe('parseEnvelope: syntax', () => {
   }
 });
 
-describe('parseEnvelope: what is not an envelope', () => {
-  it('binary content with NUL bytes', () => assertRejects(Buffer.from([0, 1, 2, 3, 255, 254, 0, 0, 10]), /binary/));
-  it('binary content without NUL bytes', () => assertRejects(Buffer.from([0x5b, 1, 2, 3, 4, 5, 6, 7, 8, 0x1b, 0x7f, 0x0a, 0x41, 0x3d, 0x31]), /binary/));
-  it('audio data in a .txt', async () => assertRejects(await fixture('spool/voicemail/default/1000/INBOX/msg0000.gsm'), /binary|too large/));
-  it('no [message] category', () => assertRejects('[other]\norigtime=1\n', /no \[message\] category/));
-  it('an empty file', () => assertRejects('', /no \[message\] category/));
-  it('missing origtime', () => assertRejects(PLAIN.replace('origtime=1687276784\n', ''), /no origtime/));
-  it('empty origtime', () => assertRejects(PLAIN.replace('origtime=1687276784\n', 'origtime=\n'), /no origtime/));
-  it('non-numeric origtime', () => assertRejects(PLAIN.replace('origtime=1687276784', 'origtime=yesterday'), /origtime "yesterday" is not a number/));
-  it('a line that is not key/value/comment/category, with its line number', () => {
-    assertRejects('this is not an envelope\n', /line 1: .*"this is not an envelope"/);
-    assertRejects('[message]\nthis is not an envelope\norigtime=1\n', /line 2: .*"this is not an envelope"/);
-    assertRejects('[message]\norigtime=1\n[other]\nnot a setting\n', /line 4: .*"not a setting"/);
-  });
-  it('text without "=" after origtime makes origtime no number', () => assertRejects('[message]\norigtime=1\ngarbage\n', /origtime .* is not a number/));
-  it('a key before any category', () => assertRejects('origtime=1\n[message]\n', /line 1: "origtime" comes before the \[message\] category/));
-  it('an unclosed category', () => assertRejects('[message\norigtime=1\n', /line 1: no closing '\]'/));
-  it('an #include directive', () => assertRejects('[message]\n#include "/etc/passwd"\norigtime=1\n', /line 2: #include is not allowed/));
-  it('a file larger than any envelope', () => assertRejects(Buffer.alloc(MAX_ENVELOPE_BYTES + 1, 0x41), /too large/));
+describe('parseEnvelope: damaged envelopes still give a message (Asterisk counts every .txt)', () => {
+  /** The .txt's modification time the reader passes in. */
+  const FILE_TIME = 1_700_000_000;
+  const lenient = (data: Buffer | string): Envelope => parseEnvelope(typeof data === 'string' ? Buffer.from(data) : data, P, { fileTime: FILE_TIME });
+  const problemsOf = (env: Envelope): string => (env.problems ?? []).join('; ');
 
+  it('a clean envelope has no problems', () => {
+    assert.equal(lenient(PLAIN).problems, undefined);
+    assert.equal(lenient(REWRITTEN).problems, undefined);
+  });
+
+  it('binary content with NUL bytes: read as far as it goes, the file time as origtime', () => {
+    const env = lenient(Buffer.from([0, 1, 2, 3, 255, 254, 0, 0, 10]));
+    assert.match(problemsOf(env), /binary content/);
+    assert.equal(env.origtime, FILE_TIME);
+    assert.equal(env.origtimeFromFile, true);
+    assert.match(messageIdentity(env).id, /^d-[0-9a-f]{24}$/);
+  });
+  it('binary content without NUL bytes', () => assert.match(problemsOf(lenient(Buffer.from([0x5b, 1, 2, 3, 4, 5, 6, 7, 8, 0x1b, 0x7f, 0x0a, 0x41, 0x3d, 0x31]))), /binary content/));
+  it('audio data in a .txt: a message with every field unknown, problems counted, not listed one by one', async () => {
+    const env = lenient(await fixture('spool/voicemail/default/1000/INBOX/msg0000.gsm'));
+    assert.match(problemsOf(env), /binary content/);
+    assert.ok((env.problems ?? []).length <= 6, problemsOf(env));
+    assert.equal(env.origtime, FILE_TIME);
+  });
+  it('binary bytes after a good envelope: what comes before them is used', () => {
+    const env = lenient(Buffer.concat([Buffer.from(PLAIN), Buffer.from([0, 0, 0, 0xff, 0x01, 0x02, 0x0a])]));
+    assert.equal(env.origtime, 1687276784);
+    assert.equal(env.msgId, '1687276784-00000001');
+    assert.equal(env.callerid, '"Alice" <5678>');
+  });
+  it('no [message] category but another one: nothing of it is used', () => {
+    const env = lenient('[other]\norigtime=1\n');
+    assert.match(problemsOf(env), /no \[message\] category/);
+    assert.equal(env.origtime, FILE_TIME);
+  });
+  it('the [message] line missing: the keys are used', () => {
+    const env = lenient(PLAIN.replace('[message]\n', ''));
+    assert.match(problemsOf(env), /no \[message\] category; the keys before any category are used/);
+    assert.equal(env.origtime, 1687276784);
+    assert.equal(env.callerid, '"Alice" <5678>');
+    assert.equal(env.msgId, '1687276784-00000001');
+  });
+  it('an empty file', () => {
+    const env = lenient('');
+    assert.match(problemsOf(env), /no \[message\] category/);
+    assert.match(problemsOf(env), /no origtime; the file's time is used/);
+    assert.equal(env.origtime, FILE_TIME);
+  });
+  it('missing, empty or non-numeric origtime: the file time, named', () => {
+    for (const [text, problem] of [
+      [PLAIN.replace('origtime=1687276784\n', ''), /no origtime; the file's time is used/],
+      [PLAIN.replace('origtime=1687276784\n', 'origtime=\n'), /no origtime/],
+      [PLAIN.replace('origtime=1687276784', 'origtime=yesterday'), /origtime "yesterday" is not a number/],
+    ] as const) {
+      const env = lenient(text);
+      assert.match(problemsOf(env), problem);
+      assert.equal(env.origtime, FILE_TIME);
+      assert.equal(env.callerid, '"Alice" <5678>');
+      assert.equal(env.msgId, '1687276784-00000001', 'the msg_id still identifies it');
+    }
+  });
+  it('without a file time, a missing origtime stays absent (and is named)', () => {
+    const env = parseEnvelope(Buffer.from('[message]\ncallerid=x\n'), P);
+    assert.equal(env.origtime, undefined);
+    assert.match(problemsOf(env), /no origtime/);
+  });
+  it('a line that is not key/value/comment/category is named with its line number; the rest is used', () => {
+    assert.match(problemsOf(lenient('this is not an envelope\n')), /line 1: .*"this is not an envelope"/);
+    const env = lenient('[message]\n[bad\norigtime=1\n');
+    assert.match(problemsOf(env), /line 2: no closing '\]'/);
+    assert.equal(env.origtime, 1);
+  });
+  it('a line in another category is not read at all', () => assert.equal(lenient('[message]\norigtime=1\n[other]\nnot a setting\n').problems, undefined));
+  it('a key before the category is ignored, and said', () => {
+    const env = lenient('origtime=1\n[message]\norigtime=2\n');
+    assert.match(problemsOf(env), /a key comes before the \[message\] category; ignored/);
+    assert.equal(env.origtime, 2);
+  });
+  it('an unclosed category: the keys after it are used', () => {
+    const env = lenient('[message\norigtime=1\n');
+    assert.match(problemsOf(env), /line 1: no closing '\]'/);
+    assert.equal(env.origtime, 1);
+  });
+  it('an #include is never followed; named and ignored', () => {
+    const env = lenient('[message]\n#include "/etc/passwd"\norigtime=1\n');
+    assert.match(problemsOf(env), /line 2: #include does not belong in a message envelope; ignored/);
+    assert.equal(env.origtime, 1);
+  });
+  it('duplicate keys: the last one wins, as ast_variable_retrieve', () => {
+    const env = lenient(`${PLAIN}callerid="Mallory" <666>\nduration=3\n`);
+    assert.equal(env.callerid, '"Mallory" <666>');
+    assert.equal(env.duration, 3);
+    assert.equal(env.problems, undefined);
+  });
+  it('a bad duration or msg_id is named', () => {
+    assert.match(problemsOf(lenient(PLAIN.replace('duration=12', 'duration=twelve'))), /duration "twelve" is not a number; unknown/);
+    assert.match(problemsOf(lenient(PLAIN.replace('msg_id=1687276784-00000001', 'msg_id=has space'))), /msg_id "has space" is not an id/);
+  });
+  it('truncated at every byte: never throws, and what was written whole is read', () => {
+    for (let cut = 0; cut <= PLAIN.length; cut++) {
+      const text = PLAIN.slice(0, cut);
+      const env = lenient(text);
+      if (text.includes('origtime=1687276784\n')) assert.equal(env.origtime, 1687276784, `cut at ${cut}`);
+      else assert.ok(env.origtime === FILE_TIME || '1687276784'.startsWith(String(env.origtime)), `cut at ${cut}: ${env.origtime}`);
+      if (text.includes('callerid="Alice" <5678>\n')) assert.equal(env.callerid, '"Alice" <5678>');
+    }
+  });
+  it('a file larger than any envelope is refused (it is not one), naming the file', () => assertRejects(Buffer.alloc(MAX_ENVELOPE_BYTES + 1, 0x41), /too large/));
+
+  it('identity of a damaged file: its bytes, not its time; copies share it, other damage does not', () => {
+    const a = Buffer.from('[message]\ncallerid=x\n');
+    const idA = messageIdentity(parseEnvelope(a, P, { fileTime: 1 })).id;
+    assert.equal(messageIdentity(parseEnvelope(Buffer.from(a), '/other/msg0003.txt', { fileTime: 99 })).id, idA);
+    assert.notEqual(messageIdentity(parseEnvelope(Buffer.from('[message]\ncallerid=y\n'), P, { fileTime: 1 })).id, idA);
+    assert.match(idA, /^d-[0-9a-f]{24}$/);
+  });
+});
+
+describe('parseEnvelope: control characters in a caller name, as Asterisk 22 writes them', () => {
+  /** The bytes Asterisk 22.10.1 wrote for the caller name `Eve` CR LF CR LF `Action: UserEvent` CR LF `UserEvent: x`. */
+  const EVE = Buffer.concat([
+    Buffer.from('[message]\norigmailbox=1000\ncontext=default\nexten=1000\nrdnis=unknown\npriority=2\ncallerchan=PJSIP/1000-00000001\n'),
+    Buffer.from('callerid="Eve\\\r\\\n\\\r\\\nAction: UserEvent\\\r\\\nUserEvent: x" <5551234>\n'),
+    Buffer.from('origdate=Sun Nov 22 11:32:30 AM UTC 2026\norigtime=1795347150\ncategory=\nmsg_id=1795347150-00000007\nflag=\nduration=6\n'),
+  ]);
+
+  it('the fixture holds the bytes: one line of the file is backslash, CR, backslash', () => {
+    assert.ok(EVE.toString('latin1').split('\n').includes('\\\r\\'));
+  });
+
+  it('reads the whole name, control characters kept for the email builder, and every other key', () => {
+    const env = parseEnvelope(EVE, P);
+    assert.equal(env.problems, undefined);
+    assert.equal(env.callerid, '"Eve\r\n\r\nAction: UserEvent\r\nUserEvent: x" <5551234>');
+    assert.equal(env.origtime, 1795347150);
+    assert.equal(env.msgId, '1795347150-00000007');
+    assert.equal(env.duration, 6);
+    assert.equal(env.origdate, 'Sun Nov 22 11:32:30 AM UTC 2026');
+  });
+
+  it('a key=value line inside an escaped name stays part of the name', () => {
+    const env = parseEnvelope(Buffer.from('[message]\ncallerid="Eve\\\nduration=999\\\norigmailbox=9" <1>\norigmailbox=1000\norigtime=5\nduration=6\n'), P);
+    assert.equal(env.callerid, '"Eve\nduration=999\norigmailbox=9" <1>');
+    assert.equal(env.origmailbox, '1000');
+    assert.equal(env.duration, 6);
+  });
 });
 
 describe('messageIdentity', () => {

@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFile, cp, mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -98,21 +98,25 @@ describe('readMailbox', () => {
     }
 
     const snap = await readMailbox(spool, BOX);
-    assert.deepEqual(summary(snap), ['INBOX/0:WAV,gsm,wav', 'Urgent/0:gsm', 'Old/2:WAV', 'Old/10:gsm']);
+    // The damaged envelopes in Work and Family are still messages: Asterisk counts them on the lamp.
+    assert.deepEqual(summary(snap), ['INBOX/0:WAV,gsm,wav', 'Urgent/0:gsm', 'Old/2:WAV', 'Old/10:gsm', 'Work/0:wav', 'Family/0:wav']);
     assert.equal(snap.messages[1]!.envelope.flag, 'Urgent');
     assert.equal(snap.messages[1]!.id, '1795347257-00000003');
     assert.equal(snap.messages[3]!.id, '1795347133-00000000');
     assert.deepEqual(snap.messages[3]!.audio.map((a) => a.ext), ['gsm']);
 
-    assert.deepEqual(
-      snap.problems.map((p) => p.path),
-      [join(box, 'Family/msg0000.txt'), join(box, 'Old/msg0003.txt'), join(box, 'Work/msg0000.txt')],
-    );
-    const problem = (rel: string): string => snap.problems.find((p) => p.path === join(box, rel))?.problem ?? '';
-    assert.match(problem('Family/msg0000.txt'), /binary/);
-    assert.match(problem('Old/msg0003.txt'), /no audio/);
-    assert.match(problem('Work/msg0000.txt'), /line 1: .*this is not an envelope/);
-    assert.ok(!problem('Work/msg0000.txt').startsWith(box), 'the path is in `path`, not repeated in `problem`');
+    assert.deepEqual(snap.problems.map((p) => p.path), [join(box, 'Old/msg0003.txt')]);
+    assert.match(snap.problems[0]!.problem, /no audio/);
+    assert.deepEqual(snap.warnings?.map((p) => p.path), [join(box, 'Family/msg0000.txt'), join(box, 'Work/msg0000.txt')]);
+    const warning = (rel: string): string => snap.warnings?.find((p) => p.path === join(box, rel))?.problem ?? '';
+    assert.match(warning('Family/msg0000.txt'), /binary/);
+    assert.match(warning('Work/msg0000.txt'), /line 1: .*this is not an envelope/);
+    assert.match(warning('Work/msg0000.txt'), /no origtime; the file's time is used/);
+    assert.ok(!warning('Work/msg0000.txt').startsWith(box), 'the path is in `path`, not repeated in `problem`');
+    const work = snap.messages.find((m) => m.folder === 'Work')!;
+    const mtime = Math.floor((await stat(join(box, 'Work/msg0000.txt'))).mtimeMs / 1000);
+    assert.equal(work.envelope.origtime, mtime, 'dated by the file');
+    assert.notEqual(work.id, snap.messages.find((m) => m.folder === 'Family')!.id, 'two damaged files are two messages');
   });
 
   it('a message without msg_id gets a stable derived id, shared by its copy in another folder', async () => {
@@ -134,7 +138,7 @@ describe('readMailbox', () => {
 
   it('a missing mailbox directory or folder is simply empty', async () => {
     const { spool } = await freshSpool();
-    assert.deepEqual(await readMailbox(spool, { context: 'default', mailbox: '1999' }), { ref: { context: 'default', mailbox: '1999' }, messages: [], problems: [], settled: true });
+    assert.deepEqual(await readMailbox(spool, { context: 'default', mailbox: '1999' }), { ref: { context: 'default', mailbox: '1999' }, messages: [], problems: [], warnings: [], settled: true });
   });
 
   it('a spool without voicemail/ is an error (wrong path or missing mount), not empty mailboxes', async () => {
