@@ -29,8 +29,8 @@ if [ "${1:-}" = "stop" ]; then
   exit 0
 fi
 
-say "1/5 Installing what is missing (Dovecot, Redis, npm packages)"
-bash scripts/install-deps.sh
+say "1/5 Installing what is missing (Dovecot, Redis, sox, npm packages)"
+bash scripts/install-deps.sh --demo
 
 stop_demo
 rm -rf "$DEMO"

@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs on a Debian or Ubuntu machine: the real servers the tests run
-# against (Dovecot IMAP, Cyrus IMAP, Redis, Kamailio as a SIP peer) and the npm packages. Safe to run again: it only does what is
-# missing.
+# Installs what the demo or the test suite needs on a Debian or Ubuntu machine, and the npm
+# packages. Safe to run again: it only does what is missing.
 #
-#   bash scripts/install-deps.sh            system packages + npm ci (when needed)
-#   bash scripts/install-deps.sh --no-npm   system packages only
+#   bash scripts/install-deps.sh --demo     Dovecot IMAP, Redis, sox with MP3 (what npm run demo runs)
+#   bash scripts/install-deps.sh [--test]   the same, plus the test suite's other servers and tools
+#                                           (Cyrus IMAP, Kamailio, systemd-analyze, netcat)
+#   add --no-npm                            system packages only, no npm ci
 set -euo pipefail
 
+# Both the demo and the tests run a private Dovecot and Redis; vmbridge attaches recordings as MP3
+# made with sox, which needs libsox-fmt-mp3 for that format.
+DEMO_PACKAGES=(redis-server dovecot-core dovecot-imapd sox libsox-fmt-mp3 ca-certificates)
 # cyrus-common (Cyrus's master, ctl_cyrusdb) and sasl2-bin (saslpasswd2) for the private Cyrus IMAP
 # of test/integration/cyrus.test.ts; its imapd comes from the cyrus-imapd package, unpacked below.
-PACKAGES=(redis-server dovecot-core dovecot-imapd kamailio cyrus-common sasl2-bin netcat-openbsd ca-certificates)
+# kamailio is the SIP peer of the SIP NOTIFY tests; systemd gives systemd-analyze, which checks the
+# unit in config/systemd (test/integration/packaging.test.ts).
+TEST_PACKAGES=("${DEMO_PACKAGES[@]}" kamailio cyrus-common sasl2-bin netcat-openbsd systemd)
 # Packages whose install would start a system-wide service the tests do not want (kamailio: a SIP
 # proxy on 5060; cyrus-common: a Cyrus master; exim4, which cyrus-common pulls in as the default
 # MTA; saslauthd from sasl2-bin). The tests run their own private instances on random ports.
@@ -17,13 +23,16 @@ NO_START=(kamailio cyrus-imapd exim4 saslauthd)
 CYRUS_CACHE=.cache/cyrus
 
 usage() {
-  sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 run_npm=1
+for_tests=1
 for arg in "$@"; do
   case "$arg" in
     --no-npm) run_npm=0 ;;
+    --demo) for_tests=0 ;;
+    --test) for_tests=1 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "install-deps: unknown argument '$arg'" >&2; usage >&2; exit 2 ;;
   esac
@@ -68,6 +77,8 @@ need_root() {
 
 # --- system packages -------------------------------------------------------------------------
 
+if [ "$for_tests" -eq 1 ]; then PACKAGES=("${TEST_PACKAGES[@]}"); else PACKAGES=("${DEMO_PACKAGES[@]}"); fi
+
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
   echo "install-deps: this script needs a Debian/Ubuntu system (apt-get, dpkg-query)." >&2
   echo "Install these by other means: ${PACKAGES[*]}" >&2
@@ -94,14 +105,16 @@ else
   # the package may have started does not get in their way.
 fi
 
-# --- Cyrus imapd, unpacked -------------------------------------------------------------------
+# --- Cyrus imapd, unpacked (tests only) ------------------------------------------------------
 # Debian's cyrus-imapd conflicts with dovecot-imapd (both provide imap-server), so it is not
 # installed: the package of the same version as cyrus-common is unpacked into $CYRUS_CACHE, where
 # test/support/cyrus.ts finds its imapd. Nothing of it is run from there by anything else.
 
-cyrus_version="$(dpkg-query -W -f='${Version}' cyrus-common)"
+cyrus_version="$(dpkg-query -W -f='${Version}' cyrus-common 2>/dev/null || true)"
 cyrus_imapd="$CYRUS_CACHE/pkg/usr/lib/cyrus/bin/imapd"
-if [ -x "$cyrus_imapd" ] && [ "$(cat "$CYRUS_CACHE/version" 2>/dev/null || true)" = "$cyrus_version" ]; then
+if [ "$for_tests" -eq 0 ]; then
+  step "Cyrus imapd not needed for the demo"
+elif [ -x "$cyrus_imapd" ] && [ "$(cat "$CYRUS_CACHE/version" 2>/dev/null || true)" = "$cyrus_version" ]; then
   step "cyrus-imapd $cyrus_version already unpacked in $CYRUS_CACHE"
 else
   step "unpacking cyrus-imapd $cyrus_version into $CYRUS_CACHE (not installed: it conflicts with dovecot-imapd)"

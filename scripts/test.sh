@@ -7,8 +7,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 shopt -s nullglob
 
-# Installs Dovecot, Redis and the npm packages when they are missing (quick when they are there).
-bash scripts/install-deps.sh
+# Installs the servers and tools the tests need (Dovecot, Cyrus, Redis, Kamailio, sox,
+# systemd-analyze) and the npm packages when they are missing (quick when they are there).
+bash scripts/install-deps.sh --test
 
 failed=()
 run_dir() {
