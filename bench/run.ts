@@ -9,7 +9,9 @@
  *           mailboxes; initial import throughput of 1,000 voicemails of about 50 KB (with only the
  *           ten import mailboxes configured); peak RSS of the vmbridge process; an email read in
  *           a mail client until the voicemail is in Old/ and the owning Asterisk was told, heard
- *           by IDLE, and again heard by Dovecot push (a Dovecot of its own with the push script)
+ *           by IDLE, and again heard by Dovecot push (a Dovecot of its own with the push script);
+ *           new voicemail to email with the default MP3 made by SoX from a real Asterisk
+ *           recording, beside the same recording attached as it is and the bare conversion
  *
  * Numbers go to bench/results/latest.json and a table is printed. Timings are never asserted in
  * tests: these machines are shared and noisy, so every figure is compared with its floor here.
@@ -20,6 +22,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ImapFlow } from 'imapflow';
 import { stringify } from 'yaml';
+import { SoxTranscoder } from '../src/audio/sox.js';
 import { buildVoicemailEmail } from '../src/imap/voicemail-email.js';
 import type { MailboxRef } from '../src/spool/types.js';
 import { AmiClient } from '../src/mwi/ami-client.js';
@@ -153,7 +156,7 @@ function peakRssMiB(pid: number): Promise<number> {
 }
 
 /** New voicemail -> visible email, one at a time, round-robin over `boxes`. */
-async function vmLatency(spoolDir: string, port: number, boxes: MailboxRef[], label: string): Promise<Stats> {
+async function vmLatency(spoolDir: string, port: number, boxes: MailboxRef[], label: string, audio: Buffer = AUDIO): Promise<Stats> {
   const observers = new Map<string, ImapFlow>();
   for (const b of boxes) observers.set(b.mailbox, await open(port, `u${b.mailbox}`));
   const counts = new Map<string, number>();
@@ -166,7 +169,7 @@ async function vmLatency(spoolDir: string, port: number, boxes: MailboxRef[], la
     const b = boxes[i % boxes.length]!;
     const obs = observers.get(b.mailbox)!;
     const want = counts.get(b.mailbox)! + 1;
-    await leaveVoicemail(spoolDir, b, { callerid: `"Latency ${i}" <${1000 + i}>`, duration: 5, formats: ['wav'], audio: AUDIO });
+    await leaveVoicemail(spoolDir, b, { callerid: `"Latency ${i}" <${1000 + i}>`, duration: 5, formats: ['wav'], audio });
     const t = performance.now();
     for (;;) {
       const st = await obs.status('INBOX', { messages: true });
@@ -181,6 +184,25 @@ async function vmLatency(spoolDir: string, port: number, boxes: MailboxRef[], la
     progress(`vmbridge: latency, ${label}`, i + 1, LATENCY_SAMPLES);
   }
   await Promise.all([...observers.values()].map((c) => c.logout()));
+  return stats(samples);
+}
+
+/** The bare conversion of one recording to MP3 by the audio tool, as vmbridge runs it. */
+async function floorMp3(recording: Buffer): Promise<Stats> {
+  const sox = new SoxTranscoder({ timeoutMs: 30_000 });
+  await sox.check(new Set(['mp3']));
+  const samples: number[] = [];
+  const n = Math.max(20, Math.round(LATENCY_SAMPLES / 4));
+  try {
+    for (let i = 0; i < n; i++) {
+      const t = performance.now();
+      await sox.convert(recording, 'wav', 'mp3');
+      samples.push(performance.now() - t);
+      progress('floor: MP3 conversion', i + 1, n);
+    }
+  } finally {
+    await sox.close();
+  }
   return stats(samples);
 }
 
@@ -275,7 +297,8 @@ async function main(): Promise<void> {
       spool: { dir: spoolDir, voicemailConf: confPath, watch: true, sweepSeconds: 0 },
       redis: { url: redis.url, prefix: 'bench' },
       imap: { host: '127.0.0.1', port: dovecot.port, secure: false, requireTls: false, maxConnections: 500 },
-      email: { messageIdDomain: 'bench.invalid' },
+      // The engine's figures are for the recording as it is; the MP3 run below sets mp3.
+      email: { messageIdDomain: 'bench.invalid', audio: 'original' },
       sync: { concurrency: CONCURRENCY },
       log: { level: 'info' }, // the production default; 'vmbridge started' is an info line
     };
@@ -323,6 +346,25 @@ async function main(): Promise<void> {
       vm.child.kill('SIGTERM');
       await exited;
     }
+
+    // The default email (one MP3 made by SoX) from a real Asterisk recording, beside the bare
+    // conversion of the same recording and the same path without conversion.
+    const recording = await readFile(join(ROOT, 'test/fixtures/asterisk/spool/voicemail/default/1000/INBOX/msg0000.wav'));
+    const mp3Floor = await floorMp3(recording);
+    const latencyWith = async (audio: 'mp3' | 'original', label: string): Promise<Stats> => {
+      await writeFile(configPath, stringify({ ...baseConfig, email: { ...baseConfig.email, audio } }));
+      vm = startVmbridge(configPath, join(ROOT, `bench/results/vmbridge-${audio}.log`));
+      await vm.ready;
+      await new Promise((r) => setTimeout(r, 8_000));
+      const result = await vmLatency(spoolDir, dovecot.port, lat1, label, recording);
+      const exited = new Promise((r) => vm!.child.once('exit', r));
+      vm.child.kill('SIGTERM');
+      await exited;
+      return result;
+    };
+    const latencyOriginal = await latencyWith('original', '1 mailbox, a real recording as it is');
+    const latencyMp3 = await latencyWith('mp3', '1 mailbox, MP3 made');
+    await writeFile(configPath, stringify(baseConfig));
 
     // Mail client to phone system: a second vmbridge with the owning Asterisk as an MWI target,
     // changing the spool files itself (so its own folder-lock holds are measured).
@@ -400,9 +442,10 @@ async function main(): Promise<void> {
       date: new Date().toISOString(),
       machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
       settings: { concurrency: CONCURRENCY, messageBytes: raw.length, latencySamples: LATENCY_SAMPLES },
-      floor,
+      floor: { ...floor, mp3ConversionMs: mp3Floor },
       vmbridge: {
         latency1MailboxMs: latency1, latency100MailboxesMs: latency100, import: importResult, peakRssMiB: rss,
+        latency1MailboxMp3Ms: latencyMp3, latency1MailboxSameRecordingAsItIsMs: latencyOriginal,
         emailReadToSpoolAndRefreshMs: readLatency, emailReadToSpoolAndRefreshViaPushMs: readViaPush, spoolLockHoldMaxMs: lockHoldMaxMs, spoolLockHolds: lockHolds,
       },
       targets: {
@@ -423,6 +466,9 @@ async function main(): Promise<void> {
       row('floor: IDLE notification', floor.idleNotificationMs),
       row('vmbridge: new voicemail -> visible email, 1 mailbox', latency1),
       row('vmbridge: new voicemail -> visible email, 100 mailboxes', latency100),
+      row('floor: MP3 conversion of a 6.8 s Asterisk recording (SoX)', mp3Floor),
+      row('vmbridge: new voicemail -> visible email with that MP3 (default), 1 mailbox', latencyMp3),
+      row('vmbridge: the same with mp3 off (recording as it is)', latencyOriginal),
       row('floor: AMI round trip (Ping)', amiRoundTrip),
       row('vmbridge: email read -> spool moved + VoicemailRefresh', readLatency),
       row('vmbridge: the same, told by Dovecot push (no IDLE)', readViaPush),

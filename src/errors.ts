@@ -84,3 +84,10 @@ export class SpoolChangeDeferredError extends VmbridgeError {
     super('SPOOL_CHANGE_DEFERRED', `${what}: ${why}; nothing was changed, the reconcile is retried`);
   }
 }
+
+/** The audio tool is missing, cannot do what is asked, or failed on one recording. */
+export class AudioToolError extends VmbridgeError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('AUDIO', message, options);
+  }
+}

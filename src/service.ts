@@ -26,6 +26,7 @@ import { MwiStore } from './queue/mwi-queue.js';
 import { createMwiWorkers } from '../workers/mwi.js';
 import { accountKey, type ImapAccount } from './imap/account.js';
 import { IdleWatcher } from './imap/idle-watcher.js';
+import { startAudio } from './audio/start.js';
 import { messageWaitingMailbox, startAmiSession, type AmiSession } from './mwi/ami-session.js';
 import { recoverOwnStaleLocks } from './spool/write.js';
 import { SpoolChanger, spoolLockmode } from './sync/spool-changes.js';
@@ -95,6 +96,7 @@ function indexBoxes(directory: Directory): BoxIndex {
 
 export async function startService(settings: Settings, log: Logger, opts: ServiceOptions = {}): Promise<Service> {
   let directory = await loadDirectory(settings, log);
+  const audio = await startAudio(settings, [...directory.boxes.values()].map((b) => b.attachments), log);
   await recoverSpoolLocks(settings.spool.dir, log);
   const amiSettings = settings.asterisk.ami;
   // One session with the owning Asterisk, events on: it moves and removes voicemail, tells whether
@@ -132,6 +134,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     onFailed: () => metrics.failed(),
     watch: alerts.watch,
     spoolChanger,
+    ...(audio ? { audio } : {}),
   });
   let boxes = indexBoxes(directory);
   const requestBoxes = (refs: readonly MailboxRef[], reason: string): void => {
@@ -231,6 +234,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
       await alerts.close();
       await requester.close();
       await imap.close();
+      await audio?.close();
       redis.disconnect();
     },
   };

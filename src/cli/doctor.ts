@@ -9,6 +9,7 @@
  */
 import type { Settings } from '../config/schema.js';
 import { amiCheck } from './doctor/ami.js';
+import { audioCheck } from './doctor/audio.js';
 import { readDirectoryOnce, type DirectoryRead } from './doctor/directory.js';
 import { imapCheck } from './doctor/imap.js';
 import { spoolCheck, voicemailConfCheck } from './doctor/local.js';
@@ -44,7 +45,7 @@ export interface DoctorCheck {
 }
 
 /** The checks, in the order they run and are shown. Add new ones here. */
-export const CHECKS: readonly DoctorCheck[] = [spoolCheck, voicemailConfCheck, redisCheck, imapCheck, amiCheck, smtpCheck, pushCheck];
+export const CHECKS: readonly DoctorCheck[] = [spoolCheck, voicemailConfCheck, audioCheck, redisCheck, imapCheck, amiCheck, smtpCheck, pushCheck];
 
 export const DEFAULT_MAX_ACCOUNTS = 20;
 

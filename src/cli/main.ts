@@ -3,6 +3,7 @@
  */
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
+import { startAudio } from '../audio/start.js';
 import { loadSettings } from '../config/load-settings.js';
 import type { Settings } from '../config/schema.js';
 import { VmbridgeError } from '../errors.js';
@@ -167,6 +168,7 @@ async function cmdSync(args: readonly string[]): Promise<number> {
     }
   }
   const boxes = [...directory.boxes.values()].filter((b) => wanted.length === 0 || wanted.includes(mailboxKey(b.ref)));
+  const audio = dryRun ? undefined : await startAudio(settings, boxes.map((b) => b.attachments), log);
   const redis = new Redis(settings.redis.url, { maxRetriesPerRequest: 2, connectionName: `${settings.redis.prefix}:cli` });
   const pool = new ImapPool(settings.imap, log);
   const state = new StateStore(redis, settings.redis.prefix);
@@ -192,7 +194,7 @@ async function cmdSync(args: readonly string[]): Promise<number> {
       const lock = await acquireMailboxLock(redis, lockKey(settings.redis.prefix, box.ref));
       let counted = false;
       try {
-        const result = await reconcileMailbox({ spoolDir: settings.spool.dir, settings, state, imap: pool, log, spoolChanger }, box, {
+        const result = await reconcileMailbox({ spoolDir: settings.spool.dir, settings, state, imap: pool, log, spoolChanger, ...(audio ? { audio } : {}) }, box, {
           dryRun,
         });
         // Written under the mailbox's lock, as the service does, so desired counts land in order.
@@ -220,6 +222,7 @@ async function cmdSync(args: readonly string[]): Promise<number> {
   } finally {
     await mwi?.close();
     await pool.close();
+    await audio?.close();
     await ami?.close();
     redis.disconnect();
   }

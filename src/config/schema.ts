@@ -3,6 +3,7 @@
  * Every key here is documented in config/vmbridge.example.yaml; keep the two in step.
  */
 import { z } from 'zod';
+import { AUDIO_MODES } from '../audio/formats.js';
 import { isTimeZone } from './time-zone.js';
 
 
@@ -241,7 +242,22 @@ export const settingsSchema = z.strictObject({
     serverName: z.string().default('vmbridge'),
     /** Time zone for dates in the email when the mailbox has no tz= (IANA name). */
     timezone: z.string().min(1).refine(isTimeZone, 'not a time zone name known to this system (e.g. Europe/Berlin, UTC)').default('UTC'),
-  }).default({ from: '"Voicemail" <voicemail@localhost>', messageIdDomain: 'vmbridge.invalid', serverName: 'vmbridge', timezone: 'UTC' }),
+    /**
+     * The audio the email carries (docs/attachments.md): mp3, wav, original (as Asterisk attaches
+     * it), original+mp3. A mailbox's vmbridge_audio= in voicemail.conf (or [general]'s) overrides it.
+     */
+    audio: z.enum(AUDIO_MODES).default('mp3'),
+    /**
+     * Whose words an email has where voicemail.conf sets no emailsubject=/emailbody=/fromstring=:
+     * vmbridge's (caller, number and length in the subject) or Asterisk's own defaults.
+     */
+    wording: z.enum(['vmbridge', 'asterisk']).default('vmbridge'),
+    /** The program that makes MP3 and WAV (SoX), and how long one conversion may take. */
+    audioTool: z.strictObject({
+      command: z.string().min(1).default('sox'),
+      timeoutSeconds: z.number().min(1).max(600).default(30),
+    }).default({ command: 'sox', timeoutSeconds: 30 }),
+  }).default({ from: '"Voicemail" <voicemail@localhost>', messageIdDomain: 'vmbridge.invalid', serverName: 'vmbridge', timezone: 'UTC', audio: 'mp3', wording: 'vmbridge', audioTool: { command: 'sox', timeoutSeconds: 30 } }),
 
   sync: z.strictObject({
     /** Reconciles run at once in one process (different mailboxes). */

@@ -15,6 +15,9 @@ import { posix } from 'node:path';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import type { MailComposerAttachment } from 'nodemailer/lib/mail-composer/index.js';
 import MimeNode from 'nodemailer/lib/mime-node/index.js';
+import { audioContentType } from '../audio/formats.js';
+import type { PreparedAttachment } from '../audio/attachments.js';
+import { renderLook, type EmailLook } from '../email/asterisk-look.js';
 import { SpoolError } from '../errors.js';
 import type { AudioFile, MailboxRef, SpoolFolder, SpoolMessage } from '../spool/types.js';
 import { parseCallerId, sanitizeText } from './caller-id.js';
@@ -37,6 +40,17 @@ export interface VoicemailEmailInput {
   /** Domain of the identity Message-ID. */
   messageIdDomain: string;
   readAudio: (path: string) => Promise<Buffer>;
+  /**
+   * The audio to attach, made for the mailbox's policy (src/audio/attachments.ts); empty for
+   * attach=no. Absent: every recorded format as it is.
+   */
+  attachments?: readonly PreparedAttachment[];
+  /** voicemail.conf's email options (src/email/asterisk-look.ts); absent: vmbridge's own From, Subject and body. */
+  look?: EmailLook;
+  /** The host name an Asterisk-style From without a domain gets (serveremail=asterisk). */
+  hostname?: string;
+  /** Told what the templates use that vmbridge cannot evaluate (dialplan functions, expressions, escapes). */
+  onTemplateProblem?: (problems: readonly string[]) => void;
 }
 
 /**
@@ -66,31 +80,7 @@ export function folderWords(folder: SpoolFolder): string {
   return FOLDER_WORDS[folder];
 }
 
-/**
- * Content types mail clients play, by spool extension. `WAV` (wav49: GSM 6.10 inside a WAV
- * container) is a WAV file as far as a client can tell, so it gets `audio/wav` as well.
- */
-const AUDIO_TYPES: Readonly<Record<string, string>> = {
-  wav: 'audio/wav',
-  wav16: 'audio/wav',
-  wav49: 'audio/wav',
-  gsm: 'audio/x-gsm',
-  ulaw: 'audio/basic',
-  ulw: 'audio/basic',
-  ul: 'audio/basic',
-  mu: 'audio/basic',
-  pcm: 'audio/basic',
-  alaw: 'audio/x-alaw-basic',
-  alw: 'audio/x-alaw-basic',
-  al: 'audio/x-alaw-basic',
-  g722: 'audio/G722',
-  ogg: 'audio/ogg',
-  mp3: 'audio/mpeg',
-};
-
-export function audioContentType(ext: string): string {
-  return AUDIO_TYPES[ext.toLowerCase()] ?? 'application/octet-stream';
-}
+export { audioContentType } from '../audio/formats.js';
 
 /** Plain PCM WAV plays everywhere, so it comes first; then wav49, then the rest. */
 function audioRank(ext: string): number {
@@ -298,6 +288,8 @@ function recipient(input: VoicemailEmailInput): { name: string; address: string 
 
 /** `The recording is attached: msg0000.wav (also msg0000.WAV, msg0000.gsm).` */
 function attachmentSentence(names: readonly string[]): string {
+  // attach=no in voicemail.conf: the voicemail is on the phone only.
+  if (names.length === 0) return 'The recording is not attached; listen to it on the phone.';
   const [first = '', ...rest] = names;
   return `The recording is attached: ${first}${rest.length > 0 ? ` (also ${rest.join(', ')})` : ''}.`;
 }
@@ -369,29 +361,37 @@ export async function buildVoicemailEmail(input: VoicemailEmailInput): Promise<B
   const envelopeText = (value: string | undefined): string => sanitizeText(value, FIELD_MAX);
   const to = recipient(input);
 
-  const audio = orderAudio(message.audio);
-  const attachments: MailComposerAttachment[] = [];
-  for (const file of audio) {
-    let content: Buffer;
-    try {
-      content = await input.readAudio(file.path);
-    } catch (cause) {
-      throw new SpoolError(file.path, 'could not read the recording', { cause });
-    }
-    attachments.push({
-      // The name as on disk (`msg0000.WAV` keeps its case, as Asterisk names wav49).
-      filename: sanitizeText(posix.basename(file.path), FIELD_MAX),
-      content,
-      contentType: audioContentType(file.ext),
-      contentDisposition: 'attachment',
-      headers: { 'Content-Description': 'Voicemail sound attachment.' },
-    });
-  }
+  const prepared = input.attachments ?? await everyRecording(message, input.readAudio);
+  const attachments: MailComposerAttachment[] = prepared.map((a) => ({
+    filename: sanitizeText(a.filename, FIELD_MAX),
+    content: a.content,
+    contentType: a.contentType,
+    contentDisposition: 'attachment',
+    headers: { 'Content-Description': 'Voicemail sound attachment.' },
+  }));
   const attachmentNames = attachments.map((a) => (typeof a.filename === 'string' ? a.filename : ''));
+
+  const look = input.look ? renderLook(input.look, {
+    fullName: sanitizeText(input.owner.fullName, FIELD_MAX),
+    context: ref.context,
+    mailbox: ref.mailbox,
+    msgnum: message.msgnum + 1,
+    durationSeconds: duration,
+    cidName: caller.name,
+    cidNum: caller.number,
+    callerid: sanitizeText(message.envelope.callerid, FIELD_MAX),
+    category: envelopeText(message.envelope.category),
+    flag: envelopeText(message.envelope.flag),
+    origtime,
+    timezone,
+    messageFile: message.txtPath.replace(/\.txt$/, ''),
+  }, input.hostname ?? 'localhost') : undefined;
+  const templateProblems = look ? [...look.unsupported, ...look.droppedEscapes.map((e) => `escape ${e}`)] : [];
+  if (templateProblems.length > 0) input.onTemplateProblem?.(templateProblems);
 
   const mailboxWords = [sanitizeText(input.owner.fullName, FIELD_MAX), `${ref.mailbox}@${ref.context}`]
     .filter((s) => s !== '').join(' ');
-  const text = voicemailBody({
+  const text = look?.body !== undefined ? templateBody(look.body) : voicemailBody({
     caller,
     received: humanDate(origtime, timezone),
     duration,
@@ -407,9 +407,10 @@ export async function buildVoicemailEmail(input: VoicemailEmailInput): Promise<B
     // same value in place.
     headers: [{ key: 'Date', value: date }],
     date,
-    from: sanitizeText(input.from),
+    from: look?.from ? { name: sanitizeText(look.from.name, FIELD_MAX), address: sanitizeText(look.from.address, FIELD_MAX) } : sanitizeText(input.from),
     to,
-    subject: voicemailSubject(caller, duration, urgent),
+    // One line whatever the template holds: its \n and the caller's CR/LF become spaces.
+    subject: look?.subject !== undefined ? sanitizeText(look.subject, 998 - 'Subject: '.length) : voicemailSubject(caller, duration, urgent),
     messageId,
     text: text.replace(/\r?\n/g, '\r\n'),
     attachments,
@@ -445,4 +446,25 @@ export async function buildVoicemailEmail(input: VoicemailEmailInput): Promise<B
   if (caller.name) xHeaders.push(['X-Asterisk-CallerIDName', caller.name]);
 
   return insertHeaderLines(raw, xHeaders.map(([name, value]) => headerLine(name, sanitizeText(value))));
+}
+
+/** Every recorded format as it is, in attachment order. */
+async function everyRecording(message: SpoolMessage, readAudio: (path: string) => Promise<Buffer>): Promise<PreparedAttachment[]> {
+  const out: PreparedAttachment[] = [];
+  for (const file of orderAudio(message.audio)) {
+    let content: Buffer;
+    try {
+      content = await readAudio(file.path);
+    } catch (cause) {
+      throw new SpoolError(file.path, 'could not read the recording', { cause });
+    }
+    // The name as on disk (`msg0000.WAV` keeps its case, as Asterisk names wav49).
+    out.push({ filename: posix.basename(file.path), content, contentType: audioContentType(file.ext) });
+  }
+  return out;
+}
+
+/** A template's body text: line breaks kept (any CR LF, CR or LF is one), tabs kept, every other control character dropped. */
+function templateBody(body: string): string {
+  return body.replace(/\r\n?/g, '\n').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
 }

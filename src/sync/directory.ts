@@ -4,6 +4,10 @@
  */
 import type { Settings } from '../config/schema.js';
 import { boxBackupDeleted, boxMaxmsg, boxOption, boxTimezone, type VoicemailBox, type VoicemailConf } from '../config/voicemail-conf.js';
+import type { AttachmentPolicy } from '../audio/formats.js';
+import { boxAttachmentPolicy } from '../config/mailbox-audio.js';
+import { boxEmailLook } from '../config/mailbox-email.js';
+import type { EmailLook } from '../email/asterisk-look.js';
 import type { ImapAccount } from '../imap/account.js';
 import { mailboxKey, type MailboxRef } from '../spool/types.js';
 import { isTimeZone } from '../config/time-zone.js';
@@ -17,6 +21,10 @@ export interface BoxInfo {
   readonly maxmsg?: number;
   /** voicemail.conf backupdeleted: deleted messages kept in Deleted/ (0: none). */
   readonly backupDeleted?: number;
+  /** The audio its emails carry (attach=, attachfmt=, format=, vmbridge_audio=, email.audio). Absent: every recorded format. */
+  readonly attachments?: AttachmentPolicy;
+  /** voicemail.conf's email options (fromstring=, emailsubject=, ...). Absent: vmbridge's own look. */
+  readonly emailLook?: EmailLook;
 }
 
 export interface Directory {
@@ -51,6 +59,8 @@ export function buildDirectory(conf: VoicemailConf, settings: Settings, password
       problems.push({ mailbox: key, file: box.file, line: box.line, problem: `unknown time zone ${JSON.stringify(timezone)}: dates use ${settings.email.timezone} instead` });
       timezone = settings.email.timezone;
     }
+    const audio = boxAttachmentPolicy(conf, box, settings.email.audio);
+    if (audio.problem) problems.push({ mailbox: key, file: box.file, line: box.line, problem: audio.problem });
     boxes.set(key, {
       ref,
       owner: { fullName: box.fullName || box.mailbox, email },
@@ -58,6 +68,8 @@ export function buildDirectory(conf: VoicemailConf, settings: Settings, password
       account: settings.imap.login.mode === 'master' ? { user } : { user, password: password as string },
       maxmsg: boxMaxmsg(conf, box),
       backupDeleted: boxBackupDeleted(conf, box),
+      attachments: audio.policy,
+      emailLook: boxEmailLook(conf, box, settings.email.wording),
     });
   }
   return { boxes, problems };

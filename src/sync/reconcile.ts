@@ -9,6 +9,7 @@
  * Every op is idempotent and its record is written right after it, so a crash at any point is
  * followed by a reconcile that finishes the job without duplicates.
  */
+import { hostname } from 'node:os';
 import type { Settings } from '../config/schema.js';
 import { SafetyStopError, SpoolBusyError, SpoolError } from '../errors.js';
 import type { ImapPool } from '../imap/pool.js';
@@ -18,6 +19,7 @@ import { explainedCount, observeImap } from '../imap/observe.js';
 import { noteOwnAppend, noteOwnCount } from '../imap/own-echoes.js';
 import { appendEmail, deleteEmail, updateEmail, type Identity } from '../imap/operations.js';
 import { buildVoicemailEmail } from '../imap/voicemail-email.js';
+import { prepareAttachments, type Converter, type PreparedAttachment } from '../audio/attachments.js';
 import { isOverQuotaError, refusalText } from '../imap/quota.js';
 import type { MailboxWatch } from '../alerts/watch.js';
 import type { Logger } from '../log.js';
@@ -45,6 +47,8 @@ export interface ReconcileDeps {
    * changed directly under the lock mode the settings give, with no VoiceMailMain check.
    */
   readonly spoolChanger?: SpoolChanger;
+  /** Makes MP3 and WAV attachments (SoxTranscoder); absent: recordings are attached as they are. */
+  readonly audio?: Converter;
 }
 
 export interface ReconcileOptions {
@@ -166,7 +170,7 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
     const emails = new EmailPipeline(ordered, (op) => {
       const message = messages.get(op.id);
       if (!message) throw new Error(`plan asked to append ${op.id}, which the spool snapshot does not hold`);
-      return buildEmail(settings, box, message, deps.spoolDir);
+      return buildEmail(deps, box, message, log);
     });
     for (const op of ordered) {
       switch (op.kind) {
@@ -259,8 +263,16 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
 
 type Built = { raw: Buffer } | { problem: string; file: string };
 
-async function buildEmail(settings: Settings, box: BoxInfo, message: SpoolMessage, spoolDir: string): Promise<Built> {
+async function buildEmail(deps: ReconcileDeps, box: BoxInfo, message: SpoolMessage, log: Logger): Promise<Built> {
+  const { settings } = deps;
+  const readAudio = (path: string): Promise<Buffer> => readSpoolFile(deps.spoolDir, path);
   try {
+    let attachments: PreparedAttachment[] | undefined;
+    if (box.attachments) {
+      const prepared = await prepareAttachments(box.attachments, message, readAudio, deps.audio);
+      for (const w of prepared.warnings) log.warn({ file: w.file, problem: w.problem }, 'recording not converted');
+      attachments = prepared.attachments;
+    }
     const raw = await buildVoicemailEmail({
       ref: box.ref,
       message,
@@ -269,7 +281,14 @@ async function buildEmail(settings: Settings, box: BoxInfo, message: SpoolMessag
       from: settings.email.from,
       serverName: settings.email.serverName,
       messageIdDomain: settings.email.messageIdDomain,
-      readAudio: (path) => readSpoolFile(spoolDir, path),
+      readAudio,
+      ...(attachments ? { attachments } : {}),
+      ...(box.emailLook ? { look: box.emailLook, hostname: hostname() } : {}),
+      onTemplateProblem: (problems) => {
+        for (const p of problems) {
+          if (isNewFinding(`email template: ${p}`, 'reported')) log.warn({ mailbox: mailboxKey(box.ref), uses: p }, 'voicemail.conf email template uses what vmbridge cannot evaluate; it is left out');
+        }
+      },
     });
     return { raw };
   } catch (err) {

@@ -198,10 +198,20 @@ describe('vmbridge doctor against real servers', { timeout: 600_000 }, () => {
     for (const secret of ['Not-The-Master-Pw', 'Master-Pw-4412']) assert.equal(`${bad.stdout}${bad.stderr}${good.stdout}${good.stderr}`.includes(secret), false);
   });
 
+  it('audio: the tool that makes the MP3 is checked; a missing one fails naming the packages, and original needs none', async () => {
+    const good = await doctor(['--config', await settingsFile(full, 'audio-good')]);
+    assert.match(good.stdout, /OK\s+attachments: \d+ mp3; sox \S+ writes MP3/);
+    const missing = await doctor(['--config', await settingsFile(full, 'audio-missing', (s) => { s['email'] = { ...s['email'], audioTool: { command: join(full.dir, 'no-such-sox') } }; })]);
+    assert.equal(missing.code, 1, missing.stdout);
+    assert.match(missing.stdout, /FAIL\s+the audio tool ".*no-such-sox" cannot be run \(ENOENT\); install it \(Debian: apt-get install sox libsox-fmt-mp3\)/);
+    const original = await doctor(['--config', await settingsFile(full, 'audio-original', (s) => { s['email'] = { ...s['email'], audio: 'original', audioTool: { command: join(full.dir, 'no-such-sox') } }; })]);
+    assert.match(original.stdout, /OK\s+attachments: \d+ original; no conversion needed, so no audio tool/);
+  });
+
   it('--help lists the checks that exist', async () => {
     const run = await doctor(['--help']);
     assert.equal(run.code, 0);
-    for (const name of ['spool', 'voicemail.conf', 'redis', 'imap']) assert.match(run.stdout, new RegExp(`^  ${name.replace('.', '\\.')}\\s+\\S`, 'm'), name);
+    for (const name of ['spool', 'voicemail.conf', 'audio', 'redis', 'imap']) assert.match(run.stdout, new RegExp(`^  ${name.replace('.', '\\.')}\\s+\\S`, 'm'), name);
     assert.match(run.stdout, /--json/);
   });
 });

@@ -5,7 +5,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { simpleParser } from 'mailparser';
 import { identityMessageId } from '../../src/imap/identity-header.js';
@@ -129,12 +129,12 @@ describe('spool to IMAP on real Dovecot and Redis', { timeout: 240_000 }, () => 
     assert.equal(parsed.messageId, mid(ref, left.msgId));
     const files = await listFolder(h.spoolDir, ref, 'INBOX');
     const mine = files.find((f) => f.msgId === left.msgId)!;
-    const names = parsed.attachments.map((a) => a.filename).sort();
     const num = String(mine.msgnum).padStart(4, '0');
-    assert.deepEqual(names, [`msg${num}.WAV`, `msg${num}.gsm`, `msg${num}.wav`].sort());
-    const wav = parsed.attachments.find((a) => a.filename === `msg${num}.wav`)!;
-    assert.equal(wav.contentType, 'audio/wav');
-    assert.deepEqual(wav.content, await readFile(join(h.spoolDir, 'voicemail', 'default', '1001', 'INBOX', `msg${num}.wav`)));
+    // By default one MP3, made from the best recording (the PCM msgNNNN.wav); the spool is untouched.
+    assert.deepEqual(parsed.attachments.map((a) => [a.filename, a.contentType]), [[`msg${num}.mp3`, 'audio/mpeg']]);
+    assert.equal(parsed.attachments[0]!.content.subarray(0, 2).readUInt16BE(0) & 0xffe0, 0xffe0, 'an MPEG audio frame');
+    const spoolFiles = await readdir(join(h.spoolDir, 'voicemail', 'default', '1001', 'INBOX'));
+    assert.deepEqual(spoolFiles.filter((f) => f.startsWith(`msg${num}.`)).sort(), [`msg${num}.WAV`, `msg${num}.gsm`, `msg${num}.txt`, `msg${num}.wav`].sort());
   });
 
   it('heard on the phone sets \\Seen; urgent is \\Flagged; saved to Work/Family/Friends moves; deleted on the phone expunges', async () => {
