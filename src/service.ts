@@ -27,6 +27,8 @@ import { createMwiWorkers } from '../workers/mwi.js';
 import { accountKey, type ImapAccount } from './imap/account.js';
 import { IdleWatcher } from './imap/idle-watcher.js';
 import { startAudio } from './audio/start.js';
+import { unsupportedOptions } from './config/conf-check.js';
+import { isNewFinding } from './spool/report-once.js';
 import { messageWaitingMailbox, startAmiSession, type AmiSession } from './mwi/ami-session.js';
 import { recoverOwnStaleLocks } from './spool/write.js';
 import { SpoolChanger, spoolLockmode } from './sync/spool-changes.js';
@@ -48,6 +50,10 @@ export interface Service {
 export async function loadDirectory(settings: Settings, log: Logger): Promise<Directory> {
   const conf = await readVoicemailConf(settings.spool.voicemailConf);
   for (const p of conf.problems) log.warn({ file: p.file, line: p.line, problem: p.problem }, 'voicemail.conf line skipped');
+  for (const o of unsupportedOptions(conf)) {
+    // Once per option and process, not at every reload.
+    if (isNewFinding(`voicemail.conf option ${o.option}`, o.why)) log.warn({ file: settings.spool.voicemailConf, option: o.option, where: o.where, why: o.why }, 'voicemail.conf option vmbridge does not support');
+  }
   const passwords = await readPasswordsFile(settings.imap.login.passwordsFile);
   const directory = buildDirectory(conf, settings, passwords);
   for (const p of directory.problems) log.warn({ mailbox: p.mailbox, file: p.file, line: p.line, problem: p.problem }, 'voicemail.conf mailbox problem');

@@ -4,7 +4,9 @@
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { startAudio } from '../audio/start.js';
+import { checkOptions, renderOptionReport } from '../config/conf-check.js';
 import { loadSettings } from '../config/load-settings.js';
+import { readVoicemailConf } from '../config/voicemail-conf.js';
 import type { Settings } from '../config/schema.js';
 import { VmbridgeError } from '../errors.js';
 import { ImapPool } from '../imap/pool.js';
@@ -36,6 +38,8 @@ Commands:
   notify <args>       Tell a running vmbridge that a mailbox changed (voicemail.conf externnotify)
   doctor              Check the IMAP server, Redis, the spool and voicemail.conf, and say what
                       vmbridge will do with what it finds (exit code 1 if something is missing)
+  conf-check [FILE]   Say, for each option a voicemail.conf sets, whether vmbridge uses it, it is
+                      Asterisk's own business (phone-side), or vmbridge does not support it
 
 Options for every command:
   -c, --config FILE   Settings file (default: $VMBRIDGE_CONFIG, then /etc/vmbridge/vmbridge.yaml)
@@ -72,6 +76,19 @@ ignored: vmbridge always counts from the spool.
 
   externnotify = /usr/local/bin/vmbridge notify`,
   doctor: doctorHelp(),
+  'conf-check': `Usage: vmbridge conf-check [FILE] [--config FILE]
+
+Reads a voicemail.conf (FILE, default: spool.voicemailConf from the settings, then
+/etc/asterisk/voicemail.conf) with its #include and #tryinclude files and prints one line per
+option it sets:
+
+  <option>: used|phone-side|not supported|unknown — <why>
+
+used: vmbridge acts on it. phone-side: Asterisk's own business (recording, menus, passwords).
+not supported: it would matter to vmbridge and vmbridge does not do it, with what to do instead.
+unknown: app_voicemail has no such option. Lines of the file that cannot be used (#exec, a
+mailbox line that does not parse) follow, each with its file and line. Exit code 0 when the file
+loads, 1 when it cannot be read.`,
 };
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -93,6 +110,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return cmdNotify(rest);
     case 'doctor':
       return cmdDoctor(rest);
+    case 'conf-check':
+      return cmdConfCheck(rest);
     default:
       process.stderr.write(`vmbridge: unknown command ${JSON.stringify(command)}\n\n${HELP.main}\n`);
       return 2;
@@ -329,4 +348,29 @@ export function report(err: unknown, log?: Logger): number {
   log?.error({ err }, 'failed');
   process.stderr.write(`vmbridge: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   return 1;
+}
+
+async function cmdConfCheck(args: readonly string[]): Promise<number> {
+  const parsed = parse('conf-check', args, {}, true);
+  if (!parsed) return 0;
+  let file = parsed.positionals[0];
+  if (file === undefined) {
+    try {
+      file = (await settingsFrom(parsed.values.config as string | undefined)).spool.voicemailConf;
+    } catch {
+      file = '/etc/asterisk/voicemail.conf';
+    }
+  }
+  let conf: Awaited<ReturnType<typeof readVoicemailConf>>;
+  try {
+    conf = await readVoicemailConf(file);
+  } catch (err) {
+    process.stderr.write(`vmbridge: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+  const report = checkOptions(conf);
+  process.stdout.write(`${file}: ${conf.boxes.length} mailbox${conf.boxes.length === 1 ? '' : 'es'}, ${report.length} option${report.length === 1 ? '' : 's'}\n`);
+  for (const line of renderOptionReport(report)) process.stdout.write(`${line}\n`);
+  for (const p of conf.problems) process.stdout.write(`${p.file}:${p.line}: ${p.problem}\n`);
+  return 0;
 }

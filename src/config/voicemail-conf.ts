@@ -330,7 +330,7 @@ class Loader {
   ): Promise<void> {
     if (directive === 'exec') {
       // Running programs named in a config file is Asterisk's business (execincludes=yes), not ours.
-      this.problem(file, line, '#exec is not supported');
+      this.problem(file, line, `#exec ${argument} refused: vmbridge never runs a program named in a config file, so what it would add is not read`);
       return;
     }
     if (directive !== 'include' && directive !== 'tryinclude') {

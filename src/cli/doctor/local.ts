@@ -2,6 +2,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { unsupportedOptions } from '../../config/conf-check.js';
 import { listSpoolMailboxes } from '../../spool/list-mailboxes.js';
 import type { CheckResult, DoctorCheck } from '../doctor.js';
 
@@ -79,6 +80,7 @@ export const voicemailConfCheck: DoctorCheck = {
     }];
     for (const p of problems.slice(0, MAX_LISTED)) out.push({ section, status: 'warn', message: p });
     if (problems.length > MAX_LISTED) out.push({ section, status: 'warn', message: `... and ${problems.length - MAX_LISTED} more` });
+    for (const o of unsupportedOptions(read.conf)) out.push({ section, status: 'warn', message: `${o.option} (${o.where.join(', ')}): not supported — ${o.why}` });
     return out;
   },
 };

@@ -1,0 +1,126 @@
+/**
+ * Every option of Asterisk's voicemail.conf (its sample file, configs/samples/voicemail.conf.sample,
+ * and app_voicemail's load_config / apply_option), and what vmbridge does with it:
+ *
+ * - used: vmbridge reads it and acts on it;
+ * - phone-side: Asterisk's own business (recording, menus, prompts, passwords); nothing for
+ *   vmbridge to do, and nothing it changes;
+ * - not supported: it would matter to vmbridge, and vmbridge does not do it (yet), with the reason
+ *   and what to do instead.
+ *
+ * `vmbridge conf-check` prints one line per option a file sets; `run` and `doctor` report the
+ * not-supported ones. docs/voicemail-conf.md has the same list in prose.
+ */
+
+export type OptionUse = 'used' | 'phone-side' | 'not supported' | 'unknown';
+
+export interface OptionInfo {
+  readonly use: OptionUse;
+  readonly why: string;
+}
+
+const used = (why: string): OptionInfo => ({ use: 'used', why });
+const phone = (why: string): OptionInfo => ({ use: 'phone-side', why });
+const unsupported = (why: string): OptionInfo => ({ use: 'not supported', why });
+
+const MENU = phone('how VoiceMail()/VoiceMailMain() behave for callers; the spool shows the result');
+const RECORDING = phone('how Asterisk records a message; vmbridge reads what it recorded');
+const PASSWORD = phone("the mailbox's phone password; vmbridge never needs it");
+const ADSI = phone('ADSI phone display scripts');
+const IMAP_ONLY = (instead: string): OptionInfo => unsupported(`an IMAP_STORAGE setting vmbridge does not read yet; ${instead}`);
+
+const CATALOG: Readonly<Record<string, OptionInfo>> = {
+  // What an email looks like (docs/email-templates.md, docs/attachments.md).
+  format: used('the recorded formats: which audio files make a message, and the recording "original" attaches'),
+  attach: used('no means emails without audio, still synced both ways'),
+  attachfmt: used('the recording email.audio: original (and original+mp3) attaches'),
+  serveremail: used('the From address'),
+  fromstring: used('the From name, with ${VM_*} variables'),
+  emailsubject: used('the Subject, with ${VM_*} variables'),
+  emailbody: used('the body text, with ${VM_*} variables'),
+  emaildateformat: used('the format of ${VM_DATE}'),
+  locale: used('day and month names in ${VM_DATE}'),
+  tz: used('the time zone of every date in the email ([zonemessages])'),
+  pbxskip: used('no "[PBX]: " before Asterisk\'s default subject (email.wording: asterisk)'),
+  charset: unsupported('the body is always UTF-8, which every mail client reads and which holds any charset\'s text'),
+  emailtitle: unsupported('an old name of emailsubject that Asterisk still reads; rename it to emailsubject'),
+  volgain: unsupported('the attachment is not made louder; the recording is attached at its own volume'),
+  attachextrecs: unsupported('every message in the spool becomes an email, recordings added from outside (MixMonitor) too'),
+  vmbridge_audio: used("vmbridge's own: mp3, wav, original or original+mp3 for this mailbox (Asterisk ignores it)"),
+
+  // Which mailboxes there are, and their folders.
+  aliasescontext: used('that section holds aliases, not mailboxes'),
+  maxmsg: used('a move into a full folder waits, as Asterisk refuses it; the maxmsg alert'),
+  backupdeleted: used('a voicemail deleted in the mail client is kept in Deleted/, as Asterisk keeps it'),
+  maxdeletedmsg: used('an old name of backupdeleted'),
+  externnotify: used('set it to `vmbridge notify` so a new voicemail is emailed at once'),
+  pollmailboxes: phone('Asterisk polls the spool for MWI; vmbridge tells the owning Asterisk itself (VoicemailRefresh)'),
+  pollfreq: phone('how often Asterisk polls when pollmailboxes=yes'),
+  moveheard: phone('Asterisk moves heard messages to Old; vmbridge sees the move'),
+  searchcontexts: phone('how callers find a mailbox without a context; vmbridge always names mailbox@context'),
+  userscontext: unsupported('mailboxes from users.conf are not read; list them in voicemail.conf'),
+  delete: unsupported('Asterisk deletes the message right after its own notification, often before vmbridge has emailed it; leave it off for mailboxes vmbridge serves'),
+  deletevoicemail: unsupported('the same as delete'),
+  mailcmd: phone('Asterisk still sends its own notification mail to mailboxes with an email address; set mailcmd=/bin/true if vmbridge alone should deliver'),
+  sendvoicemail: MENU,
+
+  // Storage.
+  odbcstorage: unsupported('voicemail in an ODBC database is not synced yet; only the file spool is'),
+  odbctable: unsupported('voicemail in an ODBC database is not synced yet'),
+  odbc_audio_on_disk: unsupported('voicemail in an ODBC database is not synced yet'),
+  imapuser: used('the IMAP user of the mailbox'),
+  imappassword: used('the IMAP password of the mailbox'),
+  imapsecret: used('an old name of imappassword'),
+  imapserver: IMAP_ONLY('set imap.host in vmbridge\'s settings'),
+  imapport: IMAP_ONLY('set imap.port'),
+  imapflags: IMAP_ONLY('set imap.secure and imap.tls'),
+  imapfolder: IMAP_ONLY('the mailbox folder mapping is imap.folders'),
+  imapparentfolder: IMAP_ONLY('set imap.folders.parent'),
+  imapgreetings: unsupported('greetings are not synced to IMAP; they stay in the spool'),
+  greetingsfolder: unsupported('greetings are not synced to IMAP'),
+  imapvmshareid: IMAP_ONLY('shared voicemail boxes map by imapuser= per mailbox'),
+  authuser: IMAP_ONLY('a master login is imap.login.mode: master'),
+  authpassword: IMAP_ONLY('the master password is imap.login.masterPasswordFile'),
+  imapopentimeout: phone('IMAP_STORAGE timeouts; vmbridge has its own'),
+  imapclosetimeout: phone('IMAP_STORAGE timeouts; vmbridge has its own'),
+  imapreadtimeout: phone('IMAP_STORAGE timeouts; vmbridge has its own'),
+  imapwritetimeout: phone('IMAP_STORAGE timeouts; vmbridge has its own'),
+  imap_poll_logout: phone('IMAP_STORAGE polling'),
+  expungeonhangup: phone('IMAP_STORAGE expunges; vmbridge only ever expunges its own emails by UID'),
+
+  // Lamps over other paths.
+  smdienable: phone("Asterisk's own SMDI lamps"),
+  smdiport: phone("Asterisk's own SMDI lamps"),
+
+  // Pager mail: Asterisk sends it itself.
+  pagerfromstring: phone('the pager notification Asterisk sends itself'),
+  pagersubject: phone('the pager notification Asterisk sends itself'),
+  pagerbody: phone('the pager notification Asterisk sends itself'),
+  pagerdateformat: phone('the pager notification Asterisk sends itself'),
+
+  // Recording and menus.
+  maxsecs: RECORDING, minsecs: RECORDING, maxmessage: RECORDING, minmessage: RECORDING, maxgreet: RECORDING,
+  maxsilence: RECORDING, silencethreshold: RECORDING, skipms: MENU, maxlogins: MENU, review: MENU, leaveurgent: MENU,
+  forward_urgent_auto: MENU, operator: MENU, envelope: MENU, saycid: MENU, cidinternalcontexts: MENU, sayduration: MENU,
+  saydurationm: MENU, dialout: MENU, callback: MENU, exitcontext: MENU, nextaftercmd: MENU, messagewrap: MENU,
+  forcename: MENU, forcegreetings: MENU, tempgreetwarn: MENU, directoryintro: MENU, usedirectory: MENU, hidefromdir: MENU,
+  alias: MENU, language: MENU,
+  adsifdn: ADSI, adsisec: ADSI, adsiver: ADSI,
+  externpass: PASSWORD, externpassnotify: PASSWORD, externpasscheck: PASSWORD, passwordlocation: PASSWORD, minpassword: PASSWORD,
+  tps_queue_high: phone("app_voicemail's task processor"),
+  tps_queue_low: phone("app_voicemail's task processor"),
+};
+
+/** What vmbridge does with a voicemail.conf option (names compare without case, as in Asterisk). */
+export function classifyOption(name: string): OptionInfo {
+  const key = name.toLowerCase();
+  if (Object.hasOwn(CATALOG, key)) return CATALOG[key]!;
+  if (key.startsWith('vm-')) return phone('a prompt sound file of VoiceMailMain()');
+  if (key.startsWith('listen-control-')) return phone('a playback key of VoiceMailMain()');
+  return { use: 'unknown', why: 'not an option app_voicemail knows; Asterisk ignores it' };
+}
+
+/** Every option name the catalog knows (for the docs and their test). */
+export function catalogNames(): string[] {
+  return Object.keys(CATALOG).sort();
+}
