@@ -19,6 +19,7 @@ import type { ImapFlow } from 'imapflow';
 import type { MailboxRef } from '../spool/types.js';
 import type { ImapRole } from '../sync/placement.js';
 import type { ImapSide } from '../sync/plan.js';
+import { asteriskStorageIdentity, IDENTITY_HEADER_FIELDS } from './asterisk-storage-identity.js';
 import { parseIdentityMessageId } from './identity-header.js';
 import { folderExists, refreshFolders, type RolePaths } from './folders.js';
 
@@ -136,11 +137,11 @@ async function fullLook(client: ImapFlow, view: FolderView, domain: string): Pro
   const modseq = usesModseq(client);
   const needHeaders = view.rows.size === 0;
   // imapflow asks for MODSEQ by itself whenever CONDSTORE is enabled.
-  const rows: FetchedRow[] = await client.fetchAll('1:*', { uid: true, flags: true, ...(needHeaders ? { headers: ['message-id'] } : {}) }, { uid: true });
+  const rows: FetchedRow[] = await client.fetchAll('1:*', { uid: true, flags: true, ...(needHeaders ? { headers: IDENTITY_HEADER_FIELDS } : {}) }, { uid: true });
   const known = new Map<number, string | null>();
   const unknown: number[] = [];
   for (const row of rows) {
-    if (needHeaders) known.set(row.uid, ownerOf(messageIdFromHeaders(row.headers), domain));
+    if (needHeaders) known.set(row.uid, ownerOfHeaders(row.headers, domain));
     else {
       const had = view.rows.get(row.uid);
       if (had) known.set(row.uid, had.owner);
@@ -148,8 +149,8 @@ async function fullLook(client: ImapFlow, view: FolderView, domain: string): Pro
     }
   }
   if (unknown.length > 0) {
-    for (const row of await client.fetchAll(unknown.join(','), { uid: true, headers: ['message-id'] }, { uid: true })) {
-      known.set(row.uid, ownerOf(messageIdFromHeaders(row.headers), domain));
+    for (const row of await client.fetchAll(unknown.join(','), { uid: true, headers: IDENTITY_HEADER_FIELDS }, { uid: true })) {
+      known.set(row.uid, ownerOfHeaders(row.headers, domain));
     }
   }
   view.rows.clear();
@@ -168,10 +169,10 @@ async function fullLook(client: ImapFlow, view: FolderView, domain: string): Pro
  */
 async function changedLook(client: ImapFlow, view: FolderView, domain: string, exists: () => number): Promise<boolean> {
   if (view.modseq === undefined || !usesModseq(client)) return false;
-  const rows: FetchedRow[] = await client.fetchAll('1:*', { uid: true, flags: true, headers: ['message-id'] }, { uid: true, changedSince: view.modseq });
+  const rows: FetchedRow[] = await client.fetchAll('1:*', { uid: true, flags: true, headers: IDENTITY_HEADER_FIELDS }, { uid: true, changedSince: view.modseq });
   for (const row of rows) {
     const had = view.rows.get(row.uid);
-    view.rows.set(row.uid, rowOf(row, had ? had.owner : ownerOf(messageIdFromHeaders(row.headers), domain)));
+    view.rows.set(row.uid, rowOf(row, had ? had.owner : ownerOfHeaders(row.headers, domain)));
     if (row.uid > view.lookedThrough) view.lookedThrough = row.uid;
   }
   if (rows.some((r) => r.modseq === undefined)) return false;
@@ -263,9 +264,9 @@ export async function findIdentityInSelected(client: ImapFlow, path: string, ref
     if (!box) return [];
     if (box.exists > 0) {
       const range = `${view.lookedThrough + 1}:*`;
-      for (const row of await client.fetchAll(range, { uid: true, flags: true, headers: ['message-id'] }, { uid: true })) {
+      for (const row of await client.fetchAll(range, { uid: true, flags: true, headers: IDENTITY_HEADER_FIELDS }, { uid: true })) {
         const had = view.rows.get(row.uid);
-        view.rows.set(row.uid, rowOf(row, had ? had.owner : ownerOf(messageIdFromHeaders(row.headers), domain)));
+        view.rows.set(row.uid, rowOf(row, had ? had.owner : ownerOfHeaders(row.headers, domain)));
         if (row.uid > view.lookedThrough) view.lookedThrough = row.uid;
       }
     }
@@ -282,4 +283,12 @@ function ownerOf(messageId: string | undefined, domain: string): string | null {
   if (!messageId) return null;
   const parsed = parseIdentityMessageId(messageId, domain);
   return parsed ? ownerKey(parsed.ref, parsed.id) : null;
+}
+
+/** vmbridge's identity Message-ID, else the X-Asterisk-VM-* identity of an email Asterisk's IMAP storage wrote. */
+function ownerOfHeaders(raw: Buffer | undefined, domain: string): string | null {
+  const ours = ownerOf(messageIdFromHeaders(raw), domain);
+  if (ours) return ours;
+  const theirs = asteriskStorageIdentity(raw);
+  return theirs ? ownerKey(theirs.ref, theirs.id) : null;
 }
