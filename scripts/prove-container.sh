@@ -176,8 +176,17 @@ mapfile -d '' BUILD_RUNS < <(df run 0)
 [ ! -e "$ROOT/build" ] || safe_rm "$ROOT/build"
 mkdir -p "$ROOT/build"
 cp "$CTX/package.json" "$CTX/package-lock.json" "$ROOT/build/"
+# Behind a TLS-inspecting proxy npm needs the CA the host's npm trusts: given to the root's npm too.
+NPM_ENV=()
+HOST_CAFILE="$(npm config get cafile 2>/dev/null || true)"
+[ -n "$HOST_CAFILE" ] && [ "$HOST_CAFILE" != null ] || HOST_CAFILE="${NODE_EXTRA_CA_CERTS:-}"
+if [ -n "$HOST_CAFILE" ] && [ -f "$HOST_CAFILE" ]; then
+  cp -L "$HOST_CAFILE" "$ROOT/tmp/npm-ca.pem"
+  NPM_ENV=(npm_config_cafile=/tmp/npm-ca.pem)
+  echo "npm in the root trusts the host npm's CA file"
+fi
 say "build: RUN ${BUILD_RUNS[0]}"
-in_root /build /bin/sh -c "${BUILD_RUNS[0]}"
+in_root /build "${NPM_ENV[@]}" /bin/sh -c "${BUILD_RUNS[0]}"
 cp "$CTX/tsconfig.json" "$CTX/tsconfig.build.json" "$ROOT/build/"
 cp -r "$CTX/src" "$CTX/workers" "$ROOT/build/"
 say "build: RUN ${BUILD_RUNS[1]}"
