@@ -43,9 +43,22 @@ safe_rm() {
   rm -rf --one-file-system -- "$p"
 }
 
+# A fresh procfs (not the host's /proc bound in), read-only, for the step that needs one: the
+# TypeScript compiler reads /proc/self/exe. Unmounted right after it, and on any exit.
+PROC_MOUNTED=0
+mount_proc() {
+  if mountpoint -q "$ROOT/proc"; then echo "$ROOT/proc is already a mount point" >&2; exit 1; fi
+  mount -t proc -o ro,nosuid,nodev,noexec proc "$ROOT/proc"
+  PROC_MOUNTED=1
+}
+umount_proc() {
+  if [ "$PROC_MOUNTED" = 1 ]; then umount "$ROOT/proc"; PROC_MOUNTED=0; fi
+}
+
 SERVICE_PIDS=()
 cleanup() {
   local pid
+  umount_proc
   for pid in "${SERVICE_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${SERVICE_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
 }
@@ -190,7 +203,9 @@ in_root /build "${NPM_ENV[@]}" /bin/sh -c "${BUILD_RUNS[0]}"
 cp "$CTX/tsconfig.json" "$CTX/tsconfig.build.json" "$ROOT/build/"
 cp -r "$CTX/src" "$CTX/workers" "$ROOT/build/"
 say "build: RUN ${BUILD_RUNS[1]}"
+mount_proc
 in_root /build /bin/sh -c "${BUILD_RUNS[1]}"
+umount_proc
 
 # --- stage 1 (runtime) ------------------------------------------------------------------------
 mapfile -d '' RUNS < <(df run 1)
