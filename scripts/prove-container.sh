@@ -55,12 +55,19 @@ umount_proc() {
   if [ "$PROC_MOUNTED" = 1 ]; then umount "$ROOT/proc"; PROC_MOUNTED=0; fi
 }
 
+# Processes this script started, by PID: SIGTERM, then SIGKILL after 15 s; the newest first.
 SERVICE_PIDS=()
+stop_pid() {
+  local pid="$1" _
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then echo "PID $pid still running 15 s after SIGTERM: SIGKILL" >&2; kill -KILL "$pid" 2>/dev/null || true; fi
+  wait "$pid" 2>/dev/null || true
+}
 cleanup() {
-  local pid
+  local i
   umount_proc
-  for pid in "${SERVICE_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${SERVICE_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  for ((i = ${#SERVICE_PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${SERVICE_PIDS[i]}"; done
 }
 trap cleanup EXIT
 
@@ -128,13 +135,15 @@ in_root() {
   chroot "$ROOT" /usr/bin/env -i -C "$dir" PATH="$BASE_PATH" HOME=/root DEBIAN_FRONTEND=noninteractive "${envs[@]}" "$@"
 }
 # A command in the root as UID $1, GID $2, no supplementary groups, as the image's USER would.
-as_user() {
+# as_user_line only sets AS_USER (the command line), for a background job whose PID is the process's.
+as_user_line() {
   local uid="$1" gid="$2" dir="$3"; shift 3
   local envs=()
   while [ $# -gt 0 ] && [[ "$1" == *=* ]]; do envs+=("$1"); shift; done
-  chroot "$ROOT" /usr/bin/setpriv --reuid="$uid" --regid="$gid" --clear-groups \
-    /usr/bin/env -i -C "$dir" PATH="$BASE_PATH" HOME=/app "${envs[@]}" "$@"
+  AS_USER=(chroot "$ROOT" /usr/bin/setpriv --reuid="$uid" --regid="$gid" --clear-groups
+    /usr/bin/env -i -C "$dir" PATH="$BASE_PATH" HOME=/app "${envs[@]}" "$@")
 }
+as_user() { as_user_line "$@"; "${AS_USER[@]}"; }
 
 # --- the Debian 12 root ------------------------------------------------------------------------
 mkdir -p "$WORK"
@@ -273,7 +282,7 @@ for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PON
 
 # A spool with one empty mailbox and its voicemail.conf, owned as Asterisk's would be.
 mkdir -p "$ROOT/var/spool/asterisk/voicemail/default/1000/INBOX" "$ROOT/etc/asterisk"
-printf '[general]\nformat=wav\n\n[default]\n1000 => 1234,Test User,test@example.com\n' >"$ROOT/etc/asterisk/voicemail.conf"
+printf '[general]\nformat=wav\n\n[default]\n1000 => 1234,Test User,test@example.com,,imappassword=test\n' >"$ROOT/etc/asterisk/voicemail.conf"
 chown -R "$UID_:$GID_" "$ROOT/var/spool/asterisk"
 chmod -R u+rwX,g+rwX,o-rwx "$ROOT/var/spool/asterisk"
 
@@ -282,7 +291,9 @@ chmod -R u+rwX,g+rwX,o-rwx "$ROOT/var/spool/asterisk"
 RUN_ENV=("${IMAGE_ENV[@]}" VMBRIDGE_HTTP_PORT="$HTTP_PORT" VMBRIDGE_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
   VMBRIDGE_IMAP_HOST=127.0.0.1 VMBRIDGE_IMAP_PORT=9 VMBRIDGE_IMAP_SECURE=false VMBRIDGE_IMAP_REQUIRE_TLS=false)
 say "as $UID_:$GID_: ${ENTRY[*]} ${CMD[*]} (HTTP on 127.0.0.1:$HTTP_PORT)"
-as_user "$UID_" "$GID_" /app "${RUN_ENV[@]}" "${ENTRY[@]}" "${CMD[@]}" >"$WORK/vmbridge.log" 2>&1 &
+# chroot, setpriv and env each exec the next, so this PID is vmbridge's own.
+as_user_line "$UID_" "$GID_" /app "${RUN_ENV[@]}" "${ENTRY[@]}" "${CMD[@]}"
+"${AS_USER[@]}" >"$WORK/vmbridge.log" 2>&1 &
 VMB_PID="$!"
 SERVICE_PIDS+=("$VMB_PID")
 ok=0
@@ -296,7 +307,11 @@ head -c 3000 "$WORK/vmbridge.log"; echo
 echo "HEALTHCHECK: exit 0 while vmbridge runs"
 echo "readyz: $(as_user "$UID_" "$GID_" /app node -e "require('node:http').get('http://127.0.0.1:$HTTP_PORT/readyz',r=>{r.pipe(process.stdout)})")"
 kill -TERM "$VMB_PID"
-wait "$VMB_PID" && echo "vmbridge stopped on SIGTERM with exit 0" || echo "vmbridge exit $? on SIGTERM"
+for _ in $(seq 150); do kill -0 "$VMB_PID" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$VMB_PID" 2>/dev/null; then echo "FAIL: vmbridge still runs 15 s after SIGTERM" >&2; exit 1; fi
+rc=0; wait "$VMB_PID" || rc=$?
+echo "vmbridge stopped on SIGTERM, exit $rc"
+grep -E '"msg":"(audio tool ready|health and metrics on http|vmbridge started|stopping)"' "$WORK/vmbridge.log" || true
 if as_user "$UID_" "$GID_" /app "${RUN_ENV[@]}" "${HEALTH[@]}"; then echo "FAIL: HEALTHCHECK passes with vmbridge stopped" >&2; exit 1; fi
 echo "HEALTHCHECK: exit 1 once vmbridge has stopped"
 say "done"
