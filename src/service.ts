@@ -32,6 +32,7 @@ import { isNewFinding } from './spool/report-once.js';
 import { messageWaitingMailbox, startAmiSession, type AmiSession } from './mwi/ami-session.js';
 import { recoverOwnStaleLocks } from './spool/write.js';
 import { SpoolChanger, spoolLockmode } from './sync/spool-changes.js';
+import { startNotifyServer, type NotifyServer } from './notify/server.js';
 
 export interface ServiceOptions {
   readonly onReconciled?: (ref: MailboxRef, result: ReconcileResult, ms: number) => void;
@@ -206,6 +207,29 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     log.info({ host: settings.http.host, port: settings.http.port }, 'health and metrics on http');
   }
 
+  // externnotify (`vmbridge notify`): without the socket the watcher and the sweep still see every
+  // change, so a socket that cannot be listened on is a warning, not a reason not to start.
+  let notify: NotifyServer | undefined;
+  if (settings.notify.listen) {
+    try {
+      notify = await startNotifyServer({
+        path: settings.notify.socket,
+        log,
+        onNotify: async (ref) => {
+          if (!directory.boxes.has(mailboxKey(ref))) {
+            log.debug({ mailbox: mailboxKey(ref) }, 'notify for a mailbox not in voicemail.conf: ignored');
+            return 'unknown';
+          }
+          await requester.request(ref, 'notify');
+          return 'queued';
+        },
+      });
+      log.info({ socket: notify.path }, 'externnotify socket listening');
+    } catch (err) {
+      log.warn({ err: err instanceof Error ? err.message : String(err) }, 'vmbridge notify cannot reach this service; new voicemail waits for the spool watcher or the sweep');
+    }
+  }
+
   const queued = await requestAll('start', true);
   log.info({ mailboxes: directory.boxes.size, queued }, 'vmbridge started');
 
@@ -231,6 +255,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     async close() {
       if (sweep) clearInterval(sweep);
       await new Promise<void>((r) => (http ? http.close(() => r()) : r()));
+      await notify?.close();
       watcher?.close();
       await idle?.close();
       await worker.close();

@@ -12,7 +12,7 @@ import { VmbridgeError } from '../errors.js';
 import { ImapPool } from '../imap/pool.js';
 import { createLogger, type Logger } from '../log.js';
 import { acquireMailboxLock } from '../queue/mailbox-lock.js';
-import { lockKey, ReconcileRequester } from '../queue/reconcile-queue.js';
+import { lockKey } from '../queue/reconcile-queue.js';
 import { loadDirectory, startService } from '../service.js';
 import { mailboxKey } from '../spool/types.js';
 import type { Op } from '../sync/plan.js';
@@ -23,31 +23,11 @@ import { OneShotMwiPublisher, type OneShotResult } from '../mwi/one-shot.js';
 import { MwiStore } from '../queue/mwi-queue.js';
 import { SpoolChanger, spoolLockmode } from '../sync/spool-changes.js';
 import { DEFAULT_MAX_ACCOUNTS, doctorHelp, renderJson, renderText, runDoctor, summarize, type CheckResult } from './doctor.js';
-import { parseNotifyArgs } from './notify-args.js';
-
-const VERSION = '0.1.0';
+import { runNotify } from './notify-cmd.js';
+import { MAIN_HELP, NOTIFY_HELP, VERSION } from './notify-help.js';
 
 const HELP: Record<string, string> = {
-  main: `vmbridge ${VERSION} - keeps Asterisk voicemail and IMAP mailboxes in step
-
-Usage: vmbridge <command> [options]
-
-Commands:
-  run                 Run the service: import every voicemail, then keep spool and IMAP in step
-  sync                Reconcile mailboxes once, printing the plan (use --dry-run to only plan)
-  notify <args>       Tell a running vmbridge that a mailbox changed (voicemail.conf externnotify)
-  doctor              Check the IMAP server, Redis, the spool and voicemail.conf, and say what
-                      vmbridge will do with what it finds (exit code 1 if something is missing)
-  conf-check [FILE]   Say, for each option a voicemail.conf sets, whether vmbridge uses it, it is
-                      Asterisk's own business (phone-side), or vmbridge does not support it
-
-Options for every command:
-  -c, --config FILE   Settings file (default: $VMBRIDGE_CONFIG, then /etc/vmbridge/vmbridge.yaml)
-  -h, --help          Help for a command: vmbridge <command> --help
-  -V, --version       Print the version
-
-Settings are documented in config/vmbridge.example.yaml; any key can be overridden with an
-environment variable such as VMBRIDGE_IMAP_HOST or VMBRIDGE_IMAP_LOGIN__MODE.`,
+  main: MAIN_HELP,
   run: `Usage: vmbridge run [--config FILE]
 
 Runs everything in one process: the reconcile workers, the spool watcher and the periodic sweep.
@@ -67,14 +47,7 @@ the rest of this run, and makes the exit code 1.
   -m, --mailbox M@C   Only this mailbox (repeatable)
   -n, --dry-run       Print the plan; change nothing, publish nothing
       --no-mwi        Reconcile only; publish no message-waiting counts`,
-  notify: `Usage: vmbridge notify <context> <mailbox> [<new> <old> <urgent>]
-       vmbridge notify "" <mailbox>@<context> [<new> <old> <urgent>]
-
-A drop-in for voicemail.conf's externnotify, which Asterisk runs with either argument shape.
-It queues a reconcile of that mailbox for the running service and returns at once. The counts are
-ignored: vmbridge always counts from the spool.
-
-  externnotify = /usr/local/bin/vmbridge notify`,
+  notify: NOTIFY_HELP,
   doctor: doctorHelp(),
   'conf-check': `Usage: vmbridge conf-check [FILE] [--config FILE]
 
@@ -107,7 +80,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     case 'sync':
       return cmdSync(rest);
     case 'notify':
-      return cmdNotify(rest);
+      return runNotify(rest);
     case 'doctor':
       return cmdDoctor(rest);
     case 'conf-check':
@@ -283,22 +256,6 @@ function describeOp(op: Op): string {
     case 'forget':
       return `forget ${op.id} (${op.reason})`;
   }
-}
-
-async function cmdNotify(args: readonly string[]): Promise<number> {
-  const parsed = parse('notify', args, {}, true);
-  if (!parsed) return 0;
-  const { ref } = parseNotifyArgs(parsed.positionals);
-  const settings = await settingsFrom(parsed.values.config as string | undefined);
-  const redis = new Redis(settings.redis.url, { maxRetriesPerRequest: 2, connectTimeout: 5_000, connectionName: `${settings.redis.prefix}:notify` });
-  const requester = new ReconcileRequester(redis, settings.redis.prefix);
-  try {
-    await requester.request(ref, 'notify');
-  } finally {
-    await requester.close();
-    redis.disconnect();
-  }
-  return 0;
 }
 
 async function cmdDoctor(args: readonly string[]): Promise<number> {

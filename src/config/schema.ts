@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { AUDIO_MODES } from '../audio/formats.js';
 import { isTimeZone } from './time-zone.js';
+import { DEFAULT_NOTIFY_SOCKET } from '../notify/protocol.js';
 
 
 /**
@@ -305,6 +306,22 @@ export const settingsSchema = z.strictObject({
       tokenFile: z.string().min(1).optional(),
     }).default({ enabled: false }),
   }).default({ host: '127.0.0.1', port: 0, push: { enabled: false } }),
+
+  /** `vmbridge notify` (voicemail.conf externnotify) hands mailboxes to the service here: docs/notify.md. */
+  notify: z.strictObject({
+    /** Listen on notify.socket; false leaves externnotify to the spool watcher and the sweep. */
+    listen: z.boolean().default(true),
+    /**
+     * The Unix socket (mode 0660, the service's group): Asterisk's user must be in that group.
+     * `vmbridge notify` does not read this file: give it the same path with VMBRIDGE_NOTIFY_SOCKET
+     * or --socket when it is not the default.
+     */
+    socket: z.string().min(1)
+      .refine((s) => s.startsWith('/'), 'an absolute path')
+      // sun_path holds 108 bytes on Linux, the terminating NUL included.
+      .refine((s) => Buffer.byteLength(s) <= 107, 'at most 107 bytes (the limit of a Unix socket path)')
+      .default(DEFAULT_NOTIFY_SOCKET),
+  }).default({ listen: true, socket: DEFAULT_NOTIFY_SOCKET }),
 
   /** Message-waiting (MWI) publishing: see docs/mwi.md. */
   mwi: z.strictObject({
