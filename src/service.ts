@@ -29,6 +29,7 @@ import { IdleWatcher } from './imap/idle-watcher.js';
 import { startAudio } from './audio/start.js';
 import { unsupportedOptions } from './config/conf-check.js';
 import { isNewFinding } from './spool/report-once.js';
+import { clearStale, markStale } from './queue/stale-marks.js';
 import { messageWaitingMailbox, startAmiSession, type AmiSession } from './mwi/ami-session.js';
 import { recoverOwnStaleLocks } from './spool/write.js';
 import { SpoolChanger, spoolLockmode } from './sync/spool-changes.js';
@@ -135,10 +136,18 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     directory: () => directory,
     onReconciled: async (ref, result, ms) => {
       metrics.reconciled(result.plan.ops, ms);
+      metrics.staleness(mailboxKey(ref), false);
+      await clearStale(redis, settings.redis.prefix, ref);
       opts.onReconciled?.(ref, result, ms);
       await mwi.afterReconcile(ref, result);
     },
     onFailed: () => metrics.failed(),
+    // The lamps follow the spool whatever IMAP does; the mailbox is marked stale until a reconcile finishes.
+    onSpoolCounts: async (ref, counts, err) => {
+      metrics.staleness(mailboxKey(ref), true);
+      await markStale(redis, settings.redis.prefix, ref, err.message);
+      await mwi.publish(ref, counts);
+    },
     watch: alerts.watch,
     spoolChanger,
     ...(audio ? { audio } : {}),

@@ -9,6 +9,8 @@ import type { Logger } from '../src/log.js';
 import { QUEUE_RECONCILE, reconcileJobSchema, type ReconcileJob } from '../src/queue/jobs.js';
 import { acquireMailboxLock } from '../src/queue/mailbox-lock.js';
 import { lockKey, pendingKey } from '../src/queue/reconcile-queue.js';
+import { mwiCounts, type MwiCounts } from '../src/mwi/counts.js';
+import { readMailbox } from '../src/spool/read-mailbox.js';
 import { mailboxKey, type MailboxRef } from '../src/spool/types.js';
 import type { Directory } from '../src/sync/directory.js';
 import { reconcileMailbox, type ReconcileDeps, type ReconcileResult } from '../src/sync/reconcile.js';
@@ -24,6 +26,12 @@ export interface ReconcileWorkerDeps extends ReconcileDeps {
   readonly onReconciled?: (ref: MailboxRef, result: ReconcileResult, ms: number) => void | Promise<void>;
   /** Told when a reconcile attempt failed (it is retried with backoff). */
   readonly onFailed?: (err: Error) => void;
+  /**
+   * Told the spool's counts when a reconcile could not finish (IMAP unreachable, a login in
+   * back-off, spool changes deferred): the lamps follow the spool whatever IMAP does. Awaited
+   * under the mailbox's lock, like onReconciled.
+   */
+  readonly onSpoolCounts?: (ref: MailboxRef, counts: MwiCounts, err: Error) => void | Promise<void>;
 }
 
 export interface ReconcileWorker {
@@ -61,6 +69,7 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
         await deps.onReconciled?.(ref, result, ms);
         return { ops: result.applied };
       } catch (err) {
+        await publishSpoolCounts(deps, ref, err);
         if (err instanceof SafetyStopError) {
           log.error({ mailbox: mailboxKey(ref), err: err.message }, 'reconcile stopped for safety');
           throw new UnrecoverableError(err.message);
@@ -93,4 +102,19 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
       connection.disconnect();
     },
   };
+}
+
+/**
+ * The spool's counts after a failed reconcile, for the lamps. A spool that does not hold still
+ * (Asterisk mid-change) or cannot be read gives none: the retry will.
+ */
+async function publishSpoolCounts(deps: ReconcileWorkerDeps, ref: MailboxRef, err: unknown): Promise<void> {
+  if (!deps.onSpoolCounts || err instanceof SpoolBusyError) return;
+  try {
+    const snapshot = await readMailbox(deps.spoolDir, ref);
+    if (!snapshot.settled) return;
+    await deps.onSpoolCounts(ref, mwiCounts(snapshot), err instanceof Error ? err : new Error(String(err)));
+  } catch (publishErr) {
+    deps.log.warn({ mailbox: mailboxKey(ref), err: publishErr instanceof Error ? publishErr.message : String(publishErr) }, 'spool counts not published after a failed reconcile');
+  }
 }

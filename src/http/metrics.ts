@@ -12,6 +12,8 @@ export class Metrics {
   private lastMs = 0;
   private readonly pushNotices = new Map<PushOutcome, number>();
   private readonly started = Date.now();
+  /** Mailboxes this process last saw fail to reconcile (cleared when one finishes). */
+  private readonly stale = new Set<string>();
 
   reconciled(ops: readonly Op[], ms: number): void {
     this.reconciles++;
@@ -24,6 +26,12 @@ export class Metrics {
 
   failed(): void {
     this.failures++;
+  }
+
+  /** Whether `mailbox`'s email side is behind (its last reconcile here did not finish). */
+  staleness(mailbox: string, isStale: boolean): void {
+    if (isStale) this.stale.add(mailbox);
+    else this.stale.delete(mailbox);
   }
 
   /** A POST to /dovecot-push, by what came of it. */
@@ -52,6 +60,9 @@ export class Metrics {
       '# HELP vmbridge_push_notices_total POSTs from Dovecot to /dovecot-push: queued (a reconcile was asked for), unknown-user (no voicemail box), refused (token or body).',
       '# TYPE vmbridge_push_notices_total counter',
       ...PUSH_OUTCOMES.map((o) => `vmbridge_push_notices_total{outcome="${o}"} ${this.pushNotices.get(o) ?? 0}`),
+      '# HELP vmbridge_stale_mailboxes Mailboxes whose last reconcile in this process did not finish; their lamps follow the spool, their emails catch up once it does.',
+      '# TYPE vmbridge_stale_mailboxes gauge',
+      `vmbridge_stale_mailboxes ${this.stale.size}`,
       '# HELP vmbridge_uptime_seconds Seconds since the process started.',
       '# TYPE vmbridge_uptime_seconds gauge',
       `vmbridge_uptime_seconds ${Math.round((Date.now() - this.started) / 1000)}`,

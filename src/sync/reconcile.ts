@@ -11,7 +11,7 @@
  */
 import { hostname } from 'node:os';
 import type { Settings } from '../config/schema.js';
-import { SafetyStopError, SpoolBusyError, SpoolError } from '../errors.js';
+import { SafetyStopError, SpoolBusyError, SpoolChangeDeferredError, SpoolError } from '../errors.js';
 import type { ImapPool } from '../imap/pool.js';
 import { rolePaths } from '../imap/folders.js';
 import { accountKey } from '../imap/account.js';
@@ -152,11 +152,21 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
     }
 
     const identity = (id: string): Identity => ({ ref: box.ref, id, domain: settings.email.messageIdDomain });
-    // A caller in VoiceMailMain holds message numbers in memory: no spool change at all then, and
-    // the whole reconcile waits (a retriable error, before anything else is changed).
+    // A caller in VoiceMailMain holds message numbers in memory, and without AMI vmbridge cannot
+    // tell whether one is there: then no spool change at all. Only those wait: new emails, email
+    // flags and the lamps go on, and the reconcile ends with the retriable error so the spool
+    // changes are tried again.
     const spoolOps = thePlan.ops.some((op) => op.kind === 'move-voicemail' || op.kind === 'delete-voicemail');
     const changer = spoolOps ? (deps.spoolChanger ?? new SpoolChanger({ spoolDir: deps.spoolDir, lockmode: await spoolLockmode(settings) })) : undefined;
-    if (changer) await changer.assertNotInVoiceMailMain(box.ref);
+    let deferred: SpoolChangeDeferredError | undefined;
+    if (changer) {
+      try {
+        await changer.assertNotInVoiceMailMain(box.ref);
+      } catch (err) {
+        if (!(err instanceof SpoolChangeDeferredError)) throw err;
+        deferred = err;
+      }
+    }
     const skipped: { op: Op; problem: string }[] = [];
     let applied = 0;
     let appended = 0;
@@ -173,6 +183,10 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
       return buildEmail(deps, box, message, log);
     });
     for (const op of ordered) {
+      if (deferred && touchesSpool(op)) {
+        skipped.push({ op, problem: `deferred: ${deferred.message}` });
+        continue;
+      }
       switch (op.kind) {
         case 'append': {
           if (refused !== undefined) {
@@ -257,6 +271,8 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
     const counts = await finalCounts(deps.spoolDir, snapshot, thePlan.ops, log);
     await deps.watch?.afterReconcile({ client, caps, box, inboxPath: paths.inbox, counts, appended, waiting: skipped.filter((s) => s.op.kind === 'append').length, refused });
     lap('applyMs');
+    // What could be done is done; the spool changes are retried (and the lamps follow the spool meanwhile).
+    if (deferred) throw deferred;
     return { plan: thePlan, applied, skipped, spoolProblems: snapshot.problems, spoolTotal: spool.size, phases, ...(counts ? { counts } : {}) };
   });
 }

@@ -253,6 +253,9 @@ describe('mail client to spool on real Dovecot and Redis', { timeout: 600_000 },
         const asked = ami.received.filter((x) => x.action === 'CoreShowChannels').length;
         await inFolder(ref, 'INBOX', (c) => c.messageFlagsAdd(String(email.uid), ['\\Seen'], { uid: true }));
         await waitFor('vmbridge asking Asterisk for channels', () => ami.received.filter((x) => x.action === 'CoreShowChannels').length > asked, WAIT);
+        // Only the spool waits: a voicemail left meanwhile becomes an email at once.
+        const later = await leaveVoicemail(h.spoolDir, ref, { callerid: '"While busy" <5553001>', duration: 2 });
+        await emailOf(ref, later.msgId, 'INBOX');
         await new Promise((r) => setTimeout(r, 2_000));
         assert.deepEqual(await whereInSpool(ref, id), ['INBOX'], 'nothing changes while the caller is in VoiceMailMain');
         assert.equal(actions('VoicemailMove', id).length, 0, 'no VoicemailMove while busy');

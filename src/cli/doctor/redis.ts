@@ -1,5 +1,6 @@
 /** Redis answers PING, and is a version BullMQ works with. */
 import { Redis } from 'ioredis';
+import { listStale } from '../../queue/stale-marks.js';
 import type { CheckResult, DoctorCheck } from '../doctor.js';
 
 const TIMEOUT_MS = 5_000;
@@ -62,6 +63,13 @@ export const redisCheck: DoctorCheck = {
       else if (version !== 'unknown' && !versionAtLeast(version, 6, 2)) out.push({ section, status: 'warn', message: `Redis ${version} works, but 6.2 or later is advised for the job queues` });
       if (policy !== undefined && policy !== 'noeviction') {
         out.push({ section, status: 'warn', message: `maxmemory-policy is ${policy}: under memory pressure Redis may evict queued jobs and sync state; noeviction is advised` });
+      }
+      // Mailboxes whose last reconcile did not finish: their lamps follow the spool, their emails are behind.
+      const stale = await withTimeout(listStale(redis, ctx.settings.redis.prefix), TIMEOUT_MS, 'stale mailboxes');
+      if (stale.length > 0) {
+        out.push({ section: 'mailboxes', status: 'warn', message: `${stale.length} mailbox${stale.length === 1 ? '' : 'es'} behind on the email side (lamps follow the spool): the last reconcile did not finish`, data: { stale: stale.length } });
+        for (const s of stale.slice(0, 10)) out.push({ section: 'mailboxes', status: 'warn', message: `${s.mailbox} since ${s.since}: ${s.reason}` });
+        if (stale.length > 10) out.push({ section: 'mailboxes', status: 'warn', message: `... and ${stale.length - 10} more` });
       }
       return out;
     } catch (err) {
