@@ -62,6 +62,10 @@ ENV NODE_ENV=production
 # monitoring system reach /readyz and /metrics, set VMBRIDGE_HTTP_HOST=0.0.0.0 and publish the port.
 # VMBRIDGE_HTTP_PORT=0 turns the listener off, and with it the health check (run with --no-healthcheck).
 ENV VMBRIDGE_HTTP_PORT=8080
+# Asterisk's externnotify runs outside the container, so nothing here would use the notify socket
+# (notify.socket): new voicemail is seen by the spool watcher and the sweep. To share the socket
+# with a `vmbridge notify` on the host, mount a directory at /run/vmbridge and set it to true.
+ENV VMBRIDGE_NOTIFY_LISTEN=false
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
