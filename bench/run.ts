@@ -12,6 +12,8 @@
  *           by IDLE, and again heard by Dovecot push (a Dovecot of its own with the push script);
  *           new voicemail to email with the default MP3 made by SoX from a real Asterisk
  *           recording, beside the same recording attached as it is and the bare conversion
+ *   start-up  `vmbridge notify` (externnotify, which Asterisk waits for) with and without a
+ *           running service, `--version` and `--help`, beside a bare `node -e 0` (bench/notify.ts)
  *
  * Numbers go to bench/results/latest.json and a table is printed. Timings are never asserted in
  * tests: these machines are shared and noisy, so every figure is compared with its floor here.
@@ -32,6 +34,7 @@ import { freePort } from '../test/support/ports.js';
 import { startDovecot } from '../test/support/dovecot.js';
 import { shortTempDir } from '../test/support/processes.js';
 import { startRedis } from '../test/support/redis.js';
+import { measureStartup, startupTable } from './notify.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const LATENCY_SAMPLES = Number(process.env.BENCH_SAMPLES ?? 200);
@@ -269,7 +272,7 @@ async function main(): Promise<void> {
   const mwiBox: MailboxRef = { context: 'default', mailbox: '150' };
   const pushBox: MailboxRef = { context: 'default', mailbox: '160' };
   const vmUsers = [...lat1, ...lat100, ...imp, mwiBox].map((r) => `u${r.mailbox}`);
-  const floorUsers = ['floor0', 'floor1', ...Array.from({ length: IMPORT_MAILBOXES }, (_, i) => `par${i}`)];
+  const floorUsers = ['floor0', 'floor1', ...Array.from({ length: IMPORT_MAILBOXES }, (_, i) => `par${i}`), 'notify0'];
   process.stderr.write('starting private Dovecot and Redis\n');
   const dovecot = await startDovecot({ users: [...vmUsers, ...floorUsers].map((u) => ({ user: u, pass: `pw-${u}` })) });
   const redis = await startRedis();
@@ -438,6 +441,11 @@ async function main(): Promise<void> {
     }
     await ami.close();
 
+    // Start-up last: its service reconciles a mailbox of its own (IMAP user notify0) as it is told.
+    const notifyConf = join(dir, 'voicemail-notify.conf');
+    await writeFile(notifyConf, ['[general]', 'format=wav', '', '[default]', '170 => 1,Bench 170,notify0@example.invalid,,imapuser=notify0|imappassword=pw-notify0', ''].join('\n'));
+    const startup = await measureStartup({ redisUrl: redis.url, imapPort: dovecot.port, voicemailConf: notifyConf, mailbox: '170' });
+
     const results = {
       date: new Date().toISOString(),
       machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
@@ -452,7 +460,9 @@ async function main(): Promise<void> {
         latencyP99WithinAppendP99Plus50ms: latency1.p99 <= floor.appendRoundTripMs.p99 + 50 && latency100.p99 <= floor.appendRoundTripMs.p99 + 50,
         importAtLeastHalfOfBareParallelAppend: importResult.perSecond >= floor.parallelAppend.perSecond / 2,
         readToSpoolP99WithinIdlePlusAmiPlus100ms: readLatency.p99 <= floor.idleNotificationMs.p99 + amiRoundTrip.p99 + 100,
+        notifyWithinTwiceNodeStartup: startup.withinTwiceFloor,
       },
+      startup,
     };
     await mkdir(join(ROOT, 'bench/results'), { recursive: true });
     await writeFile(join(ROOT, 'bench/results/latest.json'), `${JSON.stringify(results, null, 2)}\n`);
@@ -483,6 +493,8 @@ async function main(): Promise<void> {
       `target read-to-spool p99 <= IDLE p99 + AMI p99 + 100 ms: ${results.targets.readToSpoolP99WithinIdlePlusAmiPlus100ms ? 'met' : 'MISSED'}`,
       `target p99 <= APPEND p99 + 50 ms: ${results.targets.latencyP99WithinAppendP99Plus50ms ? 'met' : 'MISSED'}`,
       `target import >= half of bare parallel APPEND: ${results.targets.importAtLeastHalfOfBareParallelAppend ? 'met' : 'MISSED'}`,
+      '',
+      startupTable(startup),
     ].join('\n');
     await writeFile(join(ROOT, 'bench/results/latest.md'), `${table}\n`);
     process.stdout.write(`\n${table}\n`);

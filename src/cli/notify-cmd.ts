@@ -101,7 +101,11 @@ export async function runNotify(args: readonly string[], io: NotifyIo = processI
 
   if (config !== undefined) {
     const { notifyWithSettings } = await import('./notify-redis.js');
-    return notifyWithSettings({ file: config, socketArg, ref, io });
+    try {
+      return await notifyWithSettings({ file: config, socketArg, ref, io });
+    } catch (err) {
+      return reportError(err, io);
+    }
   }
   const path = notifySocketPath(socketArg, io.env);
   const told = describeOutcome(await sendNotify(path, ref, NOTIFY_TIMEOUT_MS), path, ref);

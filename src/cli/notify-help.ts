@@ -43,6 +43,7 @@ error and exits 0: the spool watcher and the sweep find the change anyway.
   -c, --config FILE   Read notify.socket from this settings file instead (slower), and when no
                       service listens there, queue the reconcile in its Redis (redis.url)
 
-Exit code 0 unless the arguments are wrong (2) or a name is not a safe spool name (1).
+Exit code 0 unless the arguments are wrong (2), a name is not a safe spool name or the --config
+file does not load (1).
 
   externnotify = /usr/local/bin/vmbridge notify`;

@@ -4,10 +4,8 @@
  * had the socket. This is the slow path (settings, zod, yaml, ioredis and BullMQ are loaded); it
  * serves a service without the socket or on another host sharing Redis (docs/notify.md).
  */
-import { Redis } from 'ioredis';
 import { loadSettings } from '../config/load-settings.js';
 import { sendNotify } from '../notify/client.js';
-import { ReconcileRequester } from '../queue/reconcile-queue.js';
 import { mailboxKey, type MailboxRef } from '../spool/types.js';
 import { describeOutcome, NOTIFY_TIMEOUT_MS, type NotifyIo } from './notify-cmd.js';
 
@@ -26,6 +24,8 @@ export async function notifyWithSettings(opts: { file: string; socketArg: string
     return told.code;
   }
 
+  // Loaded only now: when the socket answered, ioredis and BullMQ would be a third of the wait.
+  const [{ Redis }, { ReconcileRequester }] = await Promise.all([import('ioredis'), import('../queue/reconcile-queue.js')]);
   const redis = new Redis(settings.redis.url, {
     maxRetriesPerRequest: 1,
     connectTimeout: REDIS_DEADLINE_MS,

@@ -113,6 +113,11 @@ describe('vmbridge notify: arguments', () => {
     assert.match(unsafe.err.join(''), /not a safe spool name/);
     assert.doesNotMatch(unsafe.err.join(''), /not reached/);
   });
+  it('exits 1 naming the file when the --config file does not load', async () => {
+    const c = io({});
+    assert.equal(await runNotify(['--config', '/nonexistent-dir/vmbridge.yaml', 'default', '1000'], c), 1);
+    assert.match(c.err.join(''), /^vmbridge: settings file \/nonexistent-dir\/vmbridge\.yaml does not exist/);
+  });
   it('with no service, says so on standard error and exits 0', async () => {
     const c = io({ VMBRIDGE_NOTIFY_SOCKET: '/nonexistent-dir/notify.sock' });
     assert.equal(await runNotify(['', '1000@default', '1', '0', '0'], c), 0);
