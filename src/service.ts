@@ -30,6 +30,7 @@ import { startAudio } from './audio/start.js';
 import { unsupportedOptions } from './config/conf-check.js';
 import { isNewFinding } from './spool/report-once.js';
 import { clearStale, markStale } from './queue/stale-marks.js';
+import { DeleteBreaker } from './queue/delete-breaker.js';
 import { messageWaitingMailbox, startAmiSession, type AmiSession } from './mwi/ami-session.js';
 import { recoverOwnStaleLocks } from './spool/write.js';
 import { SpoolChanger, spoolLockmode } from './sync/spool-changes.js';
@@ -150,6 +151,8 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     },
     watch: alerts.watch,
     spoolChanger,
+    breaker: new DeleteBreaker(redis, settings.redis.prefix, settings.sync.deleteBreaker),
+    onBreakerOpened: (state, mailbox) => alerts.breakerOpened(state, mailbox),
     ...(audio ? { audio } : {}),
   });
   let boxes = indexBoxes(directory);

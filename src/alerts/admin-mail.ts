@@ -10,7 +10,7 @@ import nodemailer from 'nodemailer';
 import type { Transporter } from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import type { Settings } from '../config/schema.js';
-import type { AlertBox, AlertJob, MaxmsgAlert, QuotaAlert } from '../queue/alert-queue.js';
+import type { AlertBox, AlertJob, BreakerAlert, MaxmsgAlert, QuotaAlert } from '../queue/alert-queue.js';
 import { summaryLines } from './flood-cap.js';
 import type { HeldAlert } from './state.js';
 
@@ -190,7 +190,33 @@ export function summaryMail(held: readonly HeldAlert[], settings: AlertSettings)
 
 /** The mail for a quota or maxmsg alert (summaries are made by summaryMail from what was held). */
 export function composeAlertMail(job: Exclude<AlertJob, { kind: 'summary' }>, settings: AlertSettings, ctx: MailContext = {}): AlertMail {
+  if (job.kind === 'breaker') return breakerMail(job);
   return job.kind === 'quota' ? quotaMail(job, settings, ctx) : maxmsgMail(job, ctx);
+}
+
+function breakerMail(a: BreakerAlert): AlertMail {
+  const minutes = Math.round(a.windowSeconds / 60);
+  return {
+    kind: 'breaker',
+    subject: `[vmbridge] Deletions stopped: ${a.deletions} planned within ${minutes} min (limit ${a.max})`,
+    text: [
+      `vmbridge planned ${a.deletions} deletions of voicemail or voicemail emails within ${minutes} minutes, over every`,
+      `mailbox; the limit is ${a.max} (sync.deleteBreaker). That is more likely a wrong spool path, IMAP account or`,
+      'folder mapping than users cleaning up, so every deletion is held from now on, on both sides.',
+      '',
+      `Opened:        ${a.since}, by the plan of mailbox ${a.mailbox}`,
+      '',
+      'What still happens',
+      '  New voicemail becomes email, read/filed changes are carried both ways, lamps are right.',
+      '  Nothing is deleted, neither voicemail nor email.',
+      '',
+      'What to do',
+      "  Look at what vmbridge would delete: vmbridge sync --dry-run (per mailbox: --mailbox M@C).",
+      '  If the deletions are wanted, release the breaker: vmbridge sync --release-deletes',
+      '  (then the held deletions are made at the next reconcile of each mailbox).',
+      '',
+    ].join('\n'),
+  };
 }
 
 /** Mail can go out only with recipients and a server. */

@@ -10,6 +10,7 @@ import type { Settings } from '../config/schema.js';
 import type { ImapPool } from '../imap/pool.js';
 import type { Logger } from '../log.js';
 import { AlertProducer } from '../queue/alert-queue.js';
+import type { BreakerState } from '../queue/delete-breaker.js';
 import { reconcileJobSchema, type ReconcileJob } from '../queue/jobs.js';
 import { QuotaSweepQueue } from '../queue/quota-queue.js';
 import { mailboxKey } from '../spool/types.js';
@@ -37,6 +38,8 @@ export interface AlertsDeps {
 export interface Alerts {
   readonly watch: QuotaWatch;
   readonly state: AlertState;
+  /** The deletion breaker opened: logged, and mailed to the admins once. */
+  breakerOpened(state: BreakerState, mailbox: string): Promise<void>;
   /** One sweep now, in this process and outside the queue (the queued sweep runs the same). */
   sweepNow(): Promise<SweepResult>;
   /**
@@ -100,6 +103,11 @@ export function startAlerts(deps: AlertsDeps): Alerts {
   return {
     watch,
     state,
+    async breakerOpened(opened, mailbox) {
+      const job = { kind: 'breaker' as const, since: opened.since, deletions: opened.deletions, max: settings.sync.deleteBreaker.max, windowSeconds: settings.sync.deleteBreaker.windowSeconds, mailbox, at: new Date().toISOString() };
+      log.error({ ...job, mailed: producer !== undefined }, 'deletion breaker open: every deletion is held until vmbridge sync --release-deletes');
+      await producer?.send(job);
+    },
     sweepNow: () => sweep(),
     scheduled,
     async close() {

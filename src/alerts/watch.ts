@@ -286,7 +286,7 @@ export class QuotaWatch implements MailboxWatch {
     return [...(first ? [first] : []), ...others].map(alertBox);
   }
 
-  private async alert(job: Exclude<AlertJob, { kind: 'summary' }>): Promise<void> {
+  private async alert(job: Exclude<AlertJob, { kind: 'summary' | 'breaker' }>): Promise<void> {
     const mail = composeAlertMail(job, this.deps.settings);
     const fields = job.kind === 'quota'
       ? { imapUser: job.imapUser, mailboxes: job.boxes.map((b) => `${b.mailbox}@${b.context}`), resource: job.resource, threshold: job.threshold, refused: job.refusal !== undefined }

@@ -9,9 +9,11 @@ import { loadSettings } from '../config/load-settings.js';
 import { readVoicemailConf } from '../config/voicemail-conf.js';
 import type { Settings } from '../config/schema.js';
 import { VmbridgeError } from '../errors.js';
+import { accountKey } from '../imap/account.js';
 import { ImapPool } from '../imap/pool.js';
 import { createLogger, type Logger } from '../log.js';
 import { acquireMailboxLock } from '../queue/mailbox-lock.js';
+import { DeleteBreaker } from '../queue/delete-breaker.js';
 import { lockKey } from '../queue/reconcile-queue.js';
 import { loadDirectory, startService } from '../service.js';
 import { mailboxKey } from '../spool/types.js';
@@ -33,7 +35,8 @@ const HELP: Record<string, string> = {
 Runs everything in one process: the reconcile workers, the spool watcher and the periodic sweep.
 At start every mailbox in voicemail.conf is reconciled (the initial import). Logs are JSON lines on
 standard error. SIGHUP re-reads voicemail.conf; SIGINT/SIGTERM stop after the jobs in progress.`,
-  sync: `Usage: vmbridge sync [--mailbox MAILBOX@CONTEXT]... [--dry-run] [--no-mwi] [--config FILE]
+  sync: `Usage: vmbridge sync [--mailbox MAILBOX@CONTEXT]... [--dry-run] [--no-mwi] [--accept-account] [--config FILE]
+       vmbridge sync --release-deletes [--config FILE]
 
 Reconciles the named mailboxes (default: every mailbox in voicemail.conf) once, now, and prints
 what it plans and does. It takes the same per-mailbox lock as the service, so it is safe to run
@@ -45,6 +48,11 @@ command or by the service. A target that fails is queued for \`vmbridge run\` to
 the rest of this run, and makes the exit code 1.
 
   -m, --mailbox M@C   Only this mailbox (repeatable)
+      --release-deletes  Close the installation-wide deletion breaker (sync.deleteBreaker): the
+                      deletions it held are made at the next reconcile of each mailbox
+      --accept-account  The mailbox's IMAP account was changed on purpose: forget the records made
+                      with the earlier account (whose deletions vmbridge holds meanwhile) and sync
+                      every voicemail into the account voicemail.conf names now
   -n, --dry-run       Print the plan; change nothing, publish nothing
       --no-mwi        Reconcile only; publish no message-waiting counts`,
   notify: NOTIFY_HELP,
@@ -145,8 +153,16 @@ async function cmdSync(args: readonly string[]): Promise<number> {
     mailbox: { type: 'string', short: 'm', multiple: true },
     'dry-run': { type: 'boolean', short: 'n' },
     'no-mwi': { type: 'boolean' },
+    'accept-account': { type: 'boolean' },
+    'release-deletes': { type: 'boolean' },
   });
   if (!parsed) return 0;
+  if (parsed.values['release-deletes'] === true) return releaseDeletes(parsed.values.config as string | undefined);
+  const acceptAccount = parsed.values['accept-account'] === true;
+  if (acceptAccount && ((parsed.values.mailbox as string[] | undefined) ?? []).length === 0) {
+    process.stderr.write('vmbridge: --accept-account needs --mailbox MAILBOX@CONTEXT: it forgets what that mailbox\'s records say about its old IMAP account\n');
+    return 2;
+  }
   const settings = await settingsFrom(parsed.values.config as string | undefined);
   const log = createLogger(settings.log.level === 'info' ? 'warn' : settings.log.level);
   const dryRun = parsed.values['dry-run'] === true;
@@ -164,6 +180,7 @@ async function cmdSync(args: readonly string[]): Promise<number> {
   const redis = new Redis(settings.redis.url, { maxRetriesPerRequest: 2, connectionName: `${settings.redis.prefix}:cli` });
   const pool = new ImapPool(settings.imap, log);
   const state = new StateStore(redis, settings.redis.prefix);
+  const breaker = new DeleteBreaker(redis, settings.redis.prefix, settings.sync.deleteBreaker);
   // Mail-client changes go to the spool through the owning Asterisk when it is configured, and
   // wait while a caller is in VoiceMailMain, as in `vmbridge run`.
   const amiSettings = dryRun ? undefined : settings.asterisk.ami;
@@ -186,7 +203,14 @@ async function cmdSync(args: readonly string[]): Promise<number> {
       const lock = await acquireMailboxLock(redis, lockKey(settings.redis.prefix, box.ref));
       let counted = false;
       try {
-        const result = await reconcileMailbox({ spoolDir: settings.spool.dir, settings, state, imap: pool, log, spoolChanger, ...(audio ? { audio } : {}) }, box, {
+        if (acceptAccount && !dryRun) {
+          // The old account's records mean nothing in the new one: forget them, and every voicemail
+          // of the mailbox is appended to the account voicemail.conf names now.
+          await state.clear(box.ref);
+          await state.setAccount(box.ref, accountKey(box.account));
+          process.stdout.write(`${name}: records of the earlier IMAP account forgotten; syncing with ${box.account.user}\n`);
+        }
+        const result = await reconcileMailbox({ spoolDir: settings.spool.dir, settings, state, imap: pool, log, spoolChanger, breaker, ...(audio ? { audio } : {}) }, box, {
           dryRun,
         });
         // Written under the mailbox's lock, as the service does, so desired counts land in order.
@@ -330,4 +354,20 @@ async function cmdConfCheck(args: readonly string[]): Promise<number> {
   for (const line of renderOptionReport(report)) process.stdout.write(`${line}\n`);
   for (const p of conf.problems) process.stdout.write(`${p.file}:${p.line}: ${p.problem}\n`);
   return 0;
+}
+
+async function releaseDeletes(configFile: string | undefined): Promise<number> {
+  const settings = await settingsFrom(configFile);
+  const redis = new Redis(settings.redis.url, { maxRetriesPerRequest: 2, connectionName: `${settings.redis.prefix}:cli` });
+  try {
+    const breaker = new DeleteBreaker(redis, settings.redis.prefix, settings.sync.deleteBreaker);
+    const was = await breaker.state();
+    await breaker.release();
+    process.stdout.write(was
+      ? `deletion breaker released (open since ${was.since}, ${was.deletions} deletions counted); held deletions are made at each mailbox's next reconcile\n`
+      : 'the deletion breaker was not open; its count starts afresh\n');
+    return 0;
+  } finally {
+    redis.disconnect();
+  }
 }

@@ -269,7 +269,16 @@ export const settingsSchema = z.strictObject({
     maxDeleteFloor: z.number().int().min(0).default(5),
     /** Carry mail-client changes (read, unread, flagged, filed, deleted) back to the spool. */
     imapToSpool: z.boolean().default(true),
-  }).default({ concurrency: 4, maxDeleteShare: 0.5, maxDeleteFloor: 5, imapToSpool: true }),
+    /**
+     * Installation-wide: more than `max` deletions (voicemails and emails, every mailbox, every
+     * process) within `windowSeconds` opens the breaker, which holds every deletion until
+     * `vmbridge sync --release-deletes`. max 0: off.
+     */
+    deleteBreaker: z.strictObject({
+      max: z.number().int().min(0).default(200),
+      windowSeconds: z.number().int().min(1).max(86_400).default(600),
+    }).default({ max: 200, windowSeconds: 600 }),
+  }).default({ concurrency: 4, maxDeleteShare: 0.5, maxDeleteFloor: 5, imapToSpool: true, deleteBreaker: { max: 200, windowSeconds: 600 } }),
 
   /** The Asterisk that owns the spool. */
   asterisk: z.strictObject({

@@ -225,7 +225,16 @@ export async function observeImap(
     seenPaths.add(path);
     if (!(await folderExists(client, path))) continue;
 
-    const lock = await client.getMailboxLock(path);
+    let lock: Awaited<ReturnType<ImapFlow['getMailboxLock']>>;
+    try {
+      lock = await client.getMailboxLock(path);
+    } catch (err) {
+      // Listed a moment ago, gone now (renamed or deleted by the user): missing, not a failure.
+      // The plan then holds what that folder's emails stood for (imap-replaced).
+      await refreshFolders(client, { relist: true });
+      if (!(await folderExists(client, path))) continue;
+      throw err;
+    }
     try {
       const view = await lookAtSelected(client, path, domain);
       if (!view) continue;

@@ -58,13 +58,26 @@ export const maxmsgAlertSchema = z.strictObject({
 });
 export type MaxmsgAlert = z.infer<typeof maxmsgAlertSchema>;
 
+/** The installation-wide deletion breaker opened: every deletion is held until released. */
+export const breakerAlertSchema = z.strictObject({
+  kind: z.literal('breaker'),
+  since: z.iso.datetime(),
+  deletions: z.number().int().nonnegative(),
+  max: z.number().int().positive(),
+  windowSeconds: z.number().int().positive(),
+  /** The mailbox whose plan opened it. */
+  mailbox: text(200),
+  at: z.iso.datetime(),
+});
+export type BreakerAlert = z.infer<typeof breakerAlertSchema>;
+
 /** One mail about every alert the flood cap held back. */
 export const summaryAlertSchema = z.strictObject({
   kind: z.literal('summary'),
   at: z.iso.datetime(),
 });
 
-export const alertJobSchema = z.discriminatedUnion('kind', [quotaAlertSchema, maxmsgAlertSchema, summaryAlertSchema]);
+export const alertJobSchema = z.discriminatedUnion('kind', [quotaAlertSchema, maxmsgAlertSchema, breakerAlertSchema, summaryAlertSchema]);
 export type AlertJob = z.infer<typeof alertJobSchema>;
 
 export class AlertProducer {

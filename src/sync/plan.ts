@@ -19,6 +19,8 @@
  *   changed-in-mail        yes    yes   yes     email moved/flagged since the record: move in spool
  *   changed-on-both        yes    yes   yes     both moved: agree -> record; else the phone wins
  *   deleted-in-mail        yes    no    yes     the user deleted the email: remove from spool
+ *   imap-replaced          yes    no    yes     ...but the email's folder is missing or has another
+ *                                               UIDVALIDITY than recorded: held, nothing deleted
  *   deleted-on-phone       no     yes   yes     the user deleted the voicemail: delete the email
  *   orphan-email           no     yes   no      an email of ours with no history: never destroyed
  *   gone-on-both           no     no    yes     forget the record
@@ -68,6 +70,11 @@ export interface PlanInput {
 export interface PlanOptions {
   /** Carry mail-client changes to the spool. Off: such changes are held, never undone. */
   readonly imapToSpool: boolean;
+  /**
+   * Why the IMAP side as a whole cannot be trusted to show deletions (the records were made with
+   * another IMAP account): every deletion, either way, is held as imap-replaced.
+   */
+  readonly imapReplaced?: string;
 }
 
 export type Row =
@@ -78,6 +85,7 @@ export type Row =
   | 'changed-in-mail'
   | 'changed-on-both'
   | 'deleted-in-mail'
+  | 'imap-replaced'
   | 'deleted-on-phone'
   | 'orphan-email'
   | 'gone-on-both'
@@ -202,13 +210,19 @@ export function plan(input: PlanInput): Plan {
         updateEmail(spool.folder, imap, 'changed-on-both');
       }
     } else if (spool && !imap && record) {
-      if (input.options.imapToSpool) {
+      const replaced = input.options.imapReplaced ?? replacedFolder(record, input);
+      if (replaced) {
+        // The email's folder is not the one it was recorded in (recreated, renamed away, another
+        // account, another mapping): its emails are out of sight, not deleted by a user.
+        held.push({ id, reason: 'imap-replaced', detail: `email gone from ${record.role}, whose folder ${replaced}; voicemail kept in ${spool.folder}` });
+      } else if (input.options.imapToSpool) {
         ops.push({ kind: 'delete-voicemail', id, folder: spool.folder, reason: 'deleted-in-mail' });
       } else {
         held.push({ id, reason: 'deleted-in-mail', detail: `email gone, voicemail kept in ${spool.folder}` });
       }
     } else if (!spool && imap && record) {
-      ops.push({ kind: 'delete-email', id, uid: imap.uid, role: imap.role, reason: 'deleted-on-phone' });
+      if (input.options.imapReplaced) held.push({ id, reason: 'imap-replaced', detail: `voicemail gone, email kept in ${imap.role}: ${input.options.imapReplaced}` });
+      else ops.push({ kind: 'delete-email', id, uid: imap.uid, role: imap.role, reason: 'deleted-on-phone' });
     } else if (!spool && imap && !record) {
       held.push({ id, reason: 'orphan-email', detail: `email in ${imap.role} with no voicemail and no history: kept` });
     } else if (!spool && !imap && record) {
@@ -216,6 +230,18 @@ export function plan(input: PlanInput): Plan {
     }
   }
   return { ops, held };
+}
+
+/**
+ * Why the folder a record points at cannot be trusted to show a deletion, if it cannot: it is
+ * missing, or its UIDVALIDITY is not the one the record was made under (the folder was deleted and
+ * made again, the login landed in another account, or the mapping now names another folder).
+ */
+function replacedFolder(record: SyncRecord, input: PlanInput): string | undefined {
+  const now = input.uidValidity[record.role];
+  if (now === undefined) return 'is missing';
+  if (record.uidValidity !== '' && record.uidValidity !== now) return `has UIDVALIDITY ${now}, not ${record.uidValidity} as recorded`;
+  return undefined;
 }
 
 /**

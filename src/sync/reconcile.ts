@@ -20,6 +20,7 @@ import { noteOwnAppend, noteOwnCount } from '../imap/own-echoes.js';
 import { appendEmail, deleteEmail, updateEmail, type Identity } from '../imap/operations.js';
 import { buildVoicemailEmail } from '../imap/voicemail-email.js';
 import { prepareAttachments, type Converter, type PreparedAttachment } from '../audio/attachments.js';
+import type { BreakerState, DeleteBreaker } from '../queue/delete-breaker.js';
 import { isOverQuotaError, refusalText } from '../imap/quota.js';
 import type { MailboxWatch } from '../alerts/watch.js';
 import type { Logger } from '../log.js';
@@ -49,6 +50,10 @@ export interface ReconcileDeps {
   readonly spoolChanger?: SpoolChanger;
   /** Makes MP3 and WAV attachments (SoxTranscoder); absent: recordings are attached as they are. */
   readonly audio?: Converter;
+  /** The installation-wide deletion breaker; absent: only the per-mailbox safety stop. */
+  readonly breaker?: DeleteBreaker;
+  /** Told once when this reconcile's deletions opened the breaker (the admins are alerted). */
+  readonly onBreakerOpened?: (state: BreakerState, mailbox: string) => Promise<void>;
 }
 
 export interface ReconcileOptions {
@@ -114,9 +119,16 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
     // The records (Redis) load while IMAP is looked at: neither waits for the other's round trips.
     const loading = state.load(box.ref);
     loading.catch(() => undefined); // seen below; not an unhandled rejection if IMAP fails first
+    const recordedAccount = state.account(box.ref);
+    recordedAccount.catch(() => undefined);
     const paths = await rolePaths(client, settings.imap.folders);
     let observed = await observeImap(client, box.ref, paths, settings.email.messageIdDomain);
     const { records, dropped } = await loading;
+    const account = accountKey(box.account);
+    const lastAccount = await recordedAccount;
+    const accountChanged = lastAccount !== undefined && lastAccount !== account && records.size > 0
+      ? `the records were made with IMAP account ${lastAccount}, not ${account} (run 'vmbridge sync --mailbox ${mailboxKey(box.ref)} --accept-account' if the change is meant)`
+      : undefined;
     lap('imapMs');
     if (dropped.length > 0) log.warn({ ids: dropped }, 'unreadable sync records dropped; they are re-learnt from both sides');
     for (const a of adoptLegacyIds(messages.values(), observed.copies, records)) {
@@ -131,7 +143,7 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
       imap: seen.copies,
       records,
       uidValidity: seen.uidValidity,
-      options: { imapToSpool: settings.sync.imapToSpool },
+      options: { imapToSpool: settings.sync.imapToSpool, ...(accountChanged ? { imapReplaced: accountChanged } : {}) },
     });
     let thePlan = planFor(observed);
     if (thePlan.ops.some((op) => op.kind === 'delete-voicemail')) {
@@ -142,10 +154,11 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
       observed = await observeImap(client, box.ref, paths, settings.email.messageIdDomain, { relist: true });
       thePlan = planFor(observed);
     }
-    logHeld(log, thePlan.held);
+    logHeld(log, thePlan.held, mailboxKey(box.ref));
     checkSafety(thePlan, spool.size, observed.copies.size, settings, mailboxKey(box.ref));
     lap('planMs');
     if (opts.dryRun || thePlan.ops.length === 0) {
+      if (!opts.dryRun && !accountChanged && lastAccount !== account) await state.setAccount(box.ref, account);
       if (!opts.dryRun) await deps.watch?.afterReconcile({ client, caps, box, inboxPath: paths.inbox, counts: mwiCounts(snapshot), appended: 0, waiting: 0 });
       lap('applyMs');
       return { plan: thePlan, applied: 0, skipped: [], spoolProblems: snapshot.problems, spoolTotal: spool.size, phases, ...(opts.dryRun ? {} : { counts: mwiCounts(snapshot) }) };
@@ -168,6 +181,19 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
       }
     }
     const skipped: { op: Op; problem: string }[] = [];
+    // Deletions are counted against the installation-wide breaker before any is made; an extra
+    // copy of vmbridge's own email (duplicate-email) is no one's voicemail and does not count.
+    const deletes = (op: Op): boolean => (op.kind === 'delete-voicemail' || op.kind === 'delete-email') && op.reason !== 'duplicate-email';
+    let breakerHeld: BreakerState | undefined;
+    const planned = thePlan.ops.filter(deletes).length;
+    if (deps.breaker && planned > 0) {
+      const r = await deps.breaker.reserve(planned);
+      if (!r.ok) {
+        breakerHeld = r.state;
+        log.warn({ deletions: planned, breakerSince: r.state.since }, 'deletions held: the deletion breaker is open');
+        if (r.opened) await deps.onBreakerOpened?.(r.state, mailboxKey(box.ref));
+      }
+    }
     let applied = 0;
     let appended = 0;
     let refused: unknown;
@@ -183,6 +209,10 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
       return buildEmail(deps, box, message, log);
     });
     for (const op of ordered) {
+      if (breakerHeld && deletes(op)) {
+        skipped.push({ op, problem: `held: the deletion breaker is open since ${breakerHeld.since} (vmbridge sync --release-deletes)` });
+        continue;
+      }
       if (deferred && touchesSpool(op)) {
         skipped.push({ op, problem: `deferred: ${deferred.message}` });
         continue;
@@ -271,6 +301,7 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
     const counts = await finalCounts(deps.spoolDir, snapshot, thePlan.ops, log);
     await deps.watch?.afterReconcile({ client, caps, box, inboxPath: paths.inbox, counts, appended, waiting: skipped.filter((s) => s.op.kind === 'append').length, refused });
     lap('applyMs');
+    if (!accountChanged && lastAccount !== account) await state.setAccount(box.ref, account);
     // What could be done is done; the spool changes are retried (and the lamps follow the spool meanwhile).
     if (deferred) throw deferred;
     return { plan: thePlan, applied, skipped, spoolProblems: snapshot.problems, spoolTotal: spool.size, phases, ...(counts ? { counts } : {}) };
@@ -369,8 +400,13 @@ async function finalCounts(spoolDir: string, snapshot: SpoolSnapshot, ops: reado
   return undefined;
 }
 
-function logHeld(log: Logger, held: readonly Held[]): void {
+function logHeld(log: Logger, held: readonly Held[], mailbox: string): void {
   for (const h of held) log.debug({ id: h.id, reason: h.reason, detail: h.detail }, 'held');
+  // The admin must hear of this one: the mailbox's emails are out of sight and nothing is deleted until it is fixed.
+  const replaced = held.filter((h) => h.reason === 'imap-replaced');
+  if (replaced.length > 0 && isNewFinding(`imap-replaced ${mailbox}`, replaced.map((h) => h.id).join(','))) {
+    log.warn({ voicemails: replaced.length, detail: replaced[0]!.detail }, 'IMAP side looks replaced (folder missing or recreated, another account or mapping): deletions held, both sides kept; check the account and imap.folders');
+  }
 }
 
 function isFsError(err: unknown): boolean {

@@ -55,4 +55,20 @@ export class StateStore {
   async clear(ref: MailboxRef): Promise<void> {
     await this.redis.del(this.key(ref));
   }
+
+  /**
+   * The IMAP account the records were made with. A record says "this voicemail's email was in
+   * that folder of that account": read against another account, every email looks deleted.
+   */
+  async account(ref: MailboxRef): Promise<string | undefined> {
+    return (await this.redis.get(this.accountKey(ref))) ?? undefined;
+  }
+
+  async setAccount(ref: MailboxRef, account: string): Promise<void> {
+    await this.redis.set(this.accountKey(ref), account);
+  }
+
+  private accountKey(ref: MailboxRef): string {
+    return `${this.prefix}:state-account:${ref.context}:${ref.mailbox}`;
+  }
 }

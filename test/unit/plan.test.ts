@@ -121,6 +121,24 @@ describe('plan: decision table, one test per row', () => {
     assert.deepEqual(p.held.map((h) => h.reason), ['deleted-in-mail']);
   });
 
+  it('imap-replaced: the email gone from a folder that is missing or has another UIDVALIDITY -> held, nothing deleted', () => {
+    const w = world({ spool: new Map([['m1', [{ folder: 'Work' }]], ['m2', [{ folder: 'Old' }]]]), records: new Map([['m1', rec('Work', 'work', 5)], ['m2', rec('Old', 'inbox', 6)]]) });
+    const missing = planInput(w, true);
+    const noWork = plan({ ...missing, uidValidity: { ...missing.uidValidity, work: undefined } });
+    assert.deepEqual(kinds(noWork.ops), ['delete-voicemail:deleted-in-mail'], 'm2: its INBOX is the one recorded, so that deletion is real');
+    assert.deepEqual(noWork.held.map((h) => `${h.id}:${h.reason}`), ['m1:imap-replaced']);
+    assert.match(noWork.held[0]!.detail, /folder is missing/);
+    const recreated = plan({ ...missing, uidValidity: { ...missing.uidValidity, inbox: '999', work: '998' } });
+    assert.deepEqual(recreated.ops, [], 'another account or a recreated folder: nothing deleted');
+    assert.deepEqual(recreated.held.map((h) => h.reason).sort(), ['imap-replaced', 'imap-replaced']);
+    assert.match(recreated.held.find((h) => h.id === 'm2')!.detail, /UIDVALIDITY 999, not/);
+  });
+
+  it('a record made before UIDVALIDITY was recorded still lets a real deletion through', () => {
+    const w = world({ spool: new Map([['m1', [{ folder: 'Old' }]]]), records: new Map([['m1', { ...rec('Old', 'inbox', 5), uidValidity: '' }]]) });
+    assert.deepEqual(kinds(plan(planInput(w, true)).ops), ['delete-voicemail:deleted-in-mail']);
+  });
+
   it('deleted-on-phone: voicemail gone with a record -> delete exactly that email UID', () => {
     const w = world({ emails: [email('m1', 'work', 9)], records: new Map([['m1', rec('Work', 'work', 9)]]) });
     assert.deepEqual(plan(planInput(w, false)).ops, [{ kind: 'delete-email', id: 'm1', uid: 9, role: 'work', reason: 'deleted-on-phone' }]);
