@@ -4,11 +4,14 @@
  * variable substitution as pbx_substitute_variables does it for the dummy channel the mail is
  * made on. Pure: the values come in, text goes out.
  *
- * What vmbridge cannot evaluate, because it needs a running Asterisk (a dialplan function such
- * as ${SHELL(...)} or ${DB(...)}, or an expression $[...]), becomes empty text, as a variable
- * with no value does, and is named in `unsupported` so that it can be reported, not dropped
- * without a word.
+ * The dialplan functions templates use to choose between values are evaluated as Asterisk does:
+ * ${IF(cond?a:b)}, ${ISNULL(x)}, ${LEN(x)}, and expressions $[...] with comparisons, & | ! and
+ * parentheses (Asterisk's own sample voicemail.conf uses them to tell a forwarded message apart).
+ * What needs a running Asterisk (${SHELL(...)}, ${DB(...)}, ${CALLERID(...)}, ...) becomes empty
+ * text, as a variable with no value does, and is named in `unsupported` so that it can be
+ * reported, not dropped without a word.
  */
+import { evaluateExpression, isTrueCondition } from './expression.js';
 
 export interface Rendered {
   readonly text: string;
@@ -70,8 +73,12 @@ function expand(s: string, vars: Readonly<Record<string, string>>, unsupported: 
       break;
     }
     const inner = s.slice(start + 2, end);
-    if (open === '[') {
-      unsupported.add('$[...]');
+    if (depth >= MAX_DEPTH) {
+      unsupported.add(open === '[' ? '$[...] nested too deep' : '${...} nested too deep');
+    } else if (open === '[') {
+      const value = evaluateExpression(expand(inner, vars, unsupported, depth + 1));
+      if (value === undefined) unsupported.add('$[...]');
+      else out += value;
     } else if (depth >= MAX_DEPTH) {
       unsupported.add('${...} nested too deep');
     } else {
@@ -93,9 +100,14 @@ function matching(s: string, at: number, open: string, close: string): number {
 }
 
 function lookup(expr: string, vars: Readonly<Record<string, string>>, unsupported: Set<string>): string {
-  const fn = /^([A-Za-z0-9_.]+)\(/.exec(expr);
+  const fn = /^([A-Za-z0-9_.]+)\((.*)\)$/s.exec(expr);
   if (fn) {
-    unsupported.add(`${fn[1]!.toUpperCase()}()`);
+    const name = fn[1]!.toUpperCase();
+    const args = fn[2] ?? '';
+    if (name === 'IF') return ifFunction(args);
+    if (name === 'ISNULL') return args === '' ? '1' : '0';
+    if (name === 'LEN') return String([...args].length);
+    unsupported.add(`${name}()`);
     return '';
   }
   const m = /^([^:]*)(?::(-?\d*)(?::(-?\d*))?)?$/.exec(expr);
@@ -114,3 +126,18 @@ function substring(value: string, offset: number, length: number | undefined): s
   if (from > to) from = to;
   return chars.slice(from, to).join('');
 }
+
+/**
+ * ${IF(condition?true:false)}: the condition is true unless it is empty or a number equal to 0
+ * (pbx_checkcondition); the value chosen loses the blanks at both ends, as func_logic's IF does.
+ */
+function ifFunction(args: string): string {
+  const q = args.indexOf('?');
+  const cond = (q < 0 ? args : args.slice(0, q)).trim();
+  const rest = q < 0 ? '' : args.slice(q + 1);
+  const c = rest.indexOf(':');
+  const whenTrue = c < 0 ? rest : rest.slice(0, c);
+  const whenFalse = c < 0 ? '' : rest.slice(c + 1);
+  return (isTrueCondition(cond) ? whenTrue : whenFalse).trim();
+}
+

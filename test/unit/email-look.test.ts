@@ -42,6 +42,28 @@ describe('template escapes and variables', () => {
     assert.equal(r.text, '    0:06');
     assert.deepEqual([...r.unsupported].sort(), ['$[...]', 'CALLERID()', 'SHELL()']);
   });
+  it('IF, ISNULL, LEN and $[...] as Asterisk evaluates them; arithmetic is reported, not guessed', () => {
+    const vars = { A: '5551234', B: '5551234', C: '5550000', E: '' };
+    const sub = (t: string) => substituteVariables(t, vars);
+    assert.equal(sub('${IF($["${A}" = "${B}"]?left:forwarded)}').text, 'left');
+    assert.equal(sub('${IF($["${A}" = "${C}"]?left:forwarded)}').text, 'forwarded');
+    assert.equal(sub('${IF(${ISNULL(${E})}? empty : full )}').text, 'empty', 'values lose their blanks at both ends');
+    assert.equal(sub('${IF(0?yes:no)}|${IF(?yes:no)}|${IF(x?yes:no)}').text, 'no|no|yes');
+    assert.equal(sub('${LEN(${A})} $[${A} > 5550000] $[!(${A} = ${C}) & 1] $["${E}" | fallback]').text, '7 1 1 fallback');
+    const r = sub('$[${A} + 1]');
+    assert.equal(r.text, '');
+    assert.deepEqual(r.unsupported, ['$[...]']);
+  });
+  it("the sample voicemail.conf's forwarding-aware emailbody renders both ways", () => {
+    const body = 'Dear ${VM_NAME}:\\n\\n\\tjust wanted to let you know you were just ${IF($["${VM_CIDNUM}" = "${ORIG_VM_CIDNUM}"]?left:forwarded)} a ${VM_DUR} long message (number ${VM_MSGNUM})\\nin mailbox ${VM_MAILBOX} from ${VM_CALLERID}, on ${VM_DATE},\\n${IF($["${VM_CIDNUM}" = "${ORIG_VM_CIDNUM}"]?so:(originally sent by ${ORIG_VM_CALLERID} on ${ORIG_VM_DATE})\\nso)} you might want to check it when you get a chance.  Thanks!\\n\\n\\t\\t\\t\\t--Asterisk\\n';
+    const vars = { VM_NAME: 'Alice', VM_CIDNUM: '5551234', ORIG_VM_CIDNUM: '5551234', VM_DUR: '0:06', VM_MSGNUM: '1', VM_MAILBOX: '1000', VM_CALLERID: '"Test" <5551234>', VM_DATE: 'today', ORIG_VM_CALLERID: '"Test" <5551234>', ORIG_VM_DATE: 'today' };
+    const left = substituteVariables(substituteEscapes(body).text, vars);
+    assert.deepEqual(left.unsupported, []);
+    assert.match(left.text, /you were just left a 0:06 long message \(number 1\)\nin mailbox 1000 from "Test" <5551234>, on today,\nso you might want/);
+    const fwd = substituteVariables(substituteEscapes(body).text, { ...vars, VM_CIDNUM: '5559999' });
+    assert.match(fwd.text, /you were just forwarded a 0:06 long message/);
+    assert.match(fwd.text, /\(originally sent by "Test" <5551234> on today\)\nso you might want/);
+  });
   it('an unclosed ${ is copied as it is', () => assert.equal(substituteVariables('a ${VM_NAME', { VM_NAME: 'x' }).text, 'a ${VM_NAME'));
   it('never throws and never loops, whatever the template (property)', () => {
     fc.assert(fc.property(fc.string({ maxLength: 200 }), (t) => {
