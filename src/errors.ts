@@ -91,3 +91,16 @@ export class AudioToolError extends VmbridgeError {
     super('AUDIO', message, options);
   }
 }
+
+/**
+ * A transcription engine, its model or the audio preparation cannot be used (found at start: the
+ * stage is then off and voicemail still flows), or failed on one recording (that email says so).
+ * `setting` names the settings key at fault, where there is one.
+ */
+export class TranscriptionError extends VmbridgeError {
+  readonly setting: string | undefined;
+  constructor(message: string, where: { setting?: string } = {}, options?: { cause?: unknown }) {
+    super('TRANSCRIPTION', message, options);
+    this.setting = where.setting;
+  }
+}

@@ -27,6 +27,7 @@ import { createMwiWorkers } from '../workers/mwi.js';
 import { accountKey, type ImapAccount } from './imap/account.js';
 import { IdleWatcher } from './imap/idle-watcher.js';
 import { startAudio } from './audio/start.js';
+import { startTranscription } from './transcribe/start.js';
 import { unsupportedOptions } from './config/conf-check.js';
 import { isNewFinding } from './spool/report-once.js';
 import { clearStale, markStale } from './queue/stale-marks.js';
@@ -106,6 +107,7 @@ function indexBoxes(directory: Directory): BoxIndex {
 export async function startService(settings: Settings, log: Logger, opts: ServiceOptions = {}): Promise<Service> {
   let directory = await loadDirectory(settings, log);
   const audio = await startAudio(settings, [...directory.boxes.values()].map((b) => b.attachments), log);
+  const transcriber = await startTranscription(settings, log);
   await recoverSpoolLocks(settings.spool.dir, log);
   const amiSettings = settings.asterisk.ami;
   // One session with the owning Asterisk, events on: it moves and removes voicemail, tells whether
@@ -154,6 +156,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     breaker: new DeleteBreaker(redis, settings.redis.prefix, settings.sync.deleteBreaker),
     onBreakerOpened: (state, mailbox) => alerts.breakerOpened(state, mailbox),
     ...(audio ? { audio } : {}),
+    ...(transcriber ? { transcriber } : {}),
   });
   let boxes = indexBoxes(directory);
   const requestBoxes = (refs: readonly MailboxRef[], reason: string): void => {
@@ -278,6 +281,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
       await requester.close();
       await imap.close();
       await audio?.close();
+      await transcriber?.close();
       redis.disconnect();
     },
   };

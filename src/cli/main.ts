@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { startAudio } from '../audio/start.js';
+import { startTranscription } from '../transcribe/start.js';
 import { checkOptions, renderOptionReport } from '../config/conf-check.js';
 import { loadSettings } from '../config/load-settings.js';
 import { readVoicemailConf } from '../config/voicemail-conf.js';
@@ -177,6 +178,7 @@ async function cmdSync(args: readonly string[]): Promise<number> {
   }
   const boxes = [...directory.boxes.values()].filter((b) => wanted.length === 0 || wanted.includes(mailboxKey(b.ref)));
   const audio = dryRun ? undefined : await startAudio(settings, boxes.map((b) => b.attachments), log);
+  const transcriber = dryRun ? undefined : await startTranscription(settings, log);
   const redis = new Redis(settings.redis.url, { maxRetriesPerRequest: 2, connectionName: `${settings.redis.prefix}:cli` });
   const pool = new ImapPool(settings.imap, log);
   const state = new StateStore(redis, settings.redis.prefix);
@@ -210,7 +212,7 @@ async function cmdSync(args: readonly string[]): Promise<number> {
           await state.setAccount(box.ref, accountKey(box.account));
           process.stdout.write(`${name}: records of the earlier IMAP account forgotten; syncing with ${box.account.user}\n`);
         }
-        const result = await reconcileMailbox({ spoolDir: settings.spool.dir, settings, state, imap: pool, log, spoolChanger, breaker, ...(audio ? { audio } : {}) }, box, {
+        const result = await reconcileMailbox({ spoolDir: settings.spool.dir, settings, state, imap: pool, log, spoolChanger, breaker, ...(audio ? { audio } : {}), ...(transcriber ? { transcriber } : {}) }, box, {
           dryRun,
         });
         // Written under the mailbox's lock, as the service does, so desired counts land in order.
@@ -239,6 +241,7 @@ async function cmdSync(args: readonly string[]): Promise<number> {
     await mwi?.close();
     await pool.close();
     await audio?.close();
+    await transcriber?.close();
     await ami?.close();
     redis.disconnect();
   }

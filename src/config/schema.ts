@@ -103,6 +103,40 @@ export type MwiTarget = z.infer<typeof mwiTargetSchema>;
 export type AmiMwiTarget = Extract<MwiTarget, { kind: 'ami-refresh' | 'ami-mwiupdate' | 'ami-mailboxstate' }>;
 export type SipMwiTarget = Extract<MwiTarget, { kind: 'sip-notify' }>;
 
+/**
+ * One speech-to-text model of the transcription stage (docs/transcription.md). vmbridge never
+ * downloads a model: every path here is checked at start, and a missing one turns the stage off.
+ */
+export const transcriptionModelSchema = z.discriminatedUnion('engine', [
+  /** CMU PocketSphinx (Debian: pocketsphinx, pocketsphinx-en-us), run as pocketsphinx_continuous. */
+  z.strictObject({
+    engine: z.literal('pocketsphinx'),
+    program: z.string().min(1).default('pocketsphinx_continuous'),
+    /** The acoustic model folder (-hmm), the language model (-lm) and the dictionary (-dict). */
+    hmm: z.string().min(1),
+    lm: z.string().min(1),
+    dict: z.string().min(1),
+    /** What emails and logs call the model; default: the acoustic model folder's name. */
+    model: lineText(100).optional(),
+  }),
+  /**
+   * Any program (no shell): {wav} in an argument becomes the prepared 16 kHz WAV, {language} the
+   * language. It writes {"text": ...} as JSON, or plain text, on stdout.
+   */
+  z.strictObject({
+    engine: z.literal('command'),
+    command: z.array(z.string().min(1)).min(1),
+    /** What emails and logs call the model. */
+    model: lineText(100).default('command'),
+    /** Files the program needs (its model), checked at start like pocketsphinx's. */
+    files: z.array(z.string().min(1)).default([]),
+  }),
+]);
+export type TranscriptionModel = z.infer<typeof transcriptionModelSchema>;
+
+/** A voicemail.conf language= value: en, en_US, de-DE, ... */
+const languageKey = z.string().regex(/^[A-Za-z]{2,8}([_-][A-Za-z0-9]{1,8})*$/, 'a language such as en, en_US or de');
+
 export const settingsSchema = z.strictObject({
   spool: z.strictObject({
     /** Asterisk's astspooldir; voicemail lives in <dir>/voicemail. */
@@ -408,6 +442,35 @@ export const settingsSchema = z.strictObject({
     quotaRetrySeconds: 60,
     quotaRetryMaxSeconds: 1_800,
   }),
+
+  /**
+   * Voicemail transcription in the email, offline (docs/transcription.md). Off unless enabled here
+   * or by a mailbox's vmbridge_transcribe=yes in voicemail.conf, and only with a model configured.
+   */
+  transcription: z.strictObject({
+    /** Every mailbox; a mailbox's (or [general]'s) vmbridge_transcribe=yes|no overrides it. */
+    enabled: z.boolean().default(false),
+    /** The language of a mailbox whose voicemail.conf sets no language= (Asterisk's default is en). */
+    defaultLanguage: languageKey.default('en'),
+    /**
+     * The email waits for the transcript at most budgetSeconds + budgetPerAudioSecond x the
+     * recording's length, never more than budgetMaxSeconds; then it goes without.
+     */
+    budgetSeconds: z.number().min(0).max(600).default(3),
+    budgetPerAudioSecond: z.number().min(0).max(10).default(1),
+    budgetMaxSeconds: z.number().min(1).max(3_600).default(120),
+    /** Engine processes at once in this process (over all mailboxes). */
+    concurrency: z.number().int().min(1).max(64).default(1),
+    /** CPU priority of the engine process (nice -n); 0 runs it without nice. */
+    nice: z.number().int().min(0).max(19).default(10),
+    /** Longest transcript kept in the body, in characters (the header holds less). */
+    maxChars: z.number().int().min(100).max(20_000).default(2_000),
+    /** Language (as voicemail.conf language= writes it) to model. Empty: no transcription. */
+    models: z.preprocess(
+      (v) => (typeof v === 'string' ? parseJsonOr(v) : v),
+      z.record(languageKey, transcriptionModelSchema),
+    ).default({}),
+  }).default({ enabled: false, defaultLanguage: 'en', budgetSeconds: 3, budgetPerAudioSecond: 1, budgetMaxSeconds: 120, concurrency: 1, nice: 10, maxChars: 2_000, models: {} }),
 });
 
 export type Settings = z.infer<typeof settingsSchema>;

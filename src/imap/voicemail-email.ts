@@ -51,7 +51,23 @@ export interface VoicemailEmailInput {
   hostname?: string;
   /** Told what the templates use that vmbridge cannot evaluate (dialplan functions, expressions, escapes). */
   onTemplateProblem?: (problems: readonly string[]) => void;
+  /** The machine transcript (src/transcribe/), or the one line saying why there is none. Absent: not transcribed. */
+  transcript?: EmailTranscript;
 }
+
+/**
+ * A transcript as the email carries it: first in the body under its heading, and in the
+ * X-Asterisk-VM-Transcription header so IMAP SEARCH finds it; or one line saying why there is none.
+ */
+export type EmailTranscript = { readonly text: string; readonly heading: string } | { readonly note: string };
+
+/** Longest transcript in the body, in code points (the engine's text is untrusted). */
+const TRANSCRIPT_BODY_MAX = 20_000;
+/** Body lines of a transcript wrap at this many characters. */
+const WRAP = 76;
+const TRANSCRIPT_HEADER = 'X-Asterisk-VM-Transcription';
+/** RFC 5322's limit for a line, which the never-folded X- headers must keep. */
+const LINE_MAX = 998;
 
 /**
  * Longest free-text value (envelope fields, names from the configuration) that goes into a
@@ -347,6 +363,42 @@ function insertHeaderLines(raw: Buffer, lines: readonly string[]): Buffer {
   return Buffer.concat([raw.subarray(0, anchor), inserted, raw.subarray(anchor)]);
 }
 
+/** Words joined into lines of at most `width` characters (a longer word gets a line of its own). */
+function wrapWords(text: string, width: number): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line === '' ? word : `${line} ${word}`;
+    }
+  }
+  if (line !== '') lines.push(line);
+  return lines.join('\n');
+}
+
+/** What goes before the rest of the body: the transcript under its heading, or its one-line note. */
+function transcriptBlock(t: EmailTranscript): string {
+  if ('note' in t) return `${sanitizeText(t.note, FIELD_MAX * 2)}\n\n`;
+  return `${sanitizeText(t.heading, FIELD_MAX)}\n${wrapWords(sanitizeText(t.text, TRANSCRIPT_BODY_MAX), WRAP)}\n\n`;
+}
+
+/**
+ * The transcript header line: one line, cleaned, and as much of the text as fits in LINE_MAX once
+ * RFC 2047 encoded (a text of 4-byte characters encodes to several times its length).
+ */
+export function transcriptHeaderLine(text: string): string {
+  let max = 600;
+  let line = headerLine(TRANSCRIPT_HEADER, sanitizeText(text, max));
+  while (line.length > LINE_MAX && max > 0) {
+    max = Math.floor(max * 0.8);
+    line = headerLine(TRANSCRIPT_HEADER, sanitizeText(text, max));
+  }
+  return line;
+}
+
 /** The whole email, CRLF line ends, ready for IMAP APPEND. */
 export async function buildVoicemailEmail(input: VoicemailEmailInput): Promise<Buffer> {
   const { ref, message, timezone } = input;
@@ -391,7 +443,7 @@ export async function buildVoicemailEmail(input: VoicemailEmailInput): Promise<B
 
   const mailboxWords = [sanitizeText(input.owner.fullName, FIELD_MAX), `${ref.mailbox}@${ref.context}`]
     .filter((s) => s !== '').join(' ');
-  const text = look?.body !== undefined ? templateBody(look.body) : voicemailBody({
+  const body = look?.body !== undefined ? templateBody(look.body) : voicemailBody({
     caller,
     received: humanDate(origtime, timezone),
     duration,
@@ -400,6 +452,7 @@ export async function buildVoicemailEmail(input: VoicemailEmailInput): Promise<B
     category: envelopeText(message.envelope.category),
     attachments: attachmentNames,
   });
+  const text = input.transcript ? `${transcriptBlock(input.transcript)}${body}` : body;
 
   const date = rfc5322Date(origtime, timezone);
   const composer = new MailComposer({
@@ -445,7 +498,9 @@ export async function buildVoicemailEmail(input: VoicemailEmailInput): Promise<B
   if (caller.number) xHeaders.push(['X-Asterisk-CallerID', caller.number]);
   if (caller.name) xHeaders.push(['X-Asterisk-CallerIDName', caller.name]);
 
-  return insertHeaderLines(raw, xHeaders.map(([name, value]) => headerLine(name, sanitizeText(value))));
+  const lines = xHeaders.map(([name, value]) => headerLine(name, sanitizeText(value)));
+  if (input.transcript && 'text' in input.transcript && sanitizeText(input.transcript.text) !== '') lines.push(transcriptHeaderLine(input.transcript.text));
+  return insertHeaderLines(raw, lines);
 }
 
 /** Every recorded format as it is, in attachment order. */

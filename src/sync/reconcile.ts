@@ -21,6 +21,7 @@ import { appendEmail, deleteEmail, updateEmail, type Identity } from '../imap/op
 import { buildVoicemailEmail } from '../imap/voicemail-email.js';
 import { prepareAttachments, type Converter, type PreparedAttachment } from '../audio/attachments.js';
 import type { BreakerState, DeleteBreaker } from '../queue/delete-breaker.js';
+import type { EmailTranscriber } from '../transcribe/transcriber.js';
 import { isOverQuotaError, refusalText } from '../imap/quota.js';
 import type { MailboxWatch } from '../alerts/watch.js';
 import type { Logger } from '../log.js';
@@ -54,6 +55,8 @@ export interface ReconcileDeps {
   readonly breaker?: DeleteBreaker;
   /** Told once when this reconcile's deletions opened the breaker (the admins are alerted). */
   readonly onBreakerOpened?: (state: BreakerState, mailbox: string) => Promise<void>;
+  /** The transcription stage (src/transcribe/); absent: no email carries a transcript. */
+  readonly transcriber?: EmailTranscriber;
 }
 
 export interface ReconcileOptions {
@@ -313,6 +316,8 @@ type Built = { raw: Buffer } | { problem: string; file: string };
 async function buildEmail(deps: ReconcileDeps, box: BoxInfo, message: SpoolMessage, log: Logger): Promise<Built> {
   const { settings } = deps;
   const readAudio = (path: string): Promise<Buffer> => readSpoolFile(deps.spoolDir, path);
+  // Under way while the attachments are made; it never rejects and waits at most its budget.
+  const transcribing = deps.transcriber?.forEmail(box.ref, message, readAudio, log);
   try {
     let attachments: PreparedAttachment[] | undefined;
     if (box.attachments) {
@@ -320,6 +325,7 @@ async function buildEmail(deps: ReconcileDeps, box: BoxInfo, message: SpoolMessa
       for (const w of prepared.warnings) log.warn({ file: w.file, problem: w.problem }, 'recording not converted');
       attachments = prepared.attachments;
     }
+    const transcript = await transcribing;
     const raw = await buildVoicemailEmail({
       ref: box.ref,
       message,
@@ -331,6 +337,7 @@ async function buildEmail(deps: ReconcileDeps, box: BoxInfo, message: SpoolMessa
       readAudio,
       ...(attachments ? { attachments } : {}),
       ...(box.emailLook ? { look: box.emailLook, hostname: hostname() } : {}),
+      ...(transcript ? { transcript } : {}),
       onTemplateProblem: (problems) => {
         for (const p of problems) {
           if (isNewFinding(`email template: ${p}`, 'reported')) log.warn({ mailbox: mailboxKey(box.ref), uses: p }, 'voicemail.conf email template uses what vmbridge cannot evaluate; it is left out');
