@@ -47,6 +47,8 @@ const CATALOG: Readonly<Record<string, OptionInfo>> = {
   volgain: unsupported('the attachment is not made louder; the recording is attached at its own volume'),
   attachextrecs: unsupported('every message in the spool becomes an email, recordings added from outside (MixMonitor) too'),
   vmbridge_audio: used("vmbridge's own: mp3, wav, original or original+mp3 for this mailbox (Asterisk ignores it)"),
+  vmbridge_transcribe: used("vmbridge's own: yes or no, a transcript in this mailbox's emails (docs/transcription.md; Asterisk ignores it)"),
+  language: used("the prompts' language for Asterisk; for vmbridge, which transcription model the mailbox's voicemail gets"),
 
   // Which mailboxes there are, and their folders.
   aliasescontext: used('that section holds aliases, not mailboxes'),
@@ -104,7 +106,7 @@ const CATALOG: Readonly<Record<string, OptionInfo>> = {
   forward_urgent_auto: MENU, operator: MENU, envelope: MENU, saycid: MENU, cidinternalcontexts: MENU, sayduration: MENU,
   saydurationm: MENU, dialout: MENU, callback: MENU, exitcontext: MENU, nextaftercmd: MENU, messagewrap: MENU,
   forcename: MENU, forcegreetings: MENU, tempgreetwarn: MENU, directoryintro: MENU, usedirectory: MENU, hidefromdir: MENU,
-  alias: MENU, language: MENU,
+  alias: MENU,
   adsifdn: ADSI, adsisec: ADSI, adsiver: ADSI,
   externpass: PASSWORD, externpassnotify: PASSWORD, externpasscheck: PASSWORD, passwordlocation: PASSWORD, minpassword: PASSWORD,
   tps_queue_high: phone("app_voicemail's task processor"),
