@@ -35,7 +35,7 @@ const HELP: Record<string, string> = {
 
 Runs everything in one process: the reconcile workers, the spool watcher and the periodic sweep.
 At start every mailbox in voicemail.conf is reconciled (the initial import). Logs are JSON lines on
-standard error. SIGHUP re-reads voicemail.conf; SIGINT/SIGTERM stop after the jobs in progress.`,
+standard error. SIGHUP re-reads voicemail.conf; SIGINT/SIGTERM let the jobs in progress finish, for sync.stopTimeoutSeconds (20) at most.`,
   sync: `Usage: vmbridge sync [--mailbox MAILBOX@CONTEXT]... [--dry-run] [--no-mwi] [--accept-account] [--config FILE]
        vmbridge sync --release-deletes [--config FILE]
 
@@ -136,7 +136,14 @@ async function cmdRun(args: readonly string[]): Promise<number> {
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, 'stopping');
+    log.info({ signal, timeoutSeconds: settings.sync.stopTimeoutSeconds }, 'stopping');
+    // A reconcile that cannot finish (Redis or IMAP gone mid-job) must not keep the process alive:
+    // after the timeout it is left as a crash would leave it, which every restart repairs.
+    const timer = setTimeout(() => {
+      log.warn({ signal, timeoutSeconds: settings.sync.stopTimeoutSeconds }, 'stop took longer than sync.stopTimeoutSeconds; exiting with work in progress (it is redone at the next start)');
+      process.exit(0);
+    }, settings.sync.stopTimeoutSeconds * 1000);
+    timer.unref();
     await service.close();
     process.exit(0);
   };

@@ -312,7 +312,12 @@ export const settingsSchema = z.strictObject({
       max: z.number().int().min(0).default(200),
       windowSeconds: z.number().int().min(1).max(86_400).default(600),
     }).default({ max: 200, windowSeconds: 600 }),
-  }).default({ concurrency: 4, maxDeleteShare: 0.5, maxDeleteFloor: 5, imapToSpool: true, deleteBreaker: { max: 200, windowSeconds: 600 } }),
+    /**
+     * SIGTERM/SIGINT: reconciles in progress may finish for this long; then the process exits as
+     * after a crash (the next start clears its own spool locks and completes a half-done change).
+     */
+    stopTimeoutSeconds: z.number().int().min(1).max(3_600).default(20),
+  }).default({ concurrency: 4, maxDeleteShare: 0.5, maxDeleteFloor: 5, imapToSpool: true, deleteBreaker: { max: 200, windowSeconds: 600 }, stopTimeoutSeconds: 20 }),
 
   /** The Asterisk that owns the spool. */
   asterisk: z.strictObject({
