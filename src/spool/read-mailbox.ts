@@ -16,7 +16,7 @@
  */
 import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readFileSync, statSync, type BigIntStats, type Dirent, type Stats } from 'node:fs';
 import { lstat, open, readdir, readFile, stat, statfs } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { SpoolError } from '../errors.js';
 import { MAX_ENVELOPE_BYTES, parseEnvelope } from './envelope.js';
 import { cachedEnvelope, rememberEnvelope } from './envelope-cache.js';
@@ -189,6 +189,13 @@ interface OneRead {
 
 async function readMailboxOnce(io: SpoolIo, spoolDir: string, ref: MailboxRef): Promise<OneRead> {
   const dir = mailboxDir(spoolDir, ref);
+  // The mailbox comes from voicemail.conf, not from a listing that skips links: its context and
+  // mailbox folders are checked here, or a link would make a folder outside the spool look like
+  // this mailbox. Unknown, not empty: an empty mailbox would read as "every voicemail deleted".
+  for (const path of [dirname(dir), dir]) {
+    const st = await io.lstat(path).catch((err: unknown) => (isErrno(err, 'ENOENT') ? undefined : Promise.reject(err)));
+    if (st?.isSymbolicLink()) throw new SpoolError(path, 'is a symbolic link; not followed: vmbridge reads nothing outside the spool through a link');
+  }
   const entries = await listDir(io, dir);
   const problems: SpoolProblem[] = [];
   const warnings: SpoolProblem[] = [];

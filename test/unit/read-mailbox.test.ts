@@ -175,6 +175,19 @@ describe('readMailbox', () => {
     }
   });
 
+  it('a symlinked mailbox or context folder is an error naming it, never read (unknown, not empty)', async () => {
+    const { spool, box } = await freshSpool();
+    const outside = join(root, `outside-box-${counter}`);
+    await put(join(outside, 'INBOX/msg0000.txt'), envelopeText({ origtime: 42, msgId: '42-00000001' }));
+    await put(join(outside, 'INBOX/msg0000.wav'), Buffer.alloc(8));
+    const linked = { context: BOX.context, mailbox: '9911' };
+    await symlink(outside, join(box, '..', linked.mailbox));
+    await assert.rejects(readMailbox(spool, linked), (err: unknown) => err instanceof SpoolError && err.path === join(box, '..', linked.mailbox) && /symbolic link; not followed/.test(err.message));
+    await symlink(join(box, '..'), join(spool, 'voicemail', 'linkedctx'));
+    await assert.rejects(readMailbox(spool, { context: 'linkedctx', mailbox: BOX.mailbox }), (err: unknown) => err instanceof SpoolError && err.path === join(spool, 'voicemail', 'linkedctx') && /symbolic link/.test(err.message));
+    assert.equal((await readMailbox(spool, BOX)).messages.length >= 0, true, 'the real mailbox still reads');
+  });
+
   it('an audio sibling that is a directory is not audio', async () => {
     const { spool, box } = await freshSpool();
     await mkdir(join(box, 'INBOX/msg0000.ulaw'));
