@@ -16,7 +16,7 @@ export interface PreparedAttachment {
 
 /** What converts a recording (SoxTranscoder), as far as this module needs it. */
 export interface Converter {
-  convert(input: Buffer, ext: string, to: 'mp3' | 'wav'): Promise<Buffer>;
+  convert(input: Buffer, ext: string, to: 'mp3' | 'wav', gain?: number): Promise<Buffer>;
 }
 
 export interface PreparedAudio {
@@ -54,7 +54,7 @@ export async function prepareAttachments(
       continue;
     }
     try {
-      const converted = await converter.convert(content, file.ext, step.to);
+      const converted = await converter.convert(content, file.ext, step.to, policy.volgain);
       attachments.push({ filename: `${name.slice(0, name.lastIndexOf('.'))}.${step.to}`, content: converted, contentType: audioContentType(step.to) });
     } catch (err) {
       if (!(err instanceof AudioToolError)) throw err;

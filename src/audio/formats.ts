@@ -27,6 +27,8 @@ export interface AttachmentPolicy {
   readonly attachfmt?: string;
   /** voicemail.conf format=, in order, as written. */
   readonly formats: readonly string[];
+  /** voicemail.conf volgain=: the gain made MP3 and WAV attachments get (SoX -v); recordings attached as they are keep theirs. */
+  readonly volgain?: number;
 }
 
 /** One attachment to make: a file as it is, or a conversion of one. */

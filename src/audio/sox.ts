@@ -59,13 +59,15 @@ export class SoxTranscoder {
   }
 
   /** The recording (bytes of a file with extension `ext`) as MP3 or PCM WAV. */
-  async convert(input: Buffer, ext: string, to: 'mp3' | 'wav'): Promise<Buffer> {
+  /** `gain`: voicemail.conf volgain=, SoX's -v (a linear factor, as Asterisk passes it); undefined or ~0: none. */
+  async convert(input: Buffer, ext: string, to: 'mp3' | 'wav', gain?: number): Promise<Buffer> {
     const inputArgs = readableAs(ext);
     if (!inputArgs) throw new AudioToolError(`${this.command} cannot read .${ext} recordings`);
     const dir = await this.scratchDir();
     const out = join(dir, `${process.pid}-${++this.counter}.${to}`);
     try {
-      await run(this.command, ['-R', '-D', '-V1', ...inputArgs, '-', '--comment', '', ...(to === 'mp3' ? MP3_OUT : WAV_OUT), out], input, this.opts.timeoutMs);
+      const volume = gain !== undefined && Math.abs(gain) > 0.001 ? ['-v', gain.toFixed(4)] : [];
+      await run(this.command, ['-R', '-D', '-V1', ...volume, ...inputArgs, '-', '--comment', '', ...(to === 'mp3' ? MP3_OUT : WAV_OUT), out], input, this.opts.timeoutMs);
       return await readFile(out);
     } finally {
       await rm(out, { force: true });

@@ -5,6 +5,7 @@
  * - `attach=` (the mailbox's, else [general]'s): no attachment when false. Asterisk's sample and
  *   its default are yes.
  * - `attachfmt=`: the recorded format Asterisk attaches; else the first of `format=`.
+ * - `volgain=`: the gain Asterisk adds with SoX before attaching (a linear factor, sox -v).
  * - `vmbridge_audio=` (the mailbox's, else [general]'s, else email.audio): mp3, wav, original or
  *   original+mp3. Asterisk ignores options it does not know, on mailbox lines and in [general].
  */
@@ -32,11 +33,20 @@ export function boxAttachmentPolicy(conf: VoicemailConf, box: VoicemailBox, fall
     if ((AUDIO_MODES as readonly string[]).includes(modeText)) mode = modeText as AudioMode;
     else problem = `vmbridge_audio=${modeText} is not one of ${AUDIO_MODES.join(', ')}; ${fallback} is used`;
   }
+  const volgainText = stripSpace(boxOption(conf, box, 'volgain') ?? '');
+  let volgain: number | undefined;
+  if (volgainText !== '') {
+    // Asterisk reads it with sscanf("%30lf"): a number, or nothing.
+    const n = Number.parseFloat(volgainText);
+    if (Number.isFinite(n) && Math.abs(n) <= 100) volgain = n;
+    else problem = `${problem ? `${problem}; ` : ''}volgain=${volgainText} is not a gain factor; ignored`;
+  }
   const policy: AttachmentPolicy = {
     attach: attachText === undefined ? true : asteriskTrue(attachText),
     mode,
     formats: recordedFormats(conf),
     ...(attachfmt !== '' ? { attachfmt } : {}),
+    ...(volgain !== undefined && Math.abs(volgain) > 0.001 ? { volgain } : {}),
   };
   return problem === undefined ? { policy } : { policy, problem };
 }

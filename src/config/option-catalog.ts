@@ -44,7 +44,7 @@ const CATALOG: Readonly<Record<string, OptionInfo>> = {
   pbxskip: used('no "[PBX]: " before Asterisk\'s default subject (email.wording: asterisk)'),
   charset: unsupported('the body is always UTF-8, which every mail client reads and which holds any charset\'s text'),
   emailtitle: unsupported('an old name of emailsubject that Asterisk still reads; rename it to emailsubject'),
-  volgain: unsupported('the attachment is not made louder; the recording is attached at its own volume'),
+  volgain: used('the gain MP3 and WAV attachments get (SoX -v, as Asterisk applies it); a recording attached as it is (email.audio: original) keeps its own volume'),
   attachextrecs: unsupported('every message in the spool becomes an email, recordings added from outside (MixMonitor) too'),
   vmbridge_audio: used("vmbridge's own: mp3, wav, original or original+mp3 for this mailbox (Asterisk ignores it)"),
   vmbridge_transcribe: used("vmbridge's own: yes or no, a transcript in this mailbox's emails (docs/transcription.md; Asterisk ignores it)"),

@@ -94,6 +94,19 @@ describe('attachments made with SoX', () => {
     }
   });
 
+  it('volgain= makes the MP3 louder by that factor, as Asterisk does with sox -v', async () => {
+    const rms = async (name: string, content: Buffer): Promise<number> => {
+      const path = join(dir, name);
+      await writeFile(path, content);
+      const { stderr } = await run('sox', [path, '-n', 'stat']);
+      return Number(/RMS\s+amplitude:\s+([\d.]+)/.exec(stderr)?.[1]);
+    };
+    const plain = (await simpleParser(await email(policy({ mode: 'mp3' })))).attachments[0]!;
+    const louder = (await simpleParser(await email(policy({ mode: 'mp3', volgain: 2 })))).attachments[0]!;
+    const ratio = (await rms('louder.mp3', louder.content)) / (await rms('plain.mp3', plain.content));
+    assert.ok(ratio > 1.8 && ratio < 2.2, `RMS ratio ${ratio}`);
+  });
+
   it('the same voicemail gives the same bytes every time', async () => {
     assert.deepEqual(await email(policy({ mode: 'original+mp3' })), await email(policy({ mode: 'original+mp3' })));
   });

@@ -78,4 +78,12 @@ describe('voicemail.conf: attach=, attachfmt=, format=, vmbridge_audio=', () => 
     assert.match(bad.problem ?? '', /vmbridge_audio=flac is not one of mp3, wav, original, original\+mp3; mp3 is used/);
   });
   it('attachfmt is kept as written', () => assert.equal(boxAttachmentPolicy(conf({ attachfmt: 'wav49' }), box({}), 'mp3').policy.attachfmt, 'wav49'));
+  it('volgain= is a gain factor, the mailbox over [general]; 0 is none; text that is no number is named', () => {
+    assert.equal(boxAttachmentPolicy(conf({ volgain: '1.5' }), box({}), 'mp3').policy.volgain, 1.5);
+    assert.equal(boxAttachmentPolicy(conf({ volgain: '1.5' }), box({ volgain: '3' }), 'mp3').policy.volgain, 3);
+    assert.equal(boxAttachmentPolicy(conf({ volgain: '0.0' }), box({}), 'mp3').policy.volgain, undefined);
+    const bad = boxAttachmentPolicy(conf({}), box({ volgain: 'loud' }), 'mp3');
+    assert.equal(bad.policy.volgain, undefined);
+    assert.match(bad.problem ?? '', /volgain=loud is not a gain factor; ignored/);
+  });
 });
