@@ -17,12 +17,11 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { onOwnAppend } from '../../src/imap/own-echoes.js';
-import { AmiClient, type AmiEvent } from '../../src/mwi/ami-client.js';
 import { startService, type Service } from '../../src/service.js';
 import type { MailboxRef, SpoolFolder } from '../../src/spool/types.js';
-import { startAmiServer, type AmiTestServer } from '../support/ami-server.js';
 import { leaveVoicemail, listFolder } from '../support/asterisk-spool.js';
 import { startHarness, userOf, type Harness } from '../support/harness.js';
+import { startOwnerLamp, type OwnerLamp } from '../support/owner-lamp.js';
 import type { MailClient } from '../support/mail-client.js';
 import { waitFor } from '../support/wait.js';
 
@@ -40,12 +39,9 @@ const cases = ACTIONS.flatMap((action, a) => DELAYS_MS.map((delay, d) => ({ acti
 describe('a change made right after vmbridge APPENDs the email is heard without the sweep', { timeout: 300_000 }, () => {
   let spoolDir: string;
   let h: Harness;
-  let owner: AmiTestServer;
-  let listener: AmiClient;
+  let ownerLamp: OwnerLamp;
   let service: Service;
   let stopListening: () => void = () => undefined;
-  /** MessageWaiting events of the owning Asterisk, with when they came. */
-  const lamp: Array<{ at: number; event: AmiEvent }> = [];
   const measured: string[] = [];
 
   const where = async (ref: MailboxRef, id: string): Promise<SpoolFolder[]> => {
@@ -57,19 +53,14 @@ describe('a change made right after vmbridge APPENDs the email is heard without 
   before(async () => {
     spoolDir = await mkdtemp(join(tmpdir(), 'vmb-append-race-'));
     await mkdir(join(spoolDir, 'voicemail'), { recursive: true });
-    owner = await startAmiServer({ spoolDir, profile: 'voicemail' });
-    listener = new AmiClient({ host: '127.0.0.1', port: owner.port, username: 'bridge', secret: 'bridge', reconnect: false });
-    listener.on('event', (event) => {
-      if (event.event === 'MessageWaiting') lamp.push({ at: performance.now(), event });
-    });
-    await listener.connect();
+    ownerLamp = await startOwnerLamp(spoolDir);
     h = await startHarness({
       boxes: cases.map((c) => ({ mailbox: c.ref.mailbox })),
       confExtra: '[general]\nbackupdeleted=5\n',
       settings: (base) => ({
         ...base,
         spool: { ...(base.spool as object), dir: spoolDir, sweepSeconds: 0 },
-        mwi: { targets: [{ name: 'owner', kind: 'ami-refresh', host: '127.0.0.1', port: owner.port, username: 'bridge', secret: 'bridge', timeoutSeconds: 5 }], retrySeconds: 1, retryMaxSeconds: 2 },
+        mwi: { targets: [ownerLamp.target], retrySeconds: 1, retryMaxSeconds: 2 },
       }),
     });
     service = await startService(h.settings, h.log);
@@ -79,8 +70,7 @@ describe('a change made right after vmbridge APPENDs the email is heard without 
   after(async () => {
     stopListening();
     await service?.close();
-    await listener?.close().catch(() => undefined);
-    await owner?.close();
+    await ownerLamp?.close();
     await h?.stop();
     if (spoolDir) await rm(spoolDir, { recursive: true, force: true });
     if (measured.length > 0) console.log(`# APPENDUID -> action -> lamp off (ms): ${measured.join('; ')}`);
@@ -123,7 +113,7 @@ describe('a change made right after vmbridge APPENDs the email is heard without 
           return w.length === want[action].length && w.every((f, i) => f === want[action][i]) ? w : undefined;
         }, HEARD);
         const mailbox = `${ref.mailbox}@${ref.context}`;
-        const off = await waitFor(`${mailbox}: the lamp published with no new message after the change`, () => lamp.find((l) => l.at > actedAt && l.event.get('Mailbox') === mailbox && l.event.get('New') === '0' && l.event.get('Waiting') === '0'), HEARD);
+        const off = await waitFor(`${mailbox}: the lamp published with no new message after the change`, () => ownerLamp.events.find((l) => l.at > actedAt && l.event.get('Mailbox') === mailbox && l.event.get('New') === '0' && l.event.get('Waiting') === '0'), HEARD);
         measured.push(`${action}@${delay}: ${Math.round(actedAt - appendedAt)} -> ${Math.round(off.at - appendedAt)}`);
         assert.equal(off.event.get('Old'), action === 'seen' ? '1' : '0');
       } finally {

@@ -13,14 +13,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { identityMessageId } from '../../src/imap/identity-header.js';
-import { AmiClient, type AmiEvent } from '../../src/mwi/ami-client.js';
 import { listStale } from '../../src/queue/stale-marks.js';
 import { startService, type Service } from '../../src/service.js';
 import type { MailboxRef } from '../../src/spool/types.js';
-import { startAmiServer, type AmiTestServer } from '../support/ami-server.js';
 import { leaveVoicemail, listFolder, moveMessage } from '../support/asterisk-spool.js';
 import { startHarness, type Harness } from '../support/harness.js';
 import { startImapTap, type ImapTap } from '../support/imap-tap.js';
+import { startOwnerLamp, type OwnerLamp } from '../support/owner-lamp.js';
 import { waitFor } from '../support/wait.js';
 
 const DOMAIN = 'vmbridge.test';
@@ -33,22 +32,15 @@ describe('IMAP down: the lamps follow the spool, the email side catches up', { t
   let tap: ImapTap;
   let dovecotPort: number;
   let h: Harness;
-  let owner: AmiTestServer;
-  let listener: AmiClient;
+  let ownerLamp: OwnerLamp;
   let service: Service;
   let redis: Redis;
-  const lamp: AmiEvent[] = [];
-  const shown = (): Array<{ new: number; old: number }> => lamp.filter((e) => e.get('Mailbox') === MAILBOX).map((e) => ({ new: Number(e.get('New')), old: Number(e.get('Old')) }));
+  const shown = (): Array<{ new: number; old: number }> => ownerLamp.shown(MAILBOX);
 
   before(async () => {
     spoolDir = await mkdtemp(join(tmpdir(), 'vmb-imap-down-'));
     await mkdir(join(spoolDir, 'voicemail'), { recursive: true });
-    owner = await startAmiServer({ spoolDir, profile: 'voicemail' });
-    listener = new AmiClient({ host: '127.0.0.1', port: owner.port, username: 'bridge', secret: 'bridge', reconnect: false });
-    listener.on('event', (e) => {
-      if (e.event === 'MessageWaiting') lamp.push(e);
-    });
-    await listener.connect();
+    ownerLamp = await startOwnerLamp(spoolDir);
     tap = await startImapTap();
     h = await startHarness({
       boxes: [{ mailbox: ref.mailbox }],
@@ -60,7 +52,7 @@ describe('IMAP down: the lamps follow the spool, the email side catches up', { t
           ...base,
           spool: { ...(base.spool as object), dir: spoolDir },
           imap: { ...imap, port: tap.port, idle: { maxAccounts: 0 } },
-          mwi: { targets: [{ name: 'owner', kind: 'ami-refresh', host: '127.0.0.1', port: owner.port, username: 'bridge', secret: 'bridge', timeoutSeconds: 5 }], retrySeconds: 1, retryMaxSeconds: 2 },
+          mwi: { targets: [ownerLamp.target], retrySeconds: 1, retryMaxSeconds: 2 },
         };
       },
     });
@@ -70,8 +62,7 @@ describe('IMAP down: the lamps follow the spool, the email side catches up', { t
   after(async () => {
     await service?.close();
     redis?.disconnect();
-    await listener?.close().catch(() => undefined);
-    await owner?.close();
+    await ownerLamp?.close();
     await h?.stop();
     await tap?.close();
     if (spoolDir) await rm(spoolDir, { recursive: true, force: true });
@@ -86,14 +77,14 @@ describe('IMAP down: the lamps follow the spool, the email side catches up', { t
     // The server goes away.
     tap.upstreamPort = undefined;
     tap.dropAll();
-    const mark = lamp.length;
+    const mark = ownerLamp.events.length;
     const second = await leaveVoicemail(spoolDir, ref, { callerid: '"During" <5550002>', duration: 2 });
     await waitFor('the lamp at 2 new with IMAP down', () => shown().some((s) => s.new === 2) || undefined, WAIT);
     // Heard on the phone while IMAP is still down: Old, and the lamp says so.
     const num = (await listFolder(spoolDir, ref, 'INBOX')).find((m) => m.msgId === first.msgId)!.msgnum;
     await moveMessage(spoolDir, ref, 'INBOX', num, 'Old');
     await waitFor('the lamp at 1 new, 1 old with IMAP down', () => shown().some((s) => s.new === 1 && s.old === 1) || undefined, WAIT);
-    const during = lamp.slice(mark).filter((e) => e.get('Mailbox') === MAILBOX).map((e) => Number(e.get('New')));
+    const during = ownerLamp.events.slice(mark).filter((e) => e.event.get('Mailbox') === MAILBOX).map((e) => Number(e.event.get('New')));
     assert.ok(during.every((n) => n >= 1), `never 0 while there is new voicemail: ${during.join(',')}`);
     const stale = await waitFor('the mailbox marked stale', async () => (await listStale(redis, h.settings.redis.prefix)).find((s) => s.mailbox === MAILBOX), WAIT);
     assert.ok(stale.reason.length > 0, 'with the reason');

@@ -185,7 +185,7 @@ describe('readMailbox', () => {
     await assert.rejects(readMailbox(spool, linked), (err: unknown) => err instanceof SpoolError && err.path === join(box, '..', linked.mailbox) && /symbolic link; not followed/.test(err.message));
     await symlink(join(box, '..'), join(spool, 'voicemail', 'linkedctx'));
     await assert.rejects(readMailbox(spool, { context: 'linkedctx', mailbox: BOX.mailbox }), (err: unknown) => err instanceof SpoolError && err.path === join(spool, 'voicemail', 'linkedctx') && /symbolic link/.test(err.message));
-    assert.equal((await readMailbox(spool, BOX)).messages.length >= 0, true, 'the real mailbox still reads');
+    await assert.doesNotReject(readMailbox(spool, BOX), 'the real mailbox still reads');
   });
 
   it('an audio sibling that is a directory is not audio', async () => {
