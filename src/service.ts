@@ -14,7 +14,6 @@ import { startHttpServer } from './http/server.js';
 import { ImapPool } from './imap/pool.js';
 import type { Logger } from './log.js';
 import { ReconcileRequester } from './queue/reconcile-queue.js';
-import { watchSpool, type SpoolWatcher } from './spool/watcher.js';
 import { mailboxKey, type MailboxRef } from './spool/types.js';
 import { buildDirectory, type Directory } from './sync/directory.js';
 import type { ReconcileResult } from './sync/reconcile.js';
@@ -34,7 +33,8 @@ import { clearStale, markStale } from './queue/stale-marks.js';
 import { DeleteBreaker } from './queue/delete-breaker.js';
 import { messageWaitingMailbox, startAmiSession, type AmiSession } from './mwi/ami-session.js';
 import { recoverOwnStaleLocks } from './spool/write.js';
-import { SpoolChanger, spoolLockmode } from './sync/spool-changes.js';
+import { openFileSpool } from './store/open.js';
+import type { StoreWatcher } from './store/types.js';
 import { startNotifyServer, type NotifyServer } from './notify/server.js';
 
 export interface ServiceOptions {
@@ -113,11 +113,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   // One session with the owning Asterisk, events on: it moves and removes voicemail, tells whether
   // a caller is in VoiceMailMain, and its MessageWaiting events say a mailbox may have changed.
   const ami: AmiSession | undefined = amiSettings ? startAmiSession(amiSettings, log, { events: true }) : undefined;
-  const spoolChanger = new SpoolChanger({
-    spoolDir: settings.spool.dir,
-    lockmode: await spoolLockmode(settings),
-    ...(ami && amiSettings ? { ami: { client: ami.client, useVoicemailActions: amiSettings.useVoicemailActions } } : {}),
-  });
+  const store = await openFileSpool(settings, ami && amiSettings ? { client: ami.client, useVoicemailActions: amiSettings.useVoicemailActions } : undefined);
   const redis = new Redis(settings.redis.url, { maxRetriesPerRequest: null, connectionName: `${settings.redis.prefix}:main` });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection problem'));
   const state = new StateStore(redis, settings.redis.prefix);
@@ -130,7 +126,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   const mwi = new MwiPublisher({ redis, prefix: settings.redis.prefix, targets: settings.mwi.targets.map((t) => t.name), store: mwiStore, log });
   const mwiWorkers = createMwiWorkers({ settings, redis, store: mwiStore, log, requeue: (target, ref) => mwi.request(target, ref) });
   const worker: ReconcileWorker = createReconcileWorker({
-    spoolDir: settings.spool.dir,
+    store,
     settings,
     state,
     imap,
@@ -151,8 +147,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
       await markStale(redis, settings.redis.prefix, ref, err.message);
       await mwi.publish(ref, counts);
     },
-    watch: alerts.watch,
-    spoolChanger,
+    followers: [alerts.watch],
     breaker: new DeleteBreaker(redis, settings.redis.prefix, settings.sync.deleteBreaker),
     onBreakerOpened: (state, mailbox) => alerts.breakerOpened(state, mailbox),
     ...(audio ? { audio } : {}),
@@ -195,11 +190,11 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     return queued;
   };
 
-  let watcher: SpoolWatcher | undefined;
+  let watcher: StoreWatcher | undefined;
   if (settings.spool.watch) {
-    watcher = watchSpool(settings.spool.dir, (ref) => {
+    watcher = store.watch((ref) => {
       requester.request(ref, 'watcher').catch((err: Error) => log.warn({ err: err.message }, 'cannot queue reconcile'));
-    }, { log, debounceMs: 0 }); // the .txt is written last, so its event means the message is complete; Redis coalesces bursts
+    }, { log });
   }
 
   const requestAccount = (account: string, reason: string): void => requestBoxes(boxes.byAccount.get(account) ?? [], reason);

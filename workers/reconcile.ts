@@ -10,7 +10,6 @@ import { QUEUE_RECONCILE, reconcileJobSchema, type ReconcileJob } from '../src/q
 import { acquireMailboxLock } from '../src/queue/mailbox-lock.js';
 import { lockKey, pendingKey } from '../src/queue/reconcile-queue.js';
 import { mwiCounts, type MwiCounts } from '../src/mwi/counts.js';
-import { readMailbox } from '../src/spool/read-mailbox.js';
 import { mailboxKey, type MailboxRef } from '../src/spool/types.js';
 import type { Directory } from '../src/sync/directory.js';
 import { reconcileMailbox, type ReconcileDeps, type ReconcileResult } from '../src/sync/reconcile.js';
@@ -111,7 +110,7 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
 async function publishSpoolCounts(deps: ReconcileWorkerDeps, ref: MailboxRef, err: unknown): Promise<void> {
   if (!deps.onSpoolCounts || err instanceof SpoolBusyError) return;
   try {
-    const snapshot = await readMailbox(deps.spoolDir, ref);
+    const snapshot = await deps.store.readMailbox(ref);
     if (!snapshot.settled) return;
     await deps.onSpoolCounts(ref, mwiCounts(snapshot), err instanceof Error ? err : new Error(String(err)));
   } catch (publishErr) {

@@ -8,42 +8,22 @@
  * the voicemail stays in the spool (vmbridge never deletes on this path), and one delayed
  * reconcile is queued with a doubling delay until an APPEND goes through again.
  */
-import type { ImapFlow } from 'imapflow';
 import type { ImapAccount } from '../imap/account.js';
 import { accountKey } from '../imap/account.js';
-import type { ServerCapabilities } from '../imap/capabilities.js';
 import { readQuota, refusalText, type QuotaReading } from '../imap/quota.js';
 import type { Logger } from '../log.js';
 import type { AlertBox, AlertJob, AlertProducer } from '../queue/alert-queue.js';
 import type { MwiCounts } from '../mwi/counts.js';
 import { mailboxKey, type MailboxRef } from '../spool/types.js';
+import type { ReconcileFollower, ReconcileOutcome } from '../sync/after-reconcile.js';
 import type { BoxInfo, Directory } from '../sync/directory.js';
 import type { AlertSettings } from './admin-mail.js';
 import { composeAlertMail } from './admin-mail.js';
 import { crossings, forceFull, highest, maxmsgLevel, percentOf, quotaLevels, retryDelaySeconds, type Level, type Transition } from './quota.js';
 import type { AlertStore } from './state.js';
 
-/** What a reconcile tells the watch once its ops are applied (not on a dry run). */
-export interface ReconcileOutcome {
-  /** The connection the reconcile used: a quota reading is one more command on it. */
-  readonly client: ImapFlow;
-  readonly caps: ServerCapabilities;
-  readonly box: BoxInfo;
-  /** The server path of the inbox role, whose quota root is read. */
-  readonly inboxPath: string;
-  /** The spool's counts after the plan (maxmsg is checked against them); undefined when unknown. */
-  readonly counts: MwiCounts | undefined;
-  /** APPENDs that went through in this reconcile. */
-  readonly appended: number;
-  /** APPENDs planned but not done (refused, not tried, or an unreadable voicemail). */
-  readonly waiting: number;
-  /** The error of the APPEND the server refused for quota, if one was refused. */
-  readonly refused?: unknown;
-}
-
-export interface MailboxWatch {
-  afterReconcile(outcome: ReconcileOutcome): Promise<void>;
-}
+/** A watch follows every reconcile (src/sync hands it the outcome). */
+export type MailboxWatch = ReconcileFollower;
 
 /** The delayed reconciles of mailboxes refused for quota (the reconcile queue in a service). */
 export interface RetryScheduler {

@@ -24,7 +24,7 @@ import { StateStore } from '../sync/state-store.js';
 import { connectAmiOnce } from '../mwi/ami-session.js';
 import { OneShotMwiPublisher, type OneShotResult } from '../mwi/one-shot.js';
 import { MwiStore } from '../queue/mwi-queue.js';
-import { SpoolChanger, spoolLockmode } from '../sync/spool-changes.js';
+import { openFileSpool } from '../store/open.js';
 import { DEFAULT_MAX_ACCOUNTS, doctorHelp, renderJson, renderText, runDoctor, summarize, type CheckResult } from './doctor.js';
 import { runNotify } from './notify-cmd.js';
 import { MAIN_HELP, NOTIFY_HELP, VERSION } from './notify-help.js';
@@ -194,11 +194,7 @@ async function cmdSync(args: readonly string[]): Promise<number> {
   // wait while a caller is in VoiceMailMain, as in `vmbridge run`.
   const amiSettings = dryRun ? undefined : settings.asterisk.ami;
   const ami = amiSettings ? await connectAmiOnce(amiSettings) : undefined;
-  const spoolChanger = new SpoolChanger({
-    spoolDir: settings.spool.dir,
-    lockmode: await spoolLockmode(settings),
-    ...(ami && amiSettings ? { ami: { client: ami, useVoicemailActions: amiSettings.useVoicemailActions } } : {}),
-  });
+  const store = await openFileSpool(settings, ami && amiSettings ? { client: ami, useVoicemailActions: amiSettings.useVoicemailActions } : undefined);
   // Message-waiting counts go straight to each target: `sync` may run with no service to take a job.
   const mwi = publishMwi
     ? new OneShotMwiPublisher({ targets: settings.mwi.targets, redis, prefix: settings.redis.prefix, store: new MwiStore(redis, settings.redis.prefix), log, reconnectMaxMs: settings.mwi.retryMaxSeconds * 1000 })
@@ -219,7 +215,7 @@ async function cmdSync(args: readonly string[]): Promise<number> {
           await state.setAccount(box.ref, accountKey(box.account));
           process.stdout.write(`${name}: records of the earlier IMAP account forgotten; syncing with ${box.account.user}\n`);
         }
-        const result = await reconcileMailbox({ spoolDir: settings.spool.dir, settings, state, imap: pool, log, spoolChanger, breaker, ...(audio ? { audio } : {}), ...(transcriber ? { transcriber } : {}) }, box, {
+        const result = await reconcileMailbox({ store, settings, state, imap: pool, log, breaker, ...(audio ? { audio } : {}), ...(transcriber ? { transcriber } : {}) }, box, {
           dryRun,
         });
         // Written under the mailbox's lock, as the service does, so desired counts land in order.

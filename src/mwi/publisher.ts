@@ -8,7 +8,6 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 import { mwiJobSchema, MwiRequester, MwiStore } from '../queue/mwi-queue.js';
 import { mailboxKey, type MailboxRef } from '../spool/types.js';
-import type { ReconcileResult } from '../sync/reconcile.js';
 import { isValidCounts, MwiCountsError, sameCounts, type MwiCounts } from './counts.js';
 
 export interface MwiPublisherDeps {
@@ -28,7 +27,7 @@ export class MwiPublisher {
   }
 
   /** The reconcile worker's hook. Awaited under the mailbox's lock, so desired counts land in order. */
-  async afterReconcile(ref: MailboxRef, result: Pick<ReconcileResult, 'counts'>): Promise<void> {
+  async afterReconcile(ref: MailboxRef, result: { readonly counts?: MwiCounts | undefined }): Promise<void> {
     if (result.counts === undefined) {
       this.deps.log.debug({ mailbox: mailboxKey(ref) }, 'no settled spool counts after this reconcile; MWI left as it is');
       return;

@@ -122,7 +122,7 @@ export interface SpoolOwner {
   readonly gid: number;
 }
 
-interface WriteOptions {
+export interface WriteOptions {
   /** asterisk.conf `lockmode`. */
   readonly lockmode: LockMode;
   /** asterisk.conf runuser/rungroup: folders vmbridge creates are given to them. */
@@ -323,6 +323,21 @@ async function needsFinishing(dir: string, listing: Listing): Promise<boolean> {
     }
   }
   return false;
+}
+
+/**
+ * Closes the gaps in a folder's numbers (and removes names an interrupted change left), under the
+ * folder's lock; returns what was changed. A folder without gaps is only read.
+ */
+export async function renumberFolder(spoolDir: string, ref: MailboxRef, folder: SyncedSpoolFolder, opts: WriteOptions): Promise<string[]> {
+  checkFolderName('folder', folder);
+  const box = await mailboxPath(spoolDir, ref);
+  const dir = join(box, folder);
+  const before = messageNumbers(await listFolderAsync(dir));
+  const repairs: string[] = [];
+  await finishFolder(box, dir, opts, repairs);
+  if (before.some((n, i) => n !== i)) repairs.push(`${dir}: messages ${before.join(', ')} renumbered 0-${before.length - 1}`);
+  return repairs;
 }
 
 /**

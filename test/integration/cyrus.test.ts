@@ -19,6 +19,7 @@ import { identityMessageId } from '../../src/imap/identity-header.js';
 import { ImapPool } from '../../src/imap/pool.js';
 import { loadDirectory, startService, type Service } from '../../src/service.js';
 import type { MailboxRef, SpoolFolder } from '../../src/spool/types.js';
+import { FileSpoolStore } from '../../src/store/file-spool.js';
 import { reconcileMailbox } from '../../src/sync/reconcile.js';
 import { StateStore } from '../../src/sync/state-store.js';
 import { deleteMessage, hearMessage, leaveVoicemail, listFolder, moveMessage } from '../support/asterisk-spool.js';
@@ -68,7 +69,7 @@ describe('sync on a real Cyrus IMAP (default namespace: INBOX.Work, delimiter ".
       const directory = await loadDirectory(settings, h.log);
       for (const ref of boxes) {
         const result = await reconcileMailbox(
-          { spoolDir: h.spoolDir, settings, state: new StateStore(redis, settings.redis.prefix), imap: pool, log: h.log },
+          { store: new FileSpoolStore({ spoolDir: h.spoolDir, lockmode: 'lockfile' }), settings, state: new StateStore(redis, settings.redis.prefix), imap: pool, log: h.log },
           directory.boxes.get(`${ref.mailbox}@default`)!,
           { dryRun: true },
         );

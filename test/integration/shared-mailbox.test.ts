@@ -15,6 +15,7 @@ import { identityMessageId } from '../../src/imap/identity-header.js';
 import { ImapPool } from '../../src/imap/pool.js';
 import { loadDirectory } from '../../src/service.js';
 import type { MailboxRef, SpoolFolder } from '../../src/spool/types.js';
+import { FileSpoolStore } from '../../src/store/file-spool.js';
 import { reconcileMailbox } from '../../src/sync/reconcile.js';
 import { StateStore } from '../../src/sync/state-store.js';
 import { deleteMessage, hearMessage, leaveVoicemail, listFolder, moveMessage, type LeftVoicemail } from '../support/asterisk-spool.js';
@@ -251,7 +252,7 @@ for (const variant of VARIANTS) {
       const pool = new ImapPool(h.settings.imap, h.log);
       try {
         const box = (await loadDirectory(h.settings, h.log)).boxes.get('1000@default')!;
-        const result = await reconcileMailbox({ spoolDir: h.spoolDir, settings: h.settings, state: new StateStore(redis, h.settings.redis.prefix), imap: pool, log: h.log }, box, { dryRun: true });
+        const result = await reconcileMailbox({ store: new FileSpoolStore({ spoolDir: h.spoolDir, lockmode: 'lockfile' }), settings: h.settings, state: new StateStore(redis, h.settings.redis.prefix), imap: pool, log: h.log }, box, { dryRun: true });
         assert.deepEqual(result.plan.ops, [], 'in step');
       } finally {
         await pool.close();

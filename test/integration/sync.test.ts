@@ -13,6 +13,7 @@ import { ImapPool } from '../../src/imap/pool.js';
 import type { Service } from '../../src/service.js';
 import { loadDirectory } from '../../src/service.js';
 import type { MailboxRef } from '../../src/spool/types.js';
+import { FileSpoolStore } from '../../src/store/file-spool.js';
 import { reconcileMailbox } from '../../src/sync/reconcile.js';
 import { StateStore } from '../../src/sync/state-store.js';
 import { Redis } from 'ioredis';
@@ -69,7 +70,7 @@ describe('spool to IMAP on real Dovecot and Redis', { timeout: 240_000 }, () => 
       const directory = await loadDirectory(h.settings, h.log);
       for (const ref of refs) {
         const result = await reconcileMailbox(
-          { spoolDir: h.spoolDir, settings: h.settings, state: new StateStore(redis, h.settings.redis.prefix), imap: pool, log: h.log },
+          { store: new FileSpoolStore({ spoolDir: h.spoolDir, lockmode: 'lockfile' }), settings: h.settings, state: new StateStore(redis, h.settings.redis.prefix), imap: pool, log: h.log },
           directory.boxes.get(`${ref.mailbox}@default`)!,
           { dryRun: true },
         );

@@ -12,7 +12,7 @@ import { loadSettings } from '../../src/config/load-settings.js';
 import { boxBackupDeleted, readVoicemailConf } from '../../src/config/voicemail-conf.js';
 import { AmiMessage } from '../../src/mwi/ami-client.js';
 import { messageWaitingMailbox } from '../../src/mwi/ami-session.js';
-import { SpoolChanger, spoolLockmode } from '../../src/sync/spool-changes.js';
+import { SpoolChanger, spoolLockmode } from '../../src/store/spool-changes.js';
 import { hearMessage, leaveVoicemail, listFolder } from '../support/asterisk-spool.js';
 
 let dir: string;

@@ -20,16 +20,11 @@ import type { AmiClient } from '../mwi/ami-client.js';
 import { DERIVED_ID_PREFIX } from '../spool/identity.js';
 import { readMailbox } from '../spool/read-mailbox.js';
 import { isSyncedSpoolFolder, mailboxKey, type MailboxRef, type SyncedSpoolFolder } from '../spool/types.js';
+import type { StoreBox, StoreChangeOutcome } from './types.js';
 import { DEFAULT_MAXMSG, FolderFullError, MessageNotFoundError, moveVoicemail, removeVoicemail } from '../spool/write.js';
 
-/** What the reconcile needs to know about the mailbox being changed. */
-export interface SpoolBox {
-  readonly ref: MailboxRef;
-  /** voicemail.conf maxmsg; default 100. */
-  readonly maxmsg?: number;
-  /** voicemail.conf backupdeleted; default 0. */
-  readonly backupDeleted?: number;
-}
+/** What a change needs to know about the mailbox (the store's StoreBox). */
+export type SpoolBox = StoreBox;
 
 export interface SpoolChangerOptions {
   readonly spoolDir: string;
@@ -38,10 +33,7 @@ export interface SpoolChangerOptions {
   readonly ami?: { readonly client: AmiClient; readonly useVoicemailActions: boolean };
 }
 
-export type SpoolChangeOutcome =
-  | { readonly done: true; readonly via: 'ami' | 'files'; readonly alreadyDone: boolean; readonly repairs: readonly string[] }
-  /** The destination folder is full (maxmsg): nothing changed, the email stays where the user put it. */
-  | { readonly done: false; readonly problem: string };
+export type SpoolChangeOutcome = StoreChangeOutcome;
 
 /** Asterisk said the change was made, but the spool does not show it. */
 export class SpoolChangeUnverifiedError extends VmbridgeError {
