@@ -49,6 +49,21 @@ export async function spoolLockmode(settings: Settings): Promise<LockMode> {
   return 'lockfile';
 }
 
+/**
+ * Throws SpoolChangeDeferredError when a caller may be in VoiceMailMain for the mailbox, or when
+ * AMI is configured but not connected (then it cannot be told). Without AMI there is no way to
+ * know, and it returns. Every store asks this before it changes a mailbox.
+ */
+export async function assertNoVoiceMailMain(client: AmiClient | undefined, ref: MailboxRef): Promise<void> {
+  if (!client) return;
+  if (!client.connected) {
+    throw new SpoolChangeDeferredError(mailboxKey(ref), 'AMI is not connected, so whether a caller is in VoiceMailMain cannot be told');
+  }
+  if (voiceMailMainBusy(await coreShowChannels(client), ref)) {
+    throw new SpoolChangeDeferredError(mailboxKey(ref), 'a caller is in VoiceMailMain for this mailbox');
+  }
+}
+
 export class SpoolChanger {
   constructor(private readonly opts: SpoolChangerOptions) {}
 
@@ -62,15 +77,8 @@ export class SpoolChanger {
    * AMI is configured but not connected (then it cannot be told). Without AMI there is no way to
    * know, and it returns.
    */
-  async assertNotInVoiceMailMain(ref: MailboxRef): Promise<void> {
-    const ami = this.opts.ami;
-    if (!ami) return;
-    if (!ami.client.connected) {
-      throw new SpoolChangeDeferredError(mailboxKey(ref), 'AMI is not connected, so whether a caller is in VoiceMailMain cannot be told');
-    }
-    if (voiceMailMainBusy(await coreShowChannels(ami.client), ref)) {
-      throw new SpoolChangeDeferredError(mailboxKey(ref), 'a caller is in VoiceMailMain for this mailbox');
-    }
+  assertNotInVoiceMailMain(ref: MailboxRef): Promise<void> {
+    return assertNoVoiceMailMain(this.opts.ami?.client, ref);
   }
 
   /** Moves message `id` from `from` to `to`. Already there counts as done. */

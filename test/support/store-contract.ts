@@ -20,6 +20,27 @@ export interface StoreFixture {
   close(): Promise<void>;
 }
 
+/** A small PCM WAV whose data is `text`: every store accepts it as a recording. */
+export function wavOf(text: string): Buffer {
+  const data = Buffer.from(text, 'utf8');
+  const header = Buffer.alloc(44);
+  header.write('RIFF', 0, 'latin1');
+  header.writeUInt32LE(36 + data.length, 4);
+  header.write('WAVEfmt ', 8, 'latin1');
+  header.writeUInt32LE(16, 16);
+  header.writeUInt16LE(1, 20);
+  header.writeUInt16LE(1, 22);
+  header.writeUInt32LE(8000, 24);
+  header.writeUInt32LE(16000, 28);
+  header.writeUInt16LE(2, 32);
+  header.writeUInt16LE(16, 34);
+  header.write('data', 36, 'latin1');
+  header.writeUInt32LE(data.length, 40);
+  return Buffer.concat([header, data]);
+}
+
+const textOf = (wav: Buffer): string => wav.subarray(44).toString('utf8');
+
 const byFolder = (s: SpoolSnapshot, folder: string): { id: string; msgnum: number }[] =>
   s.messages.filter((m) => m.folder === folder).map((m) => ({ id: m.id, msgnum: m.msgnum })).sort((a, b) => a.msgnum - b.msgnum);
 
@@ -40,8 +61,8 @@ export function storeContract(name: string, make: () => Promise<StoreFixture>): 
     it('lists the mailboxes that hold voicemail', async () => {
       const a = freshBox();
       const b = freshBox();
-      await f.leave(a, { audio: Buffer.from('a') });
-      await f.leave(b, { audio: Buffer.from('b') });
+      await f.leave(a, { audio: wavOf('a') });
+      await f.leave(b, { audio: wavOf('b') });
       const { refs } = await f.store.listMailboxes();
       const keys = refs.map((r) => `${r.mailbox}@${r.context}`);
       assert.ok(keys.includes(`${a.mailbox}@contract`) && keys.includes(`${b.mailbox}@contract`), `listed: ${keys.join(', ')}`);
@@ -49,8 +70,8 @@ export function storeContract(name: string, make: () => Promise<StoreFixture>): 
 
     it('reads messages with identity, folder, number, envelope and audio', async () => {
       const ref = freshBox();
-      const first = await f.leave(ref, { audio: Buffer.from('first recording') });
-      const urgent = await f.leave(ref, { audio: Buffer.from('urgent recording'), urgent: true });
+      const first = await f.leave(ref, { audio: wavOf('first recording') });
+      const urgent = await f.leave(ref, { audio: wavOf('urgent recording'), urgent: true });
       const s = await f.store.readMailbox(ref);
       assert.equal(s.settled, true);
       assert.deepEqual(byFolder(s, 'INBOX'), [{ id: first, msgnum: 0 }]);
@@ -59,7 +80,7 @@ export function storeContract(name: string, make: () => Promise<StoreFixture>): 
       assert.equal(m.envelope.msgId, first);
       assert.equal(typeof m.envelope.origtime, 'number');
       assert.ok(m.audio.length >= 1, 'at least one audio file');
-      assert.equal((await f.store.readAudio(m.audio[0]!.path)).toString(), 'first recording');
+      assert.equal(textOf(await f.store.readAudio(m.audio[0]!.path)), 'first recording');
     });
 
     it('an empty or unknown mailbox reads as settled and empty', async () => {
@@ -70,7 +91,7 @@ export function storeContract(name: string, make: () => Promise<StoreFixture>): 
 
     it('moves a message to the end of another folder and renumbers the source; a repeat is already done', async () => {
       const ref = freshBox();
-      const ids = [await f.leave(ref, { audio: Buffer.from('0') }), await f.leave(ref, { audio: Buffer.from('1') }), await f.leave(ref, { audio: Buffer.from('2') })];
+      const ids = [await f.leave(ref, { audio: wavOf('0') }), await f.leave(ref, { audio: wavOf('1') }), await f.leave(ref, { audio: wavOf('2') })];
       await f.asteriskMove(ref, 'INBOX', 0, 'Old');
       const moved = await f.store.move({ ref }, ids[1]!, 'INBOX', 'Old');
       assert.deepEqual({ done: moved.done, alreadyDone: moved.done && moved.alreadyDone }, { done: true, alreadyDone: false });
@@ -80,13 +101,13 @@ export function storeContract(name: string, make: () => Promise<StoreFixture>): 
       const again = await f.store.move({ ref }, ids[1]!, 'INBOX', 'Old');
       assert.deepEqual({ done: again.done, alreadyDone: again.done && again.alreadyDone }, { done: true, alreadyDone: true });
       const m = (await f.store.readMailbox(ref)).messages.find((x) => x.id === ids[1])!;
-      assert.equal((await f.store.readAudio(m.audio[0]!.path)).toString(), '1', 'the audio moved with it');
+      assert.equal(textOf(await f.store.readAudio(m.audio[0]!.path)), '1', 'the audio moved with it');
     });
 
     it('refuses a move into a full folder and changes nothing', async () => {
       const ref = freshBox();
-      const a = await f.leave(ref, { audio: Buffer.from('a') });
-      const b = await f.leave(ref, { audio: Buffer.from('b') });
+      const a = await f.leave(ref, { audio: wavOf('a') });
+      const b = await f.leave(ref, { audio: wavOf('b') });
       await f.asteriskMove(ref, 'INBOX', 0, 'Work');
       const out = await f.store.move({ ref, maxmsg: 1 }, b, 'INBOX', 'Work');
       assert.equal(out.done, false);
@@ -97,7 +118,7 @@ export function storeContract(name: string, make: () => Promise<StoreFixture>): 
 
     it('removes a message and renumbers; a repeat is already done', async () => {
       const ref = freshBox();
-      const ids = [await f.leave(ref, { audio: Buffer.from('0') }), await f.leave(ref, { audio: Buffer.from('1') })];
+      const ids = [await f.leave(ref, { audio: wavOf('0') }), await f.leave(ref, { audio: wavOf('1') })];
       const out = await f.store.remove({ ref }, ids[0]!, 'INBOX');
       assert.deepEqual({ done: out.done, alreadyDone: out.done && out.alreadyDone }, { done: true, alreadyDone: false });
       assert.deepEqual(byFolder(await f.store.readMailbox(ref), 'INBOX'), [{ id: ids[1], msgnum: 0 }]);
@@ -110,7 +131,7 @@ export function storeContract(name: string, make: () => Promise<StoreFixture>): 
 
     it('renumbers a folder with a gap down to 0, 1, 2 and keeps each message whole', async () => {
       const ref = freshBox();
-      const ids = [await f.leave(ref, { audio: Buffer.from('0') }), await f.leave(ref, { audio: Buffer.from('1') }), await f.leave(ref, { audio: Buffer.from('2') })];
+      const ids = [await f.leave(ref, { audio: wavOf('0') }), await f.leave(ref, { audio: wavOf('1') }), await f.leave(ref, { audio: wavOf('2') })];
       await f.leaveGap(ref, 'INBOX', 1);
       assert.deepEqual(byFolder(await f.store.readMailbox(ref), 'INBOX'), [{ id: ids[0], msgnum: 0 }, { id: ids[2], msgnum: 2 }]);
       const changes = await f.store.renumber(ref, 'INBOX');
@@ -118,13 +139,13 @@ export function storeContract(name: string, make: () => Promise<StoreFixture>): 
       const s = await f.store.readMailbox(ref);
       assert.deepEqual(byFolder(s, 'INBOX'), [{ id: ids[0], msgnum: 0 }, { id: ids[2], msgnum: 1 }]);
       const m = s.messages.find((x) => x.id === ids[2])!;
-      assert.equal((await f.store.readAudio(m.audio[0]!.path)).toString(), '2');
+      assert.equal(textOf(await f.store.readAudio(m.audio[0]!.path)), '2');
       assert.deepEqual(await f.store.renumber(ref, 'INBOX'), [], 'a dense folder is left alone');
     });
 
     it('the folder lock is exclusive: a second holder enters only after the first left', async () => {
       const ref = freshBox();
-      await f.leave(ref, { audio: Buffer.from('x') });
+      await f.leave(ref, { audio: wavOf('x') });
       const events: string[] = [];
       let entered!: () => void;
       const firstIn = new Promise<void>((r) => (entered = r));
@@ -149,12 +170,12 @@ export function storeContract(name: string, make: () => Promise<StoreFixture>): 
 
     it('tells the watcher which mailbox changed', async () => {
       const ref = freshBox();
-      await f.leave(ref, { audio: Buffer.from('before') });
+      await f.leave(ref, { audio: wavOf('before') });
       const seen: string[] = [];
       const watcher = f.store.watch((r) => seen.push(`${r.mailbox}@${r.context}`));
       try {
         await watcher.ready;
-        await f.leave(ref, { audio: Buffer.from('after') });
+        await f.leave(ref, { audio: wavOf('after') });
         await waitFor('a change event for the mailbox', () => seen.includes(`${ref.mailbox}@contract`), { timeoutMs: 10_000 });
       } finally {
         watcher.close();

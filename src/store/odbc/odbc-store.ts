@@ -1,0 +1,354 @@
+/**
+ * Asterisk's ODBC voicemail table as a voicemail store (voicemail.conf `odbcstorage=`,
+ * `odbctable=`; facts in docs/stores.md). Reads are one SELECT per mailbox, without the
+ * recordings, which are read one at a time when an email is built. Changes go through the owning
+ * Asterisk's AMI (VoicemailMove/VoicemailRemove: Asterisk renumbers and locks itself) where it is
+ * configured; otherwise they are SQL statements in one transaction, following app_voicemail's own
+ * COPY (INSERT ... SELECT), DELETE and renumbering (UPDATE ... SET msgnum), under the folder's
+ * spool lock, which is the lock Asterisk takes for ODBC folders too.
+ */
+import { lstat, mkdir, readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { LockMode } from '../../config/asterisk-conf.js';
+import { SpoolError, VmbridgeError } from '../../errors.js';
+import { AmiReportedFailureError, voicemailMove, voicemailRemove } from '../../mwi/ami-actions.js';
+import type { AmiClient } from '../../mwi/ami-client.js';
+import { DERIVED_ID_PREFIX } from '../../spool/identity.js';
+import { withFolderLock } from '../../spool/lock.js';
+import { isSyncedSpoolFolder, mailboxKey, SYNCED_SPOOL_FOLDERS, type MailboxRef, type SpoolMessage, type SpoolProblem, type SpoolSnapshot, type SyncedSpoolFolder } from '../../spool/types.js';
+import { DEFAULT_MAXMSG, MessageNotFoundError } from '../../spool/write.js';
+import { assertNoVoiceMailMain, SpoolChangeUnverifiedError } from '../spool-changes.js';
+import type { StoreBox, StoreChangeOutcome, StoreWatcher, StoreWatchOptions, VoicemailStore } from '../types.js';
+import { AUDIO_ON_DISK_MARKER, DirLayout, isPlainIdentifier, messageFromRow, missingColumns, parseMessagePath, recordingProblem, rowName, tableShape, type TableShape } from './rows.js';
+import { openDatabase, redactUrl, type Row, type SqlDatabase, type SqlSession } from './sql.js';
+import { watchTable } from './watch.js';
+
+/** A row of the table that cannot be used; the message is left alone on both sides. */
+export class OdbcRowError extends SpoolError {}
+
+/** The table is not app_voicemail's (columns missing) or cannot be read at all. */
+export class OdbcTableError extends VmbridgeError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ODBC_TABLE', message, options);
+  }
+}
+
+export interface OdbcStoreOptions {
+  /** postgres://... or mysql://... (with the password; never logged). */
+  readonly url: string;
+  /** The setting the URL came from, for errors. */
+  readonly urlSetting: string;
+  /** voicemail.conf `odbctable` (default `voicemessages`). */
+  readonly table: string;
+  /** The spool path the Asterisk server writes into `dir` (its astspooldir). */
+  readonly asteriskSpoolDir: string;
+  /** The same spool as vmbridge sees it: folder locks, and audio when `odbc_audio_on_disk=yes`. */
+  readonly localSpoolDir: string;
+  readonly lockmode: LockMode;
+  /** Extension of voicemail.conf's first `format=` (wav49 -> WAV): what `recording` holds. */
+  readonly recordingExt: string;
+  /** voicemail.conf `odbc_audio_on_disk=yes`: metadata in the table, audio in the spool folder. */
+  readonly audioOnDisk: boolean;
+  readonly ami?: { readonly client: AmiClient; readonly useVoicemailActions: boolean };
+  /** How often the table is looked at for changes where there are no notices (seconds; 0: never). */
+  readonly pollSeconds: number;
+}
+
+export class OdbcStore implements VoicemailStore {
+  readonly kind = 'odbc' as const;
+  readonly location: string;
+  private readonly db: SqlDatabase;
+  private readonly layout: DirLayout;
+  private shape: Promise<TableShape> | undefined;
+  /** The msg_id each audio path belonged to at the last look: a row renumbered since is not read as another. */
+  private readonly idByPath = new Map<string, string>();
+
+  constructor(private readonly opts: OdbcStoreOptions, db?: SqlDatabase) {
+    if (!isPlainIdentifier(opts.table)) throw new OdbcTableError(`odbctable ${JSON.stringify(opts.table)} is not a plain table name (letters, digits, _)`);
+    this.db = db ?? openDatabase(opts.url, opts.urlSetting);
+    this.layout = new DirLayout(opts.asteriskSpoolDir);
+    this.location = `${redactUrl(opts.url)} table ${opts.table}`;
+  }
+
+  /** Checks the table is app_voicemail's; the first call reads its columns. */
+  check(): Promise<TableShape> {
+    this.shape ??= this.readShape().catch((err: unknown) => {
+      this.shape = undefined;
+      throw err;
+    });
+    return this.shape;
+  }
+
+  private async readShape(): Promise<TableShape> {
+    const { table } = this.opts;
+    let rows: Row[];
+    try {
+      rows = this.db.dialect === 'postgres'
+        ? await this.db.query('SELECT column_name AS name FROM information_schema.columns WHERE table_name = ? AND table_schema = ANY (current_schemas(false))', [table.toLowerCase()])
+        : await this.db.query('SELECT column_name AS name FROM information_schema.columns WHERE table_name = ? AND table_schema = DATABASE()', [table]);
+    } catch (err) {
+      throw new OdbcTableError(`${this.location}: cannot be read: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    const columns = rows.map((r) => String(r['name'] ?? r['NAME'] ?? r['COLUMN_NAME'] ?? ''));
+    if (columns.length === 0) throw new OdbcTableError(`${this.location}: no such table (voicemail.conf odbctable=${table}); create it with Asterisk's schema scripts`);
+    const missing = missingColumns(columns);
+    if (missing.length > 0) throw new OdbcTableError(`${this.location}: lacks the column${missing.length > 1 ? 's' : ''} ${missing.join(', ')} that app_voicemail writes; this is not Asterisk's voicemail table`);
+    return tableShape(table, columns);
+  }
+
+  private async metaColumns(): Promise<string> {
+    const shape = await this.check();
+    const optional = [...shape.optional].join(', ');
+    const size = this.db.dialect === 'postgres' ? 'octet_length(recording)' : 'OCTET_LENGTH(recording)';
+    return `dir, msgnum, context, callerid, origtime, duration, flag, mailboxuser, mailboxcontext, msg_id${optional ? `, ${optional}` : ''}, ${size} AS reclen`;
+  }
+
+  async listMailboxes(): Promise<{ refs: MailboxRef[]; problems: SpoolProblem[] }> {
+    await this.check();
+    const rows = await this.db.query(`SELECT DISTINCT dir FROM ${this.opts.table}`);
+    const refs = new Map<string, MailboxRef>();
+    const problems: SpoolProblem[] = [];
+    for (const r of rows) {
+      const dir = String(r['dir'] ?? '');
+      const where = this.layout.parse(dir);
+      if ('problem' in where) {
+        problems.push({ path: `${this.opts.table} rows with dir=${JSON.stringify(dir)}`, problem: `${where.problem}; left alone` });
+        continue;
+      }
+      refs.set(mailboxKey(where.ref), where.ref);
+    }
+    return { refs: [...refs.values()], problems };
+  }
+
+  async readMailbox(ref: MailboxRef): Promise<SpoolSnapshot> {
+    const dirs = this.layout.dirs(ref);
+    const rows = await this.db.query(`SELECT ${await this.metaColumns()} FROM ${this.opts.table} WHERE dir IN (${dirs.map(() => '?').join(', ')}) ORDER BY dir, msgnum`, dirs);
+    const messages: SpoolMessage[] = [];
+    const problems: SpoolProblem[] = [];
+    const warnings: SpoolProblem[] = [];
+    for (const row of rows) {
+      const dir = String(row['dir']);
+      const folder = SYNCED_SPOOL_FOLDERS[dirs.indexOf(dir)]!;
+      const onDisk = Number(row['reclen']) === AUDIO_ON_DISK_MARKER.length && this.opts.audioOnDisk;
+      const exts = onDisk ? await this.audioOnDisk(ref, folder, Number(row['msgnum'])) : [this.opts.recordingExt];
+      const reading = messageFromRow(row, this.opts.table, folder, exts);
+      if (!reading.message) {
+        problems.push({ path: rowName(this.opts.table, dir, row['msgnum']), problem: reading.problem ?? 'unreadable' });
+        continue;
+      }
+      const m = reading.message;
+      if (m.envelope.problems?.length) warnings.push({ path: m.txtPath, problem: m.envelope.problems.join('; ') });
+      for (const a of m.audio) this.idByPath.set(a.path, m.id);
+      messages.push(m);
+    }
+    // One SELECT is one consistent view of the table (every supported database gives that).
+    return { ref, messages, problems, ...(warnings.length ? { warnings } : {}), settled: true };
+  }
+
+  /** The audio files an AUDMAGIC row has in its local spool folder (regular files only). */
+  private async audioOnDisk(ref: MailboxRef, folder: string, msgnum: number): Promise<string[]> {
+    const dir = this.localDir(ref, folder);
+    const base = `msg${String(msgnum).padStart(4, '0')}.`;
+    const names = await readdir(dir).catch(() => [] as string[]);
+    const exts: string[] = [];
+    for (const name of names) {
+      if (!name.startsWith(base) || name.toLowerCase().endsWith('.txt')) continue;
+      const st = await lstat(join(dir, name)).catch(() => undefined);
+      if (st?.isFile()) exts.push(name.slice(base.length));
+    }
+    return exts.sort();
+  }
+
+  private localDir(ref: MailboxRef, folder: string): string {
+    return join(this.opts.localSpoolDir, 'voicemail', ref.context, ref.mailbox, folder);
+  }
+
+  async readAudio(path: string): Promise<Buffer> {
+    const at = parseMessagePath(path);
+    if (!at) throw new OdbcRowError(path, 'is not a path this store gave');
+    const name = rowName(this.opts.table, at.dir, at.msgnum);
+    const id = this.idByPath.get(path);
+    const rows = await this.db.query(`SELECT recording, msg_id FROM ${this.opts.table} WHERE dir = ? AND msgnum = ?`, [at.dir, at.msgnum]);
+    const row = rows[0];
+    if (!row) throw new OdbcRowError(name, 'is gone (renumbered or deleted since it was read); read again at the next reconcile');
+    if (id !== undefined && !id.startsWith(DERIVED_ID_PREFIX) && String(row['msg_id'] ?? '') !== id) {
+      throw new OdbcRowError(name, `now holds another message than ${id} (renumbered since it was read); read again at the next reconcile`);
+    }
+    const bytes = toBuffer(row['recording']);
+    if (bytes.length === AUDIO_ON_DISK_MARKER.length && bytes.toString('latin1') === AUDIO_ON_DISK_MARKER) {
+      const where = this.layout.parse(at.dir);
+      if ('problem' in where) throw new OdbcRowError(name, where.problem);
+      const file = join(this.localDir(where.ref, where.folder), `msg${String(at.msgnum).padStart(4, '0')}.${at.ext}`);
+      const st = await lstat(file);
+      if (!st.isFile()) throw new OdbcRowError(file, 'is not a regular file (a symbolic link is never followed)');
+      return readFile(file);
+    }
+    const problem = recordingProblem(at.ext, bytes);
+    if (problem) throw new OdbcRowError(name, `${problem}; the message is left alone on both sides`);
+    return bytes;
+  }
+
+  assertChangeable(ref: MailboxRef): Promise<void> {
+    return assertNoVoiceMailMain(this.opts.ami?.client, ref);
+  }
+
+  async move(box: StoreBox, id: string, from: SyncedSpoolFolder, to: SyncedSpoolFolder): Promise<StoreChangeOutcome> {
+    const maxmsg = box.maxmsg ?? DEFAULT_MAXMSG;
+    if (this.viaAmi(id)) {
+      try {
+        await voicemailMove(this.opts.ami!.client, box.ref, { folder: from, id, toFolder: to });
+      } catch (err) {
+        if (!(err instanceof AmiReportedFailureError)) throw err;
+        const where = await this.locate(box.ref, id);
+        if (where.folders.length === 1 && where.folders[0] === to) return { done: true, via: 'ami', alreadyDone: true, repairs: [] };
+        if (where.folders.includes(from) && where.count(to) >= maxmsg) return { done: false, problem: `${to} is full (maxmsg=${maxmsg})` };
+        if (where.folders.length === 0) throw new MessageNotFoundError(box.ref, id, [from, to]);
+        throw err;
+      }
+      const where = await this.locate(box.ref, id);
+      if (!(where.folders.length === 1 && where.folders[0] === to)) throw new SpoolChangeUnverifiedError(box.ref, id, `the move ${from} -> ${to}`);
+      return { done: true, via: 'ami', alreadyDone: false, repairs: [] };
+    }
+    this.refuseSqlWithAudioOnDisk(box.ref);
+    const src = this.layout.dir(box.ref, from);
+    const dst = this.layout.dir(box.ref, to);
+    return this.withFolderLock(box.ref, from, () => this.withFolderLock(box.ref, to, () => this.db.transaction(async (tx) => {
+      const at = await this.find(tx, src, id);
+      if (at === undefined) {
+        if ((await this.find(tx, dst, id)) !== undefined) return { done: true, via: 'sql', alreadyDone: true, repairs: await this.resequence(tx, src) } as const;
+        throw new MessageNotFoundError(box.ref, id, [from, to]);
+      }
+      const count = Number((await tx.query(`SELECT COUNT(*) AS n FROM ${this.opts.table} WHERE dir = ?`, [dst]))[0]?.['n'] ?? 0);
+      if (count >= maxmsg) return { done: false, problem: `${to} is full (maxmsg=${maxmsg})` } as const;
+      const next = await this.nextMsgnum(tx, dst);
+      await this.copyRow(tx, src, at, dst, next);
+      await tx.query(`DELETE FROM ${this.opts.table} WHERE dir = ? AND msgnum = ?`, [src, at]);
+      return { done: true, via: 'sql', alreadyDone: false, repairs: await this.resequence(tx, src) } as const;
+    })));
+  }
+
+  async remove(box: StoreBox, id: string, folder: SyncedSpoolFolder): Promise<StoreChangeOutcome> {
+    if (this.viaAmi(id)) {
+      let alreadyDone = false;
+      try {
+        await voicemailRemove(this.opts.ami!.client, box.ref, { folder, id });
+      } catch (err) {
+        if (!(err instanceof AmiReportedFailureError)) throw err;
+        if ((await this.locate(box.ref, id)).folders.includes(folder)) throw err;
+        alreadyDone = true;
+      }
+      if ((await this.locate(box.ref, id)).folders.includes(folder)) throw new SpoolChangeUnverifiedError(box.ref, id, `the removal from ${folder}`);
+      return { done: true, via: 'ami', alreadyDone, repairs: [] };
+    }
+    this.refuseSqlWithAudioOnDisk(box.ref);
+    const dir = this.layout.dir(box.ref, folder);
+    const keep = box.backupDeleted ?? 0;
+    const deletedDir = this.layout.dir(box.ref, 'Deleted');
+    return this.withFolderLock(box.ref, folder, () => this.db.transaction(async (tx) => {
+      const at = await this.find(tx, dir, id);
+      if (at === undefined) return { done: true, via: 'sql', alreadyDone: true, repairs: await this.resequence(tx, dir) } as const;
+      const repairs: string[] = [];
+      if (keep > 0) {
+        // backupdeleted: the message goes to the end of Deleted, whose oldest beyond the limit go.
+        await this.copyRow(tx, dir, at, deletedDir, await this.nextMsgnum(tx, deletedDir));
+        const kept = (await tx.query(`SELECT msgnum FROM ${this.opts.table} WHERE dir = ? ORDER BY msgnum`, [deletedDir])).map((r) => Number(r['msgnum']));
+        for (const n of kept.slice(0, Math.max(0, kept.length - keep))) await tx.query(`DELETE FROM ${this.opts.table} WHERE dir = ? AND msgnum = ?`, [deletedDir, n]);
+        repairs.push(...(await this.resequence(tx, deletedDir)));
+      }
+      await tx.query(`DELETE FROM ${this.opts.table} WHERE dir = ? AND msgnum = ?`, [dir, at]);
+      repairs.push(...(await this.resequence(tx, dir)));
+      return { done: true, via: 'sql', alreadyDone: false, repairs } as const;
+    }));
+  }
+
+  async renumber(ref: MailboxRef, folder: SyncedSpoolFolder): Promise<readonly string[]> {
+    const dir = this.layout.dir(ref, folder);
+    return this.withFolderLock(ref, folder, () => this.db.transaction((tx) => this.resequence(tx, dir)));
+  }
+
+  async withFolderLock<T>(ref: MailboxRef, folder: SyncedSpoolFolder | 'Deleted', fn: () => T | Promise<T>): Promise<T> {
+    // Asterisk locks an ODBC folder by the same .lock file in the spool folder (and creates it first).
+    const dir = this.localDir(ref, folder);
+    await mkdir(dir, { recursive: true });
+    return withFolderLock(dir, this.opts.lockmode, fn);
+  }
+
+  watch(onChange: (ref: MailboxRef) => void, opts: StoreWatchOptions = {}): StoreWatcher {
+    return watchTable({ db: this.db, table: this.opts.table, layout: this.layout, pollSeconds: this.opts.pollSeconds, onChange, ...(opts.log ? { log: opts.log } : {}) });
+  }
+
+  close(): Promise<void> {
+    return this.db.close();
+  }
+
+  private viaAmi(id: string): boolean {
+    return this.opts.ami?.useVoicemailActions === true && !id.startsWith(DERIVED_ID_PREFIX);
+  }
+
+  private refuseSqlWithAudioOnDisk(ref: MailboxRef): void {
+    if (!this.opts.audioOnDisk) return;
+    throw new OdbcTableError(`${mailboxKey(ref)}: with odbc_audio_on_disk=yes the audio files move with the rows, which only Asterisk does; set asterisk.ami (with useVoicemailActions) so that changes go through VoicemailMove/VoicemailRemove`);
+  }
+
+  /** The msgnum of message `id` in `dir` (by msg_id, or by the derived id of its row). */
+  private async find(tx: SqlSession, dir: string, id: string): Promise<number | undefined> {
+    if (!id.startsWith(DERIVED_ID_PREFIX)) {
+      const rows = await tx.query(`SELECT msgnum FROM ${this.opts.table} WHERE dir = ? AND msg_id = ? ORDER BY msgnum`, [dir, id]);
+      return rows.length > 0 ? Number(rows[0]!['msgnum']) : undefined;
+    }
+    const where = this.layout.parse(dir);
+    if ('problem' in where || !isSyncedSpoolFolder(where.folder)) return undefined;
+    const rows = await tx.query(`SELECT ${await this.metaColumns()} FROM ${this.opts.table} WHERE dir = ? ORDER BY msgnum`, [dir]);
+    for (const row of rows) {
+      const m = messageFromRow(row, this.opts.table, where.folder, [this.opts.recordingExt]).message;
+      if (m?.id === id) return m.msgnum;
+    }
+    return undefined;
+  }
+
+  private async nextMsgnum(tx: SqlSession, dir: string): Promise<number> {
+    const rows = await tx.query(`SELECT MAX(msgnum) AS m FROM ${this.opts.table} WHERE dir = ?`, [dir]);
+    const max = rows[0]?.['m'];
+    return max === null || max === undefined ? 0 : Number(max) + 1;
+  }
+
+  /** app_voicemail's COPY: a new row in `dst` from the old one, recording and msg_id included. */
+  private async copyRow(tx: SqlSession, src: string, msgnum: number, dst: string, next: number): Promise<void> {
+    const shape = await this.check();
+    const extra = [...shape.optional];
+    const cols = ['msg_id', 'context', 'callerid', 'origtime', 'duration', 'recording', 'flag', 'mailboxuser', 'mailboxcontext', ...extra].join(', ');
+    await tx.query(`INSERT INTO ${this.opts.table} (dir, msgnum, ${cols}) SELECT ?, ?, ${cols} FROM ${this.opts.table} WHERE dir = ? AND msgnum = ?`, [dst, next, src, msgnum]);
+  }
+
+  /** Closes gaps: each row down to its position, lowest first (so no two rows ever share a number). */
+  private async resequence(tx: SqlSession, dir: string): Promise<string[]> {
+    const nums = (await tx.query(`SELECT msgnum FROM ${this.opts.table} WHERE dir = ? AND msgnum >= 0 ORDER BY msgnum`, [dir])).map((r) => Number(r['msgnum']));
+    const changes: string[] = [];
+    for (const [i, n] of nums.entries()) {
+      if (n === i) continue;
+      await tx.query(`UPDATE ${this.opts.table} SET msgnum = ? WHERE dir = ? AND msgnum = ?`, [i, dir, n]);
+      changes.push(`${rowName(this.opts.table, dir, n)} renumbered ${i}`);
+    }
+    return changes;
+  }
+
+  /** Where message `id` is now, and how full each folder is. */
+  private async locate(ref: MailboxRef, id: string): Promise<{ folders: SyncedSpoolFolder[]; count: (f: SyncedSpoolFolder) => number }> {
+    const snapshot = await this.readMailbox(ref);
+    const folders: SyncedSpoolFolder[] = [];
+    const counts = new Map<string, number>();
+    for (const m of snapshot.messages) {
+      counts.set(m.folder, (counts.get(m.folder) ?? 0) + 1);
+      if (m.id === id && isSyncedSpoolFolder(m.folder)) folders.push(m.folder);
+    }
+    return { folders, count: (f) => counts.get(f) ?? 0 };
+  }
+}
+
+function toBuffer(v: unknown): Buffer {
+  if (Buffer.isBuffer(v)) return v;
+  if (v instanceof Uint8Array) return Buffer.from(v);
+  if (typeof v === 'string') return Buffer.from(v, 'latin1');
+  return Buffer.alloc(0);
+}
+

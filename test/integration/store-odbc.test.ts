@@ -1,0 +1,190 @@
+/**
+ * Asterisk's ODBC voicemail table as a store, against real PostgreSQL and MariaDB from Debian:
+ * the store contract (the same tests the file spool passes), the PostgreSQL trigger's notices, old
+ * tables with macrocontext, and bad input named by table, row or column.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { OdbcRowError, OdbcStore, OdbcTableError, type OdbcStoreOptions } from '../../src/store/odbc/odbc-store.js';
+import { postgresTriggerSql } from '../../src/store/odbc/trigger.js';
+import { AsteriskOdbc, type SchemaRevision } from '../support/asterisk-odbc.js';
+import { startMariadb, startPostgres, type DatabaseServer } from '../support/databases.js';
+import { storeContract, wavOf } from '../support/store-contract.js';
+import { waitFor } from '../support/wait.js';
+
+const ASTERISK_SPOOL = '/var/spool/asterisk';
+let tables = 0;
+
+interface Made {
+  readonly store: OdbcStore;
+  readonly asterisk: AsteriskOdbc;
+  readonly local: string;
+  close(): Promise<void>;
+}
+
+async function makeStore(db: DatabaseServer, opts: { revision?: SchemaRevision; pollSeconds?: number; trigger?: boolean; create?: boolean } = {}): Promise<Made> {
+  const table = `voicemail_messages_${++tables}`;
+  const asterisk = new AsteriskOdbc({ url: db.url, table, spoolDir: ASTERISK_SPOOL, ...(opts.revision ? { revision: opts.revision } : {}) });
+  if (opts.create !== false) await asterisk.createTable();
+  if (opts.trigger) await asterisk.db.query(postgresTriggerSql(table));
+  const local = await mkdtemp(join(tmpdir(), 'vmbridge-odbc-'));
+  const storeOpts: OdbcStoreOptions = {
+    url: db.url,
+    urlSetting: 'store.odbc.url',
+    table,
+    asteriskSpoolDir: ASTERISK_SPOOL,
+    localSpoolDir: local,
+    lockmode: 'lockfile',
+    recordingExt: 'wav',
+    audioOnDisk: false,
+    pollSeconds: opts.pollSeconds ?? 1,
+  };
+  const store = new OdbcStore(storeOpts);
+  return {
+    store,
+    asterisk,
+    local,
+    async close() {
+      await asterisk.close();
+      await rm(local, { recursive: true, force: true });
+    },
+  };
+}
+
+const servers: { name: string; start: () => Promise<DatabaseServer> }[] = [
+  { name: 'PostgreSQL', start: startPostgres },
+  { name: 'MariaDB', start: startMariadb },
+];
+
+for (const server of servers) {
+  describe(`ODBC voicemail table on ${server.name}`, () => {
+    let db: DatabaseServer;
+    before(async () => {
+      db = await server.start();
+    });
+    after(async () => {
+      await db?.stop();
+    });
+
+    for (const revision of ['current', 'with-macrocontext'] as const) {
+      storeContract(`${server.name} table (${revision} schema)`, async () => {
+        const m = await makeStore(db, { revision });
+        return {
+          store: m.store,
+          async leave(ref, opts) {
+            return (await m.asterisk.leave(ref, { audio: opts.audio, ...(opts.urgent ? { urgent: true } : {}) })).msgId;
+          },
+          async asteriskMove(ref, from, msgnum, to) {
+            await m.asterisk.move(ref, from, msgnum, to);
+          },
+          leaveGap: (ref, folder, msgnum) => m.asterisk.removeOnly(ref, folder, msgnum),
+          close: () => m.close(),
+        };
+      });
+    }
+
+    it('keeps msgnum dense and Asterisk-shaped after vmbridge moves and removes (no duplicate numbers)', async () => {
+      const m = await makeStore(db);
+      try {
+        const ref = { context: 'default', mailbox: '1000' };
+        const ids = [];
+        for (let i = 0; i < 4; i++) ids.push((await m.asterisk.leave(ref, { audio: wavOf(`m${i}`) })).msgId);
+        await m.store.move({ ref }, ids[1]!, 'INBOX', 'Work');
+        await m.store.remove({ ref }, ids[0]!, 'INBOX');
+        await m.store.move({ ref }, ids[3]!, 'INBOX', 'Work');
+        assert.deepEqual(await m.asterisk.folder(ref, 'INBOX'), [{ msgnum: 0, msgId: ids[2] }]);
+        assert.deepEqual(await m.asterisk.folder(ref, 'Work'), [{ msgnum: 0, msgId: ids[1] }, { msgnum: 1, msgId: ids[3] }]);
+        // And Asterisk's own next message lands after them.
+        const next = await m.asterisk.leave(ref, { audio: wavOf('new') });
+        assert.equal(next.msgnum, 1);
+      } finally {
+        await m.store.close();
+        await m.close();
+      }
+    });
+
+    it('refuses a table that lacks app_voicemail columns, naming them', async () => {
+      const m = await makeStore(db, { create: false });
+      try {
+        const table = (m.store.location.split(' table ')[1])!;
+        await m.asterisk.db.query(`CREATE TABLE ${table} (dir VARCHAR(255) NOT NULL, msgnum INTEGER NOT NULL, recording ${db.kind === 'postgres' ? 'BYTEA' : 'LONGBLOB'})`);
+        await assert.rejects(m.store.readMailbox({ context: 'default', mailbox: '1000' }), (err: unknown) => {
+          assert.ok(err instanceof OdbcTableError, String(err));
+          assert.match(err.message, new RegExp(`${table}: lacks the columns context, callerid, origtime, duration, flag, mailboxuser, mailboxcontext, msg_id`));
+          return true;
+        });
+      } finally {
+        await m.store.close();
+        await m.close();
+      }
+    });
+
+    it('names a row whose dir is outside the spool, and a recording that is not audio; the other messages are read', async () => {
+      const m = await makeStore(db);
+      try {
+        const ref = { context: 'default', mailbox: '1001' };
+        const good = await m.asterisk.leave(ref, { audio: wavOf('good') });
+        const bad = await m.asterisk.leave(ref, { audio: wavOf('x'), recording: Buffer.from('this is not audio at all') });
+        const table = (m.store.location.split(' table ')[1])!;
+        await m.asterisk.db.query(`INSERT INTO ${table} (dir, msgnum, recording, msg_id) VALUES (?, 0, ?, ?)`, ['/elsewhere/voicemail/default/1001/INBOX', wavOf('stray'), '1-deadbeef']);
+        const listed = await m.store.listMailboxes();
+        assert.ok(listed.problems.some((p) => p.path.includes('/elsewhere/voicemail/default/1001/INBOX') && /not under \/var\/spool\/asterisk\/voicemail\//.test(p.problem)), JSON.stringify(listed.problems));
+        const s = await m.store.readMailbox(ref);
+        assert.deepEqual(s.messages.map((x) => x.id).sort(), [good.msgId, bad.msgId].sort(), 'both rows are messages: the bad one is left alone, not taken as deleted');
+        const goodMsg = s.messages.find((x) => x.id === good.msgId)!;
+        assert.equal((await m.store.readAudio(goodMsg.audio[0]!.path)).subarray(44).toString(), 'good');
+        const badMsg = s.messages.find((x) => x.id === bad.msgId)!;
+        await assert.rejects(m.store.readAudio(badMsg.audio[0]!.path), (err: unknown) => {
+          assert.ok(err instanceof OdbcRowError);
+          assert.match(err.message, new RegExp(`${table} row \\(dir="/var/spool/asterisk/voicemail/default/1001/INBOX", msgnum=1\\).*not a WAV file`));
+          return true;
+        });
+      } finally {
+        await m.store.close();
+        await m.close();
+      }
+    });
+
+    it('reads the envelope Asterisk would write from the row (callerid, origtime, duration, flag, msg_id)', async () => {
+      const m = await makeStore(db, { revision: 'with-macrocontext' });
+      try {
+        const ref = { context: 'default', mailbox: '1002' };
+        const left = await m.asterisk.leave(ref, { audio: wavOf('u'), urgent: true, callerid: '"Bob \'Robert\' O\'Neil" <2002>', duration: 7, origtime: 1796600000 });
+        const [msg] = (await m.store.readMailbox(ref)).messages;
+        assert.ok(msg);
+        assert.equal(msg.folder, 'Urgent');
+        assert.equal(msg.id, left.msgId);
+        assert.equal(msg.envelope.callerid, '"Bob \'Robert\' O\'Neil" <2002>');
+        assert.equal(msg.envelope.origtime, 1796600000);
+        assert.equal(msg.envelope.duration, 7);
+        assert.equal(msg.envelope.flag, 'Urgent');
+        assert.equal(msg.envelope.origmailbox, '1002');
+        assert.equal(msg.txtPath, '/var/spool/asterisk/voicemail/default/1002/Urgent/msg0000.txt');
+      } finally {
+        await m.store.close();
+        await m.close();
+      }
+    });
+
+    if (server.name === 'PostgreSQL') {
+      it('hears Asterisk\'s row changes through the trigger\'s notices, with no periodic look', async () => {
+        const m = await makeStore(db, { trigger: true, pollSeconds: 0 });
+        const seen: string[] = [];
+        const watcher = m.store.watch((r) => seen.push(`${r.mailbox}@${r.context}`));
+        try {
+          await watcher.ready;
+          const ref = { context: 'default', mailbox: '1003' };
+          await m.asterisk.leave(ref, { audio: wavOf('n') });
+          await waitFor('a notice for 1003@default', () => seen.includes('1003@default'));
+        } finally {
+          watcher.close();
+          await m.store.close();
+          await m.close();
+        }
+      });
+    }
+  });
+}
