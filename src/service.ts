@@ -33,7 +33,7 @@ import { clearStale, markStale } from './queue/stale-marks.js';
 import { DeleteBreaker } from './queue/delete-breaker.js';
 import { messageWaitingMailbox, startAmiSession, type AmiSession } from './mwi/ami-session.js';
 import { recoverOwnStaleLocks } from './spool/write.js';
-import { openFileSpool } from './store/open.js';
+import { openStore } from './store/open.js';
 import type { StoreWatcher } from './store/types.js';
 import { startNotifyServer, type NotifyServer } from './notify/server.js';
 
@@ -113,7 +113,8 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   // One session with the owning Asterisk, events on: it moves and removes voicemail, tells whether
   // a caller is in VoiceMailMain, and its MessageWaiting events say a mailbox may have changed.
   const ami: AmiSession | undefined = amiSettings ? startAmiSession(amiSettings, log, { events: true }) : undefined;
-  const store = await openFileSpool(settings, ami && amiSettings ? { client: ami.client, useVoicemailActions: amiSettings.useVoicemailActions } : undefined);
+  const store = await openStore(settings, ami && amiSettings ? { client: ami.client, useVoicemailActions: amiSettings.useVoicemailActions } : undefined);
+  log.info({ store: store.kind, location: store.location }, 'voicemail store');
   const redis = new Redis(settings.redis.url, { maxRetriesPerRequest: null, connectionName: `${settings.redis.prefix}:main` });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection problem'));
   const state = new StateStore(redis, settings.redis.prefix);
@@ -277,6 +278,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
       await imap.close();
       await audio?.close();
       await transcriber?.close();
+      await store.close();
       redis.disconnect();
     },
   };

@@ -37,6 +37,8 @@ export async function prepareAttachments(
     try {
       return await readAudio(path);
     } catch (cause) {
+      // A store's own error already names what it could not read (a table row, say).
+      if (cause instanceof SpoolError) throw cause;
       throw new SpoolError(path, 'could not read the recording', { cause });
     }
   };

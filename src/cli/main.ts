@@ -24,7 +24,7 @@ import { StateStore } from '../sync/state-store.js';
 import { connectAmiOnce } from '../mwi/ami-session.js';
 import { OneShotMwiPublisher, type OneShotResult } from '../mwi/one-shot.js';
 import { MwiStore } from '../queue/mwi-queue.js';
-import { openFileSpool } from '../store/open.js';
+import { openStore } from '../store/open.js';
 import { DEFAULT_MAX_ACCOUNTS, doctorHelp, renderJson, renderText, runDoctor, summarize, type CheckResult } from './doctor.js';
 import { runNotify } from './notify-cmd.js';
 import { MAIN_HELP, NOTIFY_HELP, VERSION } from './notify-help.js';
@@ -194,7 +194,7 @@ async function cmdSync(args: readonly string[]): Promise<number> {
   // wait while a caller is in VoiceMailMain, as in `vmbridge run`.
   const amiSettings = dryRun ? undefined : settings.asterisk.ami;
   const ami = amiSettings ? await connectAmiOnce(amiSettings) : undefined;
-  const store = await openFileSpool(settings, ami && amiSettings ? { client: ami, useVoicemailActions: amiSettings.useVoicemailActions } : undefined);
+  const store = await openStore(settings, ami && amiSettings ? { client: ami, useVoicemailActions: amiSettings.useVoicemailActions } : undefined);
   // Message-waiting counts go straight to each target: `sync` may run with no service to take a job.
   const mwi = publishMwi
     ? new OneShotMwiPublisher({ targets: settings.mwi.targets, redis, prefix: settings.redis.prefix, store: new MwiStore(redis, settings.redis.prefix), log, reconnectMaxMs: settings.mwi.retryMaxSeconds * 1000 })
@@ -246,6 +246,7 @@ async function cmdSync(args: readonly string[]): Promise<number> {
     await audio?.close();
     await transcriber?.close();
     await ami?.close();
+    await store.close();
     redis.disconnect();
   }
   return failures > 0 ? 1 : 0;

@@ -67,9 +67,9 @@ const CATALOG: Readonly<Record<string, OptionInfo>> = {
   sendvoicemail: MENU,
 
   // Storage.
-  odbcstorage: unsupported('voicemail in an ODBC database is not synced yet; only the file spool is'),
-  odbctable: unsupported('voicemail in an ODBC database is not synced yet'),
-  odbc_audio_on_disk: unsupported('voicemail in an ODBC database is not synced yet'),
+  odbcstorage: used('voicemail is read from and changed in that ODBC connection\'s table; spool.odbc.urlFile names the database (docs/stores.md)'),
+  odbctable: used('the table of the ODBC voicemail (default voicemessages)'),
+  odbc_audio_on_disk: used('the audio of table rows marked AUDMAGIC is read from the spool folder; changes then go through AMI'),
   imapuser: used('the IMAP user of the mailbox'),
   imappassword: used('the IMAP password of the mailbox'),
   imapsecret: used('an old name of imappassword'),

@@ -154,6 +154,20 @@ export const settingsSchema = z.strictObject({
     watch: z.boolean().default(true),
     /** Safety-net sweep over every mailbox, in seconds (0 turns it off). */
     sweepSeconds: z.number().int().min(0).max(86_400).default(300),
+    /**
+     * The database of Asterisk's ODBC voicemail storage, used when voicemail.conf sets
+     * odbcstorage= (docs/stores.md). The table name and odbc_audio_on_disk come from voicemail.conf.
+     */
+    odbc: z.strictObject({
+      /** postgres://user:password@host:port/db or mysql://...; prefer urlFile (it holds the password). */
+      url: z.string().min(1).optional(),
+      /** A file holding the URL (one line). At most one of url and urlFile. */
+      urlFile: z.string().min(1).optional(),
+      /** The astspooldir the Asterisk server writes into the table's dir column; default spool.dir. */
+      asteriskSpoolDir: z.string().min(1).optional(),
+      /** How often the table is looked at for changes where no notice says so (seconds; 0: only the sweep). */
+      pollSeconds: z.number().int().min(0).max(3_600).default(5),
+    }).optional(),
   }).default({ dir: '/var/spool/asterisk', voicemailConf: '/etc/asterisk/voicemail.conf', watch: true, sweepSeconds: 300 }),
 
   redis: z.strictObject({

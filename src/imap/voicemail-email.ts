@@ -511,6 +511,8 @@ async function everyRecording(message: SpoolMessage, readAudio: (path: string) =
     try {
       content = await readAudio(file.path);
     } catch (cause) {
+      // A store's own error already names what it could not read (a table row, say).
+      if (cause instanceof SpoolError) throw cause;
       throw new SpoolError(file.path, 'could not read the recording', { cause });
     }
     // The name as on disk (`msg0000.WAV` keeps its case, as Asterisk names wav49).

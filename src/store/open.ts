@@ -1,8 +1,66 @@
-/** Opens the voicemail store the settings name (the file spool today). */
+/**
+ * Opens the voicemail store an installation uses: Asterisk's ODBC table when voicemail.conf sets
+ * `odbcstorage=` (Asterisk then keeps every mailbox there), else the file spool.
+ */
+import { readFile } from 'node:fs/promises';
+import { extensionOf } from '../audio/formats.js';
+import { asteriskTrue, recordedFormats } from '../config/mailbox-audio.js';
 import type { Settings } from '../config/schema.js';
+import { readVoicemailConf, stripSpace, type VoicemailConf } from '../config/voicemail-conf.js';
+import { ConfigError } from '../errors.js';
 import { FileSpoolStore, type FileSpoolStoreOptions } from './file-spool.js';
+import { OdbcStore } from './odbc/odbc-store.js';
 import { spoolLockmode } from './spool-changes.js';
+import type { VoicemailStore } from './types.js';
 
-export async function openFileSpool(settings: Settings, ami?: FileSpoolStoreOptions['ami']): Promise<FileSpoolStore> {
+type Ami = FileSpoolStoreOptions['ami'];
+
+export async function openFileSpool(settings: Settings, ami?: Ami): Promise<FileSpoolStore> {
   return new FileSpoolStore({ spoolDir: settings.spool.dir, lockmode: await spoolLockmode(settings), ...(ami ? { ami } : {}) });
+}
+
+/** The store voicemail.conf says Asterisk uses; the ODBC table is checked before it is used. */
+export async function openStore(settings: Settings, ami?: Ami, conf?: VoicemailConf): Promise<VoicemailStore> {
+  const vm = conf ?? (await readVoicemailConf(settings.spool.voicemailConf));
+  const odbcstorage = stripSpace(vm.general['odbcstorage'] ?? '');
+  if (odbcstorage === '') return openFileSpool(settings, ami);
+  const url = await odbcUrl(settings, odbcstorage);
+  const store = new OdbcStore({
+    url,
+    urlSetting: settings.spool.odbc?.urlFile !== undefined ? 'spool.odbc.urlFile' : 'spool.odbc.url',
+    table: stripSpace(vm.general['odbctable'] ?? '') || 'voicemessages',
+    asteriskSpoolDir: settings.spool.odbc?.asteriskSpoolDir ?? settings.spool.dir,
+    localSpoolDir: settings.spool.dir,
+    lockmode: await spoolLockmode(settings),
+    recordingExt: extensionOf(recordedFormats(vm)[0]!),
+    audioOnDisk: asteriskTrue(vm.general['odbc_audio_on_disk'] ?? 'no'),
+    pollSeconds: settings.spool.odbc?.pollSeconds ?? 5,
+    ...(ami ? { ami } : {}),
+  });
+  try {
+    await store.check();
+  } catch (err) {
+    await store.close().catch(() => undefined);
+    throw err;
+  }
+  return store;
+}
+
+async function odbcUrl(settings: Settings, connection: string): Promise<string> {
+  const odbc = settings.spool.odbc;
+  const why = `voicemail.conf (${settings.spool.voicemailConf}) keeps voicemail in the ODBC connection ${JSON.stringify(connection)} (odbcstorage=)`;
+  if (odbc?.url !== undefined && odbc.urlFile !== undefined) throw new ConfigError('spool.odbc.url and spool.odbc.urlFile are both set; set only one', { key: 'spool.odbc.urlFile' });
+  if (odbc?.urlFile !== undefined) {
+    let text: string;
+    try {
+      text = await readFile(odbc.urlFile, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`spool.odbc.urlFile: ${odbc.urlFile} cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`, { key: 'spool.odbc.urlFile', file: odbc.urlFile });
+    }
+    const url = text.replace(/\r?\n$/, '');
+    if (url === '' || /[\r\n]/.test(url)) throw new ConfigError(`spool.odbc.urlFile: ${odbc.urlFile} must hold the database URL on one line`, { key: 'spool.odbc.urlFile', file: odbc.urlFile });
+    return url;
+  }
+  if (odbc?.url !== undefined) return odbc.url;
+  throw new ConfigError(`${why}: set spool.odbc.urlFile (a file holding postgres://... or mysql://...) to the database that connection names in res_odbc.conf`, { key: 'spool.odbc.urlFile' });
 }

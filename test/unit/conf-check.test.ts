@@ -56,7 +56,8 @@ describe('every voicemail.conf option is accounted for', () => {
     const lines = renderOptionReport(report);
     assert.match(lines.find((l) => l.startsWith('emailsubject:'))!, /^emailsubject: used — /);
     assert.match(lines.find((l) => l.startsWith('maxsecs:'))!, /^maxsecs: phone-side — /);
-    assert.match(lines.find((l) => l.startsWith('odbcstorage:'))!, /^odbcstorage: not supported — /);
+    assert.match(lines.find((l) => l.startsWith('odbcstorage:'))!, /^odbcstorage: used — /);
+    assert.match(lines.find((l) => l.startsWith('imapserver:'))!, /^imapserver: not supported — /);
     assert.ok(unsupportedOptions(conf).every((r) => r.use === 'not supported'));
     assert.ok(unsupportedOptions(conf).some((r) => r.option === 'charset'));
   });

@@ -58,7 +58,7 @@ class PostgresDatabase implements SqlDatabase {
   readonly dialect = 'postgres' as const;
   private readonly pool: pg.Pool;
 
-  constructor(url: string) {
+  constructor(private readonly url: string) {
     this.pool = new pg.Pool({ connectionString: url, max: 4 });
     this.pool.on('error', () => undefined); // an idle client's error: the next query reconnects
   }
@@ -84,14 +84,13 @@ class PostgresDatabase implements SqlDatabase {
 
   async listen(channel: string, onNotice: (payload: string) => void, onError: (err: Error) => void): Promise<() => Promise<void>> {
     if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new Error(`not a channel name: ${channel}`);
-    const client = await this.pool.connect();
+    // A connection of its own, outside the pool: it stays in LISTEN for the store's lifetime.
+    const client = new pg.Client({ connectionString: this.url });
     client.on('notification', (msg) => onNotice(msg.payload ?? ''));
     client.on('error', onError);
+    await client.connect();
     await client.query(`LISTEN ${channel}`);
-    return async () => {
-      await client.query(`UNLISTEN ${channel}`).catch(() => undefined);
-      client.release();
-    };
+    return () => client.end().catch(() => undefined);
   }
 
   close(): Promise<void> {
