@@ -13,6 +13,7 @@ import { LineCounter, isMap, isScalar, parseDocument } from 'yaml';
 import type { Document } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import { planSmdiTarget, readSmdiConf } from '../mwi/smdi-conf.js';
 import { settingsSchema } from './schema.js';
 import type { Settings } from './schema.js';
 
@@ -591,6 +592,7 @@ function collectWarnings(settings: Settings, src: Sources, warnings: string[]): 
 /**
  * mwi.targets: AMI targets need exactly one of secret and secretFile, SIP targets at most one of
  * password and passwordFile; files are read here, once. A SIP URI template must give a valid URI.
+ * An SMDI target's smdi.conf must be readable and map stations on the port it drives.
  */
 async function checkMwi(settings: Settings, warnings: string[], file: string | undefined): Promise<void> {
   const at = file ? { file } : {};
@@ -610,6 +612,12 @@ async function checkMwi(settings: Settings, warnings: string[], file: string | u
           throw new ConfigError(`${key(field)} (target ${t.name}) must be sip:user@host[:port] (no display name, parameters or headers); with {mailbox}=1000 and {context}=default it is ${JSON.stringify(value)}`, { key: key(field), ...at });
         }
       }
+      continue;
+    }
+    if (t.kind === 'smdi') {
+      // Read now so a wrong smdi.conf stops the start, naming its file and line; the target
+      // reads it again when it first opens the port.
+      planSmdiTarget(await readSmdiConf(t.smdiConf), t.port, key('port'));
       continue;
     }
     if (t.secret !== undefined && t.secretFile !== undefined) {

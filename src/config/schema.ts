@@ -98,10 +98,27 @@ export const mwiTargetSchema = z.discriminatedUnion('kind', [
     /** A file holding only the Digest password (one trailing newline ignored). */
     passwordFile: z.string().min(1).optional(),
   }),
+  /**
+   * Message lamps of a PBX on an SMDI serial link (docs/mwi.md): the port, its line settings and
+   * the station of each mailbox come from Asterisk's smdi.conf.
+   */
+  z.strictObject({
+    kind: z.literal('smdi'),
+    ...mwiTargetBase,
+    /** Asterisk's smdi.conf: [interfaces] gives the port and line, [mailboxes] the stations. */
+    smdiConf: z.string().min(1).refine((s) => s.startsWith('/'), 'an absolute path'),
+    /** Which smdiport of smdi.conf this target drives; needed only when the file lists several. */
+    port: z.string().min(1).refine((s) => s.startsWith('/'), 'an absolute device path').optional(),
+    /** Longest wait between attempts to reopen a lost device (the first is half a second). */
+    reopenMaxSeconds: z.number().int().min(1).max(600).default(30),
+    /** A write the device does not take in this many seconds counts as a lost device. */
+    timeoutSeconds: z.number().int().min(1).max(120).default(5),
+  }),
 ]);
 export type MwiTarget = z.infer<typeof mwiTargetSchema>;
 export type AmiMwiTarget = Extract<MwiTarget, { kind: 'ami-refresh' | 'ami-mwiupdate' | 'ami-mailboxstate' }>;
 export type SipMwiTarget = Extract<MwiTarget, { kind: 'sip-notify' }>;
+export type SmdiMwiTarget = Extract<MwiTarget, { kind: 'smdi' }>;
 
 /**
  * One speech-to-text model of the transcription stage (docs/transcription.md). vmbridge never

@@ -70,8 +70,10 @@ export function sameCounts(a: MwiCounts | undefined, b: MwiCounts | undefined): 
  * Whether a target of this kind already shows `b` when it was last told `a`. MWIUpdate and
  * MailboxStateChange carry only new and old, so a message becoming urgent (or not) is no news to
  * them; VoicemailRefresh makes Asterisk publish its own urgent count, and a SIP NOTIFY carries it.
+ * An SMDI lamp only shows whether any message is new.
  */
-export function sameAsShown(kind: 'ami-refresh' | 'ami-mwiupdate' | 'ami-mailboxstate' | 'sip-notify', a: MwiCounts | undefined, b: MwiCounts | undefined): boolean {
+export function sameAsShown(kind: 'ami-refresh' | 'ami-mwiupdate' | 'ami-mailboxstate' | 'sip-notify' | 'smdi', a: MwiCounts | undefined, b: MwiCounts | undefined): boolean {
+  if (kind === 'smdi') return a !== undefined && b !== undefined && a.new > 0 === b.new > 0;
   if (kind === 'ami-mwiupdate' || kind === 'ami-mailboxstate') return a !== undefined && b !== undefined && a.new === b.new && a.old === b.old;
   return sameCounts(a, b);
 }

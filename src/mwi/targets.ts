@@ -1,7 +1,8 @@
 /**
  * One sender per configured MWI target: how counts reach it. Every name and count is checked
  * before anything is sent (the AMI helpers and the SIP sender refuse CR, LF, `,` and anything
- * else outside the safe set), so a hostile mailbox name cannot add a header or an action.
+ * else outside the safe set), so a hostile mailbox name cannot add a header or an action. SMDI
+ * sends only station numbers from smdi.conf, digits checked, never a mailbox name.
  */
 import type { AmiMwiTarget, MwiTarget, SipMwiTarget } from '../config/schema.js';
 import type { Logger } from '../log.js';
@@ -11,6 +12,7 @@ import { assertMailboxRef, mailboxStateChange, mwiUpdate, voicemailRefresh } fro
 import { AmiClient } from './ami-client.js';
 import type { MwiCounts } from './counts.js';
 import { sendSipNotify } from './sip-notify.js';
+import { SmdiSender } from './smdi-sender.js';
 
 export interface MwiSender {
   readonly name: string;
@@ -27,6 +29,7 @@ export interface SenderOptions {
 }
 
 export function createSender(target: MwiTarget, opts: SenderOptions): MwiSender {
+  if (target.kind === 'smdi') return new SmdiSender(target, { log: opts.log });
   return target.kind === 'sip-notify' ? new SipSender(target) : new AmiSender(target, opts);
 }
 
