@@ -176,7 +176,7 @@ async function flagDeleted(client: ImapFlow, uid: number): Promise<void> {
  * Removes the original after a COPY (a move on a server without MOVE): UID EXPUNGE with UIDPLUS,
  * else only \Deleted (observation treats it as gone). Never into the trash: it was filed, not deleted.
  */
-async function removeOriginal(client: ImapFlow, caps: ServerCapabilities, uid: number): Promise<void> {
+export async function removeOriginal(client: ImapFlow, caps: ServerCapabilities, uid: number): Promise<void> {
   if (caps.uidplus) await uidExpunge(client, uid);
   else await flagDeleted(client, uid);
 }

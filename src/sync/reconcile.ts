@@ -311,9 +311,9 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
   });
 }
 
-type Built = { raw: Buffer } | { problem: string; file: string };
+export type Built = { raw: Buffer } | { problem: string; file: string };
 
-async function buildEmail(deps: ReconcileDeps, box: BoxInfo, message: SpoolMessage, log: Logger): Promise<Built> {
+export async function buildEmail(deps: ReconcileDeps, box: BoxInfo, message: SpoolMessage, log: Logger): Promise<Built> {
   const { settings } = deps;
   const readAudio = (path: string): Promise<Buffer> => readSpoolFile(deps.spoolDir, path);
   // Under way while the attachments are made; it never rejects and waits at most its budget.
