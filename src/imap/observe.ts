@@ -119,10 +119,17 @@ interface FetchedRow {
   modseq?: bigint;
 }
 
-/** True when the header block says X-VMBridge-Transcript: pending. */
+/** True when the header block (or a whole message: only its header is read) says X-VMBridge-Transcript: pending. */
 export function pendingFromHeaders(raw: Buffer | undefined): boolean {
   if (!raw) return false;
-  return /^x-vmbridge-transcript:[ \t]*pending[ \t]*$/im.test(raw.toString('latin1'));
+  const end = raw.indexOf('\r\n\r\n');
+  const head = (end >= 0 ? raw.subarray(0, end) : raw).toString('latin1');
+  return /^x-vmbridge-transcript:[ \t]*pending[ \t]*$/im.test(head);
+}
+
+/** Whether this connection's view has `uid` of `path` marked pending (a message keeps its headers when moved). */
+export function isPendingUid(client: ImapFlow, path: string, uid: number): boolean {
+  return views.get(client)?.get(path)?.rows.get(uid)?.pending ?? false;
 }
 
 function rowOf(fetched: FetchedRow, owner: string | null, pending: boolean): ViewRow {

@@ -8,11 +8,9 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { simpleParser } from 'mailparser';
 import { identityMessageId } from '../../src/imap/identity-header.js';
 import type { Service } from '../../src/service.js';
@@ -22,20 +20,13 @@ import { TRANSCRIPT_HEADING } from '../../src/transcribe/transcriber.js';
 import { leaveVoicemail, listFolder } from '../support/asterisk-spool.js';
 import { startHarness, type Harness } from '../support/harness.js';
 import { VOICEMAIL_FOLDERS, type SeenEmail } from '../support/mail-client.js';
+import { toneWav } from '../support/tone.js';
 import { waitFor } from '../support/wait.js';
 
-const run = promisify(execFile);
 const DOMAIN = 'vmbridge.test';
 const WAIT = { timeoutMs: 60_000, intervalMs: 200 };
 const WORDS = 'please call me back about the invoice';
 const box = (mailbox: string): MailboxRef => ({ context: 'default', mailbox });
-
-/** A tone the audio tool reads and the trimming keeps: what the slow engine gets. */
-export async function toneWav(dir: string): Promise<Buffer> {
-  const path = join(dir, 'tone.wav');
-  await run('sox', ['-R', '-n', '-r', '8000', '-c', '1', '-b', '16', path, 'synth', '2', 'sine', '440', 'vol', '0.5']);
-  return readFile(path);
-}
 
 describe('late transcripts replace their email', { timeout: 240_000 }, () => {
   let h: Harness;
