@@ -131,6 +131,20 @@ export const transcriptionModelSchema = z.discriminatedUnion('engine', [
     /** Files the program needs (its model), checked at start like pocketsphinx's. */
     files: z.array(z.string().min(1)).default([]),
   }),
+  /**
+   * sherpa-onnx through the npm package sherpa-onnx-node (an optional dependency), with one model's
+   * files in modelDir (docs/transcription.md says where models come from).
+   */
+  z.strictObject({
+    engine: z.literal('sherpa-onnx'),
+    modelDir: z.string().min(1),
+    /** The model's family, which decides the files it needs. */
+    kind: z.enum(['whisper', 'transducer', 'paraformer', 'sense-voice', 'moonshine']).default('whisper'),
+    /** CPU threads of one decode. */
+    threads: z.number().int().min(1).max(16).default(1),
+    /** What emails and logs call the model; default: the model folder's name. */
+    model: lineText(100).optional(),
+  }),
 ]);
 export type TranscriptionModel = z.infer<typeof transcriptionModelSchema>;
 
