@@ -50,7 +50,11 @@ export function createTranscribeWorker(deps: TranscribeWorkerDeps): TranscribeWo
         return { done: 'no-voicemail' };
       }
       const engine = deps.transcriber.engine(data.model);
-      if (!engine) return { done: 'no-model' };
+      if (!engine) {
+        // The settings changed since the job was queued: the email stays as it went.
+        log.warn({ mailbox: mailboxKey(ref), id: data.id, model: data.model }, 'transcription job for a model no longer configured: dropped');
+        return { done: 'no-model' };
+      }
       const ran = await deps.transcriber.run(engine, data.language, message, (p) => readSpoolFile(deps.spoolDir, p), settings.transcription.maxSeconds * 1000);
       // Past the worker's own cap it is given up: the email then says it failed, not that it is late.
       outcome = ran.status === 'late' ? { status: 'failed', problem: `longer than transcription.maxSeconds (${settings.transcription.maxSeconds} s)` } : ran;
