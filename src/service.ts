@@ -18,7 +18,7 @@ import { mailboxKey, type MailboxRef } from './spool/types.js';
 import { buildDirectory, type Directory } from './sync/directory.js';
 import type { ReconcileResult } from './sync/reconcile.js';
 import { StateStore } from './sync/state-store.js';
-import { createReconcileWorker, type ReconcileWorker } from '../workers/reconcile.js';
+import { createReconcileWorker, type ReconcileWorker, type ReconcileWorkerDeps } from '../workers/reconcile.js';
 import { startAlerts } from './alerts/start.js';
 import { MwiPublisher } from './mwi/publisher.js';
 import { MwiStore } from './queue/mwi-queue.js';
@@ -36,6 +36,9 @@ import { recoverOwnStaleLocks } from './spool/write.js';
 import { openStore } from './store/open.js';
 import type { StoreWatcher } from './store/types.js';
 import { startNotifyServer, type NotifyServer } from './notify/server.js';
+import { OutcomeStore, TranscribeRequester } from './queue/transcribe-queue.js';
+import { QueuedTranscriber } from './transcribe/queued.js';
+import { createTranscribeWorker, type TranscribeWorker } from '../workers/transcribe.js';
 
 export interface ServiceOptions {
   readonly onReconciled?: (ref: MailboxRef, result: ReconcileResult, ms: number) => void;
@@ -122,11 +125,15 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   const requester = new ReconcileRequester(redis, settings.redis.prefix);
   const alerts = startAlerts({ settings, redis, imap, log, directory: () => directory, reconcileQueue: requester.queue });
   const metrics = new Metrics();
+  // Transcription: its own queue and worker, so an engine holds up no reconcile (docs/transcription.md).
+  const transcribeQueue = transcriber ? new TranscribeRequester(redis, settings.redis.prefix) : undefined;
+  const outcomes = new OutcomeStore(redis, settings.redis.prefix);
+  const queuedTranscriber = transcriber && transcribeQueue ? new QueuedTranscriber({ transcriber, requester: transcribeQueue, outcomes }) : undefined;
   // MWI: each reconcile's counts go to every mwi.targets entry, each on its own queue (docs/mwi.md).
   const mwiStore = new MwiStore(redis, settings.redis.prefix);
   const mwi = new MwiPublisher({ redis, prefix: settings.redis.prefix, targets: settings.mwi.targets.map((t) => t.name), store: mwiStore, log });
   const mwiWorkers = createMwiWorkers({ settings, redis, store: mwiStore, log, requeue: (target, ref) => mwi.request(target, ref) });
-  const worker: ReconcileWorker = createReconcileWorker({
+  const reconcileDeps: ReconcileWorkerDeps = {
     store,
     settings,
     state,
@@ -152,8 +159,12 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     breaker: new DeleteBreaker(redis, settings.redis.prefix, settings.sync.deleteBreaker),
     onBreakerOpened: (state, mailbox) => alerts.breakerOpened(state, mailbox),
     ...(audio ? { audio } : {}),
-    ...(transcriber ? { transcriber } : {}),
-  });
+    ...(queuedTranscriber ? { transcriber: queuedTranscriber } : {}),
+  };
+  const worker: ReconcileWorker = createReconcileWorker(reconcileDeps);
+  const transcribeWorker: TranscribeWorker | undefined = transcriber
+    ? createTranscribeWorker({ ...reconcileDeps, transcriber, outcomes })
+    : undefined;
   let boxes = indexBoxes(directory);
   const requestBoxes = (refs: readonly MailboxRef[], reason: string): void => {
     for (const ref of refs) requester.request(ref, reason).catch((err: Error) => log.warn({ err: err.message }, 'cannot queue reconcile'));
@@ -270,6 +281,8 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
       watcher?.close();
       await idle?.close();
       await worker.close();
+      await transcribeWorker?.close();
+      await transcribeQueue?.close();
       await mwiWorkers.close();
       await mwi.close();
       await ami?.close();

@@ -148,6 +148,20 @@ export const transcriptionModelSchema = z.discriminatedUnion('engine', [
     /** Files the program needs (its model), checked at start like pocketsphinx's. */
     files: z.array(z.string().min(1)).default([]),
   }),
+  /**
+   * sherpa-onnx through the npm package sherpa-onnx-node (an optional dependency), with one model's
+   * files in modelDir (docs/transcription.md says where models come from).
+   */
+  z.strictObject({
+    engine: z.literal('sherpa-onnx'),
+    modelDir: z.string().min(1),
+    /** The model's family, which decides the files it needs. */
+    kind: z.enum(['whisper', 'transducer', 'paraformer', 'sense-voice', 'moonshine']).default('whisper'),
+    /** CPU threads of one decode. */
+    threads: z.number().int().min(1).max(16).default(1),
+    /** What emails and logs call the model; default: the model folder's name. */
+    model: lineText(100).optional(),
+  }),
 ]);
 export type TranscriptionModel = z.infer<typeof transcriptionModelSchema>;
 
@@ -495,8 +509,16 @@ export const settingsSchema = z.strictObject({
     budgetSeconds: z.number().min(0).max(600).default(3),
     budgetPerAudioSecond: z.number().min(0).max(10).default(1),
     budgetMaxSeconds: z.number().min(1).max(3_600).default(120),
-    /** Engine processes at once in this process (over all mailboxes). */
-    concurrency: z.number().int().min(1).max(64).default(1),
+    /**
+     * Engine processes at once: the transcription worker's concurrency. Unset: one for every four
+     * cores, at least one (1 on a small host).
+     */
+    concurrency: z.number().int().min(1).max(64).optional(),
+    /**
+     * Longest run of one engine in the transcription worker, in seconds. The email waits only its
+     * budget; a transcript that comes later replaces it, one that takes longer than this is given up.
+     */
+    maxSeconds: z.number().int().min(10).max(7_200).default(600),
     /** CPU priority of the engine process (nice -n); 0 runs it without nice. */
     nice: z.number().int().min(0).max(19).default(10),
     /** Longest transcript kept in the body, in characters (the header holds less). */
@@ -506,7 +528,7 @@ export const settingsSchema = z.strictObject({
       (v) => (typeof v === 'string' ? parseJsonOr(v) : v),
       z.record(languageKey, transcriptionModelSchema),
     ).default({}),
-  }).default({ enabled: false, defaultLanguage: 'en', budgetSeconds: 3, budgetPerAudioSecond: 1, budgetMaxSeconds: 120, concurrency: 1, nice: 10, maxChars: 2_000, models: {} }),
+  }).default({ enabled: false, defaultLanguage: 'en', budgetSeconds: 3, budgetPerAudioSecond: 1, budgetMaxSeconds: 120, maxSeconds: 600, nice: 10, maxChars: 2_000, models: {} }),
 });
 
 export type Settings = z.infer<typeof settingsSchema>;

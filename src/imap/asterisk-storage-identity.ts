@@ -8,8 +8,11 @@
 import { isSafeName } from '../spool/names.js';
 import type { MailboxRef } from '../spool/types.js';
 
-/** The header fields an identity is read from: vmbridge's Message-ID, else Asterisk's own. */
-export const IDENTITY_HEADER_FIELDS = ['message-id', 'x-asterisk-vm-message-id', 'x-asterisk-vm-context', 'x-asterisk-vm-extension'];
+/**
+ * The header fields an identity is read from: vmbridge's Message-ID, else Asterisk's own. Fetched with each email's identity; x-vmbridge-transcript marks a copy whose transcript
+ * is still pending (observe.ts).
+ */
+export const IDENTITY_HEADER_FIELDS = ['message-id', 'x-asterisk-vm-message-id', 'x-asterisk-vm-context', 'x-asterisk-vm-extension', 'x-vmbridge-transcript'];
 
 const SANE_MSG_ID = /^[\x21-\x7e]{1,64}$/;
 

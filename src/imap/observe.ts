@@ -32,6 +32,8 @@ export interface ImapObservation {
 interface ViewRow {
   /** "<context>\0<mailbox>\0<id>", or null for mail that is not ours */
   owner: string | null;
+  /** Carries X-VMBridge-Transcript: pending (its transcript follows in a replacement). */
+  pending: boolean;
   seen: boolean;
   flagged: boolean;
   deleted: boolean;
@@ -75,11 +77,11 @@ export function rememberOwner(
   uid: number,
   ref: MailboxRef,
   id: string,
-  flags: { seen: boolean; flagged: boolean } = { seen: false, flagged: false },
+  flags: { seen: boolean; flagged: boolean; pending?: boolean } = { seen: false, flagged: false },
 ): void {
   const view = viewFor(client, path, uidValidity);
   if (!view.rows.has(uid) && view.expectedExists !== undefined) view.expectedExists++;
-  view.rows.set(uid, { owner: ownerKey(ref, id), seen: flags.seen, flagged: flags.flagged, deleted: false });
+  view.rows.set(uid, { owner: ownerKey(ref, id), pending: flags.pending ?? false, seen: flags.seen, flagged: flags.flagged, deleted: false });
   // Contiguous with what was looked at: nothing anyone else wrote can hide below it.
   if (uid === view.lookedThrough + 1) view.lookedThrough = uid;
 }
@@ -117,9 +119,22 @@ interface FetchedRow {
   modseq?: bigint;
 }
 
-function rowOf(fetched: FetchedRow, owner: string | null): ViewRow {
+/** True when the header block (or a whole message: only its header is read) says X-VMBridge-Transcript: pending. */
+export function pendingFromHeaders(raw: Buffer | undefined): boolean {
+  if (!raw) return false;
+  const end = raw.indexOf('\r\n\r\n');
+  const head = (end >= 0 ? raw.subarray(0, end) : raw).toString('latin1');
+  return /^x-vmbridge-transcript:[ \t]*pending[ \t]*$/im.test(head);
+}
+
+/** Whether this connection's view has `uid` of `path` marked pending (a message keeps its headers when moved). */
+export function isPendingUid(client: ImapFlow, path: string, uid: number): boolean {
+  return views.get(client)?.get(path)?.rows.get(uid)?.pending ?? false;
+}
+
+function rowOf(fetched: FetchedRow, owner: string | null, pending: boolean): ViewRow {
   const flags = fetched.flags ?? new Set<string>();
-  return { owner, seen: flags.has('\\Seen'), flagged: flags.has('\\Flagged'), deleted: flags.has('\\Deleted') };
+  return { owner, pending, seen: flags.has('\\Seen'), flagged: flags.has('\\Flagged'), deleted: flags.has('\\Deleted') };
 }
 
 function maxModseq(rows: readonly FetchedRow[], floor: bigint | undefined): bigint | undefined {
@@ -138,25 +153,27 @@ async function fullLook(client: ImapFlow, view: FolderView, domain: string): Pro
   const needHeaders = view.rows.size === 0;
   // imapflow asks for MODSEQ by itself whenever CONDSTORE is enabled.
   const rows: FetchedRow[] = await client.fetchAll('1:*', { uid: true, flags: true, ...(needHeaders ? { headers: IDENTITY_HEADER_FIELDS } : {}) }, { uid: true });
-  const known = new Map<number, string | null>();
+  // A message's headers never change, so what a UID's headers said is kept with it.
+  const known = new Map<number, { owner: string | null; pending: boolean }>();
   const unknown: number[] = [];
   for (const row of rows) {
-    if (needHeaders) known.set(row.uid, ownerOfHeaders(row.headers, domain));
+    if (needHeaders) known.set(row.uid, { owner: ownerOfHeaders(row.headers, domain), pending: pendingFromHeaders(row.headers) });
     else {
       const had = view.rows.get(row.uid);
-      if (had) known.set(row.uid, had.owner);
+      if (had) known.set(row.uid, { owner: had.owner, pending: had.pending });
       else unknown.push(row.uid);
     }
   }
   if (unknown.length > 0) {
     for (const row of await client.fetchAll(unknown.join(','), { uid: true, headers: IDENTITY_HEADER_FIELDS }, { uid: true })) {
-      known.set(row.uid, ownerOfHeaders(row.headers, domain));
+      known.set(row.uid, { owner: ownerOfHeaders(row.headers, domain), pending: pendingFromHeaders(row.headers) });
     }
   }
   view.rows.clear();
   let highest = 0;
   for (const row of rows) {
-    view.rows.set(row.uid, rowOf(row, known.get(row.uid) ?? null));
+    const k = known.get(row.uid);
+    view.rows.set(row.uid, rowOf(row, k?.owner ?? null, k?.pending ?? false));
     if (row.uid > highest) highest = row.uid;
   }
   view.lookedThrough = Math.max(highest, view.lookedThrough);
@@ -172,7 +189,7 @@ async function changedLook(client: ImapFlow, view: FolderView, domain: string, e
   const rows: FetchedRow[] = await client.fetchAll('1:*', { uid: true, flags: true, headers: IDENTITY_HEADER_FIELDS }, { uid: true, changedSince: view.modseq });
   for (const row of rows) {
     const had = view.rows.get(row.uid);
-    view.rows.set(row.uid, rowOf(row, had ? had.owner : ownerOfHeaders(row.headers, domain)));
+    view.rows.set(row.uid, rowOf(row, had ? had.owner : ownerOfHeaders(row.headers, domain), had ? had.pending : pendingFromHeaders(row.headers)));
     if (row.uid > view.lookedThrough) view.lookedThrough = row.uid;
   }
   if (rows.some((r) => r.modseq === undefined)) return false;
@@ -243,7 +260,7 @@ export async function observeImap(
         if (!row.owner || !row.owner.startsWith(mine) || row.deleted) continue;
         const id = row.owner.slice(mine.length);
         const list = copies.get(id) ?? [];
-        list.push({ role, uid, seen: row.seen, flagged: row.flagged });
+        list.push({ role, uid, seen: row.seen, flagged: row.flagged, ...(row.pending ? { pending: true } : {}) });
         copies.set(id, list);
       }
     } finally {
@@ -264,6 +281,11 @@ export async function observeImap(
  * above `lookedThrough` are fetched with their Message-ID and compared exactly.
  */
 export async function findIdentityInSelected(client: ImapFlow, path: string, ref: MailboxRef, id: string, domain: string): Promise<number[]> {
+  return (await findCopiesInSelected(client, path, ref, id, domain)).map((c) => c.uid);
+}
+
+/** As findIdentityInSelected, with whether each copy is marked pending (its transcript follows). */
+export async function findCopiesInSelected(client: ImapFlow, path: string, ref: MailboxRef, id: string, domain: string): Promise<{ uid: number; pending: boolean; seen: boolean; flagged: boolean }[]> {
   let box = client.mailbox;
   if (!box) return [];
   const view = viewFor(client, path, box.uidValidity.toString());
@@ -275,7 +297,7 @@ export async function findIdentityInSelected(client: ImapFlow, path: string, ref
       const range = `${view.lookedThrough + 1}:*`;
       for (const row of await client.fetchAll(range, { uid: true, flags: true, headers: IDENTITY_HEADER_FIELDS }, { uid: true })) {
         const had = view.rows.get(row.uid);
-        view.rows.set(row.uid, rowOf(row, had ? had.owner : ownerOfHeaders(row.headers, domain)));
+        view.rows.set(row.uid, rowOf(row, had ? had.owner : ownerOfHeaders(row.headers, domain), had ? had.pending : pendingFromHeaders(row.headers)));
         if (row.uid > view.lookedThrough) view.lookedThrough = row.uid;
       }
     }
@@ -283,9 +305,9 @@ export async function findIdentityInSelected(client: ImapFlow, path: string, ref
     view.expectedExists = undefined;
   }
   const wanted = ownerKey(ref, id);
-  const found: number[] = [];
-  for (const [uid, row] of view.rows) if (row.owner === wanted && !row.deleted) found.push(uid);
-  return found.sort((a, b) => a - b);
+  const found: { uid: number; pending: boolean; seen: boolean; flagged: boolean }[] = [];
+  for (const [uid, row] of view.rows) if (row.owner === wanted && !row.deleted) found.push({ uid, pending: row.pending, seen: row.seen, flagged: row.flagged });
+  return found.sort((a, b) => a.uid - b.uid);
 }
 
 function ownerOf(messageId: string | undefined, domain: string): string | null {

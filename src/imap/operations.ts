@@ -21,7 +21,7 @@ import { describeImapError } from './connect.js';
 import { deleteStrategy, strategyWithoutTrash, usesTrash, type DeleteMode, type DeleteStrategy } from './delete-strategy.js';
 import { ensureFolder, trashFolder, type FolderSettings } from './folders.js';
 import { identitySearchValue, parseIdentityMessageId } from './identity-header.js';
-import { findIdentityInSelected, forgetUid, messageIdFromHeaders, rememberOwner } from './observe.js';
+import { findIdentityInSelected, forgetUid, isPendingUid, messageIdFromHeaders, pendingFromHeaders, rememberOwner } from './observe.js';
 
 export interface EmailLocation {
   readonly uid: number;
@@ -94,7 +94,7 @@ export async function appendEmail(
       if (uid === undefined) throw new ImapError(who(client), `APPEND to ${JSON.stringify(path)} succeeded but the message cannot be found`);
     }
     const validity = res.uidValidity !== undefined ? res.uidValidity.toString() : uidValidity;
-    rememberOwner(client, path, validity, uid, identity.ref, identity.id, flags);
+    rememberOwner(client, path, validity, uid, identity.ref, identity.id, { ...flags, pending: pendingFromHeaders(raw) });
     return { uid, uidValidity: validity };
   } finally {
     lock.release();
@@ -127,8 +127,10 @@ export async function updateEmail(
   if (to !== from) await ensureFolder(client, to);
   let newUid: number | undefined;
   let newValidity: string | undefined;
+  let pending = false;
   const lock = await client.getMailboxLock(from);
   try {
+    pending = isPendingUid(client, from, uid);
     const validity = client.mailbox ? client.mailbox.uidValidity.toString() : '';
     await setFlags(client, uid, seen, flagged);
     if (to === from) return { uid, uidValidity: validity };
@@ -147,7 +149,7 @@ export async function updateEmail(
     lock.release();
   }
   if (newUid !== undefined && newValidity !== undefined) {
-    rememberOwner(client, to, newValidity, newUid, identity.ref, identity.id);
+    rememberOwner(client, to, newValidity, newUid, identity.ref, identity.id, { seen: false, flagged: false, pending });
     return { uid: newUid, uidValidity: newValidity };
   }
   const lockTo = await client.getMailboxLock(to);
@@ -176,7 +178,7 @@ async function flagDeleted(client: ImapFlow, uid: number): Promise<void> {
  * Removes the original after a COPY (a move on a server without MOVE): UID EXPUNGE with UIDPLUS,
  * else only \Deleted (observation treats it as gone). Never into the trash: it was filed, not deleted.
  */
-async function removeOriginal(client: ImapFlow, caps: ServerCapabilities, uid: number): Promise<void> {
+export async function removeOriginal(client: ImapFlow, caps: ServerCapabilities, uid: number): Promise<void> {
   if (caps.uidplus) await uidExpunge(client, uid);
   else await flagDeleted(client, uid);
 }

@@ -59,7 +59,16 @@ export interface VoicemailEmailInput {
  * A transcript as the email carries it: first in the body under its heading, and in the
  * X-Asterisk-VM-Transcription header so IMAP SEARCH finds it; or one line saying why there is none.
  */
-export type EmailTranscript = { readonly text: string; readonly heading: string } | { readonly note: string };
+export type EmailTranscript =
+  | { readonly text: string; readonly heading: string }
+  /** `pending`: the transcript is still being made; the email carries TRANSCRIPT_STATE_HEADER: pending and is replaced later. */
+  | { readonly note: string; readonly pending?: boolean };
+
+/**
+ * Marks an email whose transcript is still being made. Its replacement (same Message-ID) lacks it,
+ * so of two copies of one identity the plan keeps the one without it (docs/sync.md).
+ */
+export const TRANSCRIPT_STATE_HEADER = 'X-VMBridge-Transcript';
 
 /** Longest transcript in the body, in code points (the engine's text is untrusted). */
 const TRANSCRIPT_BODY_MAX = 20_000;
@@ -500,6 +509,7 @@ export async function buildVoicemailEmail(input: VoicemailEmailInput): Promise<B
 
   const lines = xHeaders.map(([name, value]) => headerLine(name, sanitizeText(value)));
   if (input.transcript && 'text' in input.transcript && sanitizeText(input.transcript.text) !== '') lines.push(transcriptHeaderLine(input.transcript.text));
+  if (input.transcript && 'note' in input.transcript && input.transcript.pending) lines.push(headerLine(TRANSCRIPT_STATE_HEADER, 'pending'));
   return insertHeaderLines(raw, lines);
 }
 

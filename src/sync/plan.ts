@@ -27,7 +27,9 @@
  *   spool-in-flux          dup    any   any     the id is in two spool folders at once (Asterisk is
  *                                               mid-copy): do nothing this round
  *   duplicate-email        any    dup   any     a second copy in the same IMAP folder (a retried
- *                                               APPEND): expunge the extra copy
+ *                                               APPEND): expunge the extra copy. A copy marked
+ *                                               pending (its transcript follows) beside one that
+ *                                               is not was replaced: it is the extra, in any folder
  *
  * "Changed" means the spool folder a side stands for differs from the record's. Flag changes with
  * no meaning (say \Flagged on an Old message) are not changes.
@@ -46,6 +48,11 @@ export interface SpoolSide {
 /** One copy of a message seen in IMAP. */
 export interface ImapSide extends ImapPlacement {
   readonly uid: number;
+  /**
+   * The copy says its transcript is still being made (X-VMBridge-Transcript: pending). Where a copy
+   * without the mark exists, it is that copy's replacement, and the marked one is an extra.
+   */
+  readonly pending?: boolean;
 }
 
 /** The last agreed state of one message. `uid`/`role` are a cache, `folder` is the agreement. */
@@ -255,6 +262,13 @@ function choosePrimary(
   spool: SpoolSide | undefined,
 ): { primary: ImapSide | undefined; extras: ImapSide[]; others: Map<ImapRole, ImapSide> } {
   if (copies.length === 0) return { primary: undefined, extras: [], others: new Map() };
+  // A late transcript's replacement was appended and its pending original not yet expunged (a
+  // crash in between): the replacement is the email, and the original goes wherever it is.
+  const replaced = copies.some((c) => !c.pending) ? copies.filter((c) => c.pending) : [];
+  if (replaced.length > 0) {
+    const rest = choosePrimary(copies.filter((c) => !c.pending), record, spool);
+    return { ...rest, extras: [...replaced, ...rest.extras] };
+  }
   const sorted = [...copies].sort((a, b) => ROLE_ORDER.indexOf(a.role) - ROLE_ORDER.indexOf(b.role) || a.uid - b.uid);
   const primary =
     (record && sorted.find((c) => c.role === record.role && c.uid === record.uid)) ??

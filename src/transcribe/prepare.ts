@@ -38,11 +38,11 @@ export interface PreparedWav {
  * Writes the WAV for `input` (a recording with extension `ext`) to `out`. -R: the same recording
  * always gives the same WAV (the dither is repeatable).
  */
-export async function prepareWav(sox: string, input: Buffer, ext: string, out: string, signal: AbortSignal): Promise<PreparedWav> {
+export async function prepareWav(sox: string, input: Buffer, ext: string, out: string, signal: AbortSignal, nice = 0): Promise<PreparedWav> {
   const inputArgs = readableAs(ext);
   if (!inputArgs) throw new TranscriptionError(`${sox} cannot read .${ext} recordings; the voicemail is not transcribed`);
   const effects = [...TRIM, 'rate', '16000', ...(WIDEBAND.has(ext.toLowerCase()) ? [] : NOISE_FLOOR)];
-  await runProgram(sox, ['-R', '-D', '-V1', ...inputArgs, '-', '--comment', '', ...WAV_16K, '-r', '16000', out, ...effects], { signal, input });
+  await runProgram(sox, ['-R', '-D', '-V1', ...inputArgs, '-', '--comment', '', ...WAV_16K, '-r', '16000', out, ...effects], { signal, input, nice });
   const size = (await stat(out)).size;
   return { path: out, seconds: Math.max(0, size - WAV_HEADER) / BYTES_PER_SECOND };
 }

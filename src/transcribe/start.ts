@@ -10,8 +10,9 @@ import type { Logger } from '../log.js';
 import { CommandEngine } from './command.js';
 import type { TranscriptionEngine } from './engine.js';
 import { PocketsphinxEngine } from './pocketsphinx.js';
+import { SherpaEngine } from './sherpa.js';
 import { findProgram } from './run.js';
-import { Transcriber } from './transcriber.js';
+import { Transcriber, transcriptionConcurrency } from './transcriber.js';
 
 export function makeEngine(language: string, model: TranscriptionModel, nice: number): TranscriptionEngine {
   const setting = `transcription.models.${language}`;
@@ -20,6 +21,8 @@ export function makeEngine(language: string, model: TranscriptionModel, nice: nu
       return new PocketsphinxEngine({ program: model.program, hmm: model.hmm, lm: model.lm, dict: model.dict, setting, nice, ...(model.model !== undefined ? { model: model.model } : {}) });
     case 'command':
       return new CommandEngine({ command: model.command, model: model.model, files: model.files, setting, nice });
+    case 'sherpa-onnx':
+      return new SherpaEngine({ modelDir: model.modelDir, kind: model.kind, threads: model.threads, setting, nice, ...(model.model !== undefined ? { model: model.model } : {}) });
   }
 }
 
@@ -57,6 +60,6 @@ export async function startTranscription(settings: Settings, log: Logger): Promi
     log.error({ setting: err.setting, err: err.message }, 'transcription is off for this run: voicemail is emailed without transcripts until this is fixed');
     return undefined;
   }
-  log.info({ enabled: t.enabled, languages: [...engines].map(([language, e]) => `${language}: ${e.engine} ${e.model}`), concurrency: t.concurrency }, 'transcription ready');
+  log.info({ enabled: t.enabled, languages: [...engines].map(([language, e]) => `${language}: ${e.engine} ${e.model}`), concurrency: transcriptionConcurrency(t), maxSeconds: t.maxSeconds }, 'transcription ready');
   return new Transcriber({ settings: t, engines, voicemailConf: settings.spool.voicemailConf, sox: settings.email.audioTool.command });
 }

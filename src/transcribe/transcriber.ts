@@ -6,7 +6,7 @@
  * Nothing here throws into the reconcile: every failure becomes one line in the email and a log line.
  */
 import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bestSource } from '../audio/formats.js';
 import { readVoicemailConf, type VoicemailConf } from '../config/voicemail-conf.js';
@@ -65,6 +65,14 @@ export function emailTranscript(outcome: Outcome): EmailTranscript {
   }
 }
 
+/**
+ * Engine processes at once (and the transcription worker's concurrency): the setting, else one
+ * for every four cores, at least one, so a small host spends at most one core on transcripts.
+ */
+export function transcriptionConcurrency(settings: Pick<TranscriptionSettings, 'concurrency'>, cores = availableParallelism()): number {
+  return settings.concurrency ?? Math.max(1, Math.floor(cores / 4));
+}
+
 /** How long the email waits: budgetSeconds + budgetPerAudioSecond x duration, at most budgetMaxSeconds. */
 export function budgetMs(settings: Pick<TranscriptionSettings, 'budgetSeconds' | 'budgetPerAudioSecond' | 'budgetMaxSeconds'>, durationSeconds: number | undefined): number {
   const d = durationSeconds !== undefined && Number.isFinite(durationSeconds) && durationSeconds > 0 ? durationSeconds : 0;
@@ -78,7 +86,7 @@ export class Transcriber implements EmailTranscriber {
   private counter = 0;
 
   constructor(private readonly opts: TranscriberOptions) {
-    this.limiter = new Limiter(opts.settings.concurrency);
+    this.limiter = new Limiter(transcriptionConcurrency(opts.settings));
   }
 
   async forEmail(ref: MailboxRef, message: SpoolMessage, readAudio: (path: string) => Promise<Buffer>, log: Logger): Promise<EmailTranscript | undefined> {
@@ -95,9 +103,9 @@ export class Transcriber implements EmailTranscriber {
     }
   }
 
-  /** Transcribes one message within its budget. Never rejects. */
-  async run(engine: TranscriptionEngine, language: string, message: SpoolMessage, readAudio: (path: string) => Promise<Buffer>): Promise<Outcome> {
-    const budget = budgetMs(this.opts.settings, message.envelope.duration);
+  /** Transcribes one message within its budget (or `limitMs`, the worker's cap). Never rejects. */
+  async run(engine: TranscriptionEngine, language: string, message: SpoolMessage, readAudio: (path: string) => Promise<Buffer>, limitMs?: number): Promise<Outcome> {
+    const budget = limitMs ?? budgetMs(this.opts.settings, message.envelope.duration);
     const controller = new AbortController();
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<Outcome>((resolve) => {
@@ -131,7 +139,7 @@ export class Transcriber implements EmailTranscriber {
     const wav = join(await this.scratchDir(), `${process.pid}-${++this.counter}.wav`);
     try {
       const input = await readAudio(source.path);
-      const prepared = await prepareWav(this.opts.sox, input, source.ext, wav, signal);
+      const prepared = await prepareWav(this.opts.sox, input, source.ext, wav, signal, this.opts.settings.nice);
       const out = await engine.transcribe({ wavPath: prepared.path, language, signal });
       const text = cleanTranscript(out.text, this.opts.settings.maxChars);
       const transcript: Transcript = {
@@ -150,7 +158,8 @@ export class Transcriber implements EmailTranscriber {
     }
   }
 
-  private async choose(ref: MailboxRef, log: Logger): Promise<{ engine: TranscriptionEngine; language: string } | undefined> {
+  /** The engine and language of a mailbox, from voicemail.conf; undefined: not transcribed. */
+  async choose(ref: MailboxRef, log: Logger): Promise<{ engine: TranscriptionEngine; language: string; model: string } | undefined> {
     const conf = await this.voicemailConf();
     const box = conf.boxes.find((b) => b.context === ref.context && b.mailbox === ref.mailbox);
     if (!box) return undefined;
@@ -167,7 +176,16 @@ export class Transcriber implements EmailTranscriber {
       }
       return undefined;
     }
-    return { engine, language: policy.language };
+    return { engine, language: policy.language, model: key! };
+  }
+
+  /** The checked engine of a transcription.models key. */
+  engine(model: string): TranscriptionEngine | undefined {
+    return this.opts.engines.get(model);
+  }
+
+  get settings(): TranscriptionSettings {
+    return this.opts.settings;
   }
 
   private async voicemailConf(): Promise<VoicemailConf> {
@@ -184,7 +202,7 @@ export class Transcriber implements EmailTranscriber {
     return this.conf.value;
   }
 
-  private report(outcome: Outcome, message: SpoolMessage, log: Logger): void {
+  report(outcome: Outcome, message: SpoolMessage, log: Logger): void {
     switch (outcome.status) {
       case 'done':
       case 'empty': {

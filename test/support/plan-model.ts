@@ -32,7 +32,7 @@ export function planInput(w: World, imapToSpool: boolean): PlanInput {
   const imap = new Map<string, ImapSide[]>();
   for (const e of w.emails) {
     const list = imap.get(e.id) ?? [];
-    list.push({ role: e.role, uid: e.uid, seen: e.seen, flagged: e.flagged });
+    list.push({ role: e.role, uid: e.uid, seen: e.seen, flagged: e.flagged, ...(e.pending ? { pending: true } : {}) });
     imap.set(e.id, list);
   }
   return {

@@ -176,6 +176,33 @@ describe('plan: decision table, one test per row', () => {
     assert.deepEqual(plan(planInput(w, false)).ops, [{ kind: 'delete-email', id: 'm1', uid: 4, role: 'inbox', reason: 'duplicate-email' }]);
   });
 
+  it('duplicate-email: of a pending copy and its replacement, the replacement stays even where the record points at the pending one', () => {
+    const w = world({
+      spool: new Map([['m1', [{ folder: 'Old' }]]]),
+      emails: [{ ...email('m1', 'inbox', 4, true, true), pending: true }, email('m1', 'inbox', 9, true, true)],
+      records: new Map([['m1', rec('Old', 'inbox', 4)]]),
+    });
+    assert.deepEqual(plan(planInput(w, true)).ops, [
+      { kind: 'delete-email', id: 'm1', uid: 4, role: 'inbox', reason: 'duplicate-email' },
+      { kind: 'record', id: 'm1', record: rec('Old', 'inbox', 9), reason: 'in-step' },
+    ]);
+  });
+
+  it('duplicate-email: a pending copy left in another folder than its replacement goes too; a pending copy alone stays', () => {
+    const w = world({
+      spool: new Map([['m1', [{ folder: 'Work' }]]]),
+      emails: [{ ...email('m1', 'inbox', 4), pending: true }, email('m1', 'work', 9)],
+      records: new Map([['m1', rec('Work', 'work', 9)]]),
+    });
+    assert.deepEqual(plan(planInput(w, true)).ops, [{ kind: 'delete-email', id: 'm1', uid: 4, role: 'inbox', reason: 'duplicate-email' }]);
+    const alone = world({
+      spool: new Map([['m1', [{ folder: 'INBOX' }]]]),
+      emails: [{ ...email('m1', 'inbox', 4), pending: true }],
+      records: new Map([['m1', rec('INBOX', 'inbox', 4)]]),
+    });
+    assert.deepEqual(plan(planInput(alone, true)), { ops: [], held: [] });
+  });
+
   it('a copy the user filed in another mapped folder is left alone', () => {
     const w = world({
       spool: new Map([['m1', [{ folder: 'INBOX' }]]]),

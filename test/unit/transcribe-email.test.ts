@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import { simpleParser } from 'mailparser';
 import { buildVoicemailEmail, transcriptHeaderLine, type EmailTranscript } from '../../src/imap/voicemail-email.js';
 import { boxTranscription, modelKeyFor } from '../../src/transcribe/policy.js';
-import { budgetMs, emailTranscript, TRANSCRIPT_HEADING } from '../../src/transcribe/transcriber.js';
+import { budgetMs, emailTranscript, TRANSCRIPT_HEADING, transcriptionConcurrency } from '../../src/transcribe/transcriber.js';
+import { PENDING_NOTE } from '../../src/transcribe/queued.js';
+import { pendingFromHeaders } from '../../src/imap/observe.js';
 import { Limiter } from '../../src/transcribe/limiter.js';
 import { cleanTranscript, wordErrorRate } from '../../src/transcribe/text.js';
 import type { VoicemailBox, VoicemailConf } from '../../src/config/voicemail-conf.js';
@@ -44,6 +46,9 @@ describe('transcription policy', () => {
     assert.equal(budgetMs(s, 10), 8000);
     assert.equal(budgetMs(s, undefined), 3000);
     assert.equal(budgetMs(s, 1000), 60_000);
+    assert.equal(transcriptionConcurrency({ concurrency: undefined }, 2), 1, 'one on a small host');
+    assert.equal(transcriptionConcurrency({ concurrency: undefined }, 16), 4);
+    assert.equal(transcriptionConcurrency({ concurrency: 3 }, 2), 3);
   });
 
   it('the limiter holds others back, and a waiter that gives up leaves the line', async () => {
@@ -98,6 +103,15 @@ describe('the transcript in the email', () => {
     assert.match(parsed.text ?? '', /^Transcript: not ready in time[^\n]*\n\nCaller: Ann/);
     const none = await simpleParser(await build());
     assert.match(none.text ?? '', /^Caller: Ann/);
+  });
+
+  it('a pending transcript marks the email X-VMBridge-Transcript: pending; observation reads the mark from the header only', async () => {
+    const raw = await build({ note: PENDING_NOTE, pending: true });
+    assert.ok(pendingFromHeaders(raw));
+    assert.match((await simpleParser(raw)).text ?? '', /^Transcript: still being made/);
+    const done = await build({ text: 'X-VMBridge-Transcript: pending', heading: TRANSCRIPT_HEADING });
+    assert.equal(pendingFromHeaders(done), false, 'the words in the body and in the transcript header are not the mark');
+    assert.equal(pendingFromHeaders(await build(emailTranscript({ status: 'late', budgetMs: 1000 }))), false);
   });
 
   it('the header stays one line within 998 characters, whatever the text', () => {
