@@ -8,7 +8,6 @@
 import { Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { SpoolBusyError } from '../src/errors.js';
-import { readMailbox, readSpoolFile } from '../src/spool/read-mailbox.js';
 import { isSyncedSpoolFolder, mailboxKey, type MailboxRef } from '../src/spool/types.js';
 import type { Directory } from '../src/sync/directory.js';
 import { QUEUE_TRANSCRIBE, transcribeJobSchema, type OutcomeStore, type TranscribeJob } from '../src/queue/transcribe-queue.js';
@@ -41,7 +40,7 @@ export function createTranscribeWorker(deps: TranscribeWorkerDeps): TranscribeWo
     let outcome = await deps.outcomes.get(ref, data.id);
     if (!outcome) {
       // The recording is found by its identity now: it may have been moved or renumbered since the job was queued.
-      const snapshot = await readMailbox(deps.spoolDir, ref);
+      const snapshot = await deps.store.readMailbox(ref);
       if (!snapshot.settled) throw new SpoolBusyError(mailboxKey(ref));
       const message = snapshot.messages.find((m) => m.id === data.id && isSyncedSpoolFolder(m.folder));
       if (!message) {
@@ -55,7 +54,7 @@ export function createTranscribeWorker(deps: TranscribeWorkerDeps): TranscribeWo
         log.warn({ mailbox: mailboxKey(ref), id: data.id, model: data.model }, 'transcription job for a model no longer configured: dropped');
         return { done: 'no-model' };
       }
-      const ran = await deps.transcriber.run(engine, data.language, message, (p) => readSpoolFile(deps.spoolDir, p), settings.transcription.maxSeconds * 1000);
+      const ran = await deps.transcriber.run(engine, data.language, message, (p) => deps.store.readAudio(p), settings.transcription.maxSeconds * 1000);
       // Past the worker's own cap it is given up: the email then says it failed, not that it is late.
       outcome = ran.status === 'late' ? { status: 'failed', problem: `longer than transcription.maxSeconds (${settings.transcription.maxSeconds} s)` } : ran;
       deps.transcriber.report(outcome, message, log.child({ mailbox: mailboxKey(ref) }));

@@ -22,11 +22,11 @@ import { removeOriginal, type EmailLocation, type Identity } from '../imap/opera
 import { noteOwnAppend } from '../imap/own-echoes.js';
 import { acquireMailboxLock } from '../queue/mailbox-lock.js';
 import { lockKey } from '../queue/reconcile-queue.js';
-import { readMailbox } from '../spool/read-mailbox.js';
 import { isSyncedSpoolFolder, mailboxKey } from '../spool/types.js';
 import type { BoxInfo } from '../sync/directory.js';
 import type { ImapSide } from '../sync/plan.js';
-import { buildEmail, type ReconcileDeps } from '../sync/reconcile.js';
+import { buildEmail } from '../sync/build-email.js';
+import type { ReconcileDeps } from '../sync/reconcile.js';
 import { faultPoint } from './fault.js';
 import { emailTranscript, type Outcome } from './transcriber.js';
 
@@ -59,7 +59,7 @@ export async function replaceLate(deps: ReplaceDeps, box: BoxInfo, id: string, o
       const record = (await deps.state.load(box.ref)).records.get(id);
       const target = pending.find((c) => record !== undefined && c.role === record.role && c.uid === record.uid) ?? pending[0]!;
 
-      const snapshot = await readMailbox(deps.spoolDir, box.ref);
+      const snapshot = await deps.store.readMailbox(box.ref);
       if (!snapshot.settled) throw new SpoolBusyError(mailboxKey(box.ref));
       const message = snapshot.messages.find((m) => m.id === id && isSyncedSpoolFolder(m.folder));
       if (!message) return { done: 'voicemail-gone' };
