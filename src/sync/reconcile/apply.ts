@@ -36,7 +36,7 @@ export async function apply(run: MailboxRun, store: StoreView, imap: ImapView, d
   const ops = decision.plan.ops;
   const gates = await openGates(run, ops);
   const ordered = [...ops.filter((op) => !touchesStore(op)), ...ops.filter(touchesStore)];
-  const applier = new OpApplier(run, imap, decision.observed, new EmailPipeline(ordered, (op) => {
+  const applier = new OpApplier(run, imap, decision.observed, opts.afterEffect ?? (() => undefined), new EmailPipeline(ordered, (op) => {
     const message = store.messages.get(op.id);
     if (!message) throw new Error(`plan asked to append ${op.id}, which the store's look does not hold`);
     return buildEmail(run.deps, run.box, message, run.log);
@@ -101,6 +101,7 @@ class OpApplier {
     private readonly run: MailboxRun,
     private readonly imap: ImapView,
     private readonly observed: ImapObservation,
+    private readonly afterEffect: (op: Op) => void,
     private readonly emails: EmailPipeline,
   ) {}
 
@@ -113,9 +114,11 @@ class OpApplier {
       case 'delete-email': return this.deleteEmail(op);
       case 'record':
         await state.put(ref, op.id, op.record);
+        this.afterEffect(op);
         return undefined;
       case 'forget':
         await state.remove(ref, op.id);
+        this.afterEffect(op);
         return undefined;
       case 'move-voicemail': return this.moveVoicemail(op);
       case 'delete-voicemail': return this.deleteVoicemail(op);
@@ -148,6 +151,7 @@ class OpApplier {
     const count = explainedCount(client, paths[role]);
     if (count !== undefined) noteOwnCount(accountKey(box.account), paths[role], count);
     noteOwnAppend(accountKey(box.account), paths[role], at.uid);
+    this.afterEffect(op);
     await deps.state.put(box.ref, op.id, { folder: op.folder, role, uid: at.uid, uidValidity: at.uidValidity });
     log.info({ id: op.id, folder: op.folder, uid: at.uid, reason: op.reason }, 'email appended');
     return undefined;
@@ -157,6 +161,7 @@ class OpApplier {
     const { box, log, deps } = this.run;
     const { client, caps, paths } = this.imap;
     const at = await updateEmail(client, caps, paths[op.from], op.uid, paths[op.to], op.seen, op.flagged, this.identity(op.id));
+    this.afterEffect(op);
     await deps.state.put(box.ref, op.id, { folder: op.folder, role: op.to, uid: at.uid, uidValidity: at.uidValidity });
     log.info({ id: op.id, folder: op.folder, uid: at.uid, reason: op.reason }, 'email updated');
     return undefined;
@@ -166,6 +171,7 @@ class OpApplier {
     const { box, log, deps } = this.run;
     const { client, caps, paths } = this.imap;
     const { expunged, how, trash, fallback } = await deleteEmail(client, caps, paths[op.role], op.uid, deps.settings.imap);
+    this.afterEffect(op);
     if (op.reason !== 'duplicate-email') await deps.state.remove(box.ref, op.id);
     if (!expunged) {
       log.warn({ id: op.id, uid: op.uid, reason: op.reason, how, fallback }, 'email left flagged \\Deleted: no UID EXPUNGE or MOVE to the trash here (a bare EXPUNGE would also remove the user\'s own deleted mail)');
@@ -184,6 +190,7 @@ class OpApplier {
       log.warn({ id: op.id, from: op.from, to: op.to, problem: outcome.problem }, 'voicemail not moved: the folder is full');
       return outcome.problem;
     }
+    this.afterEffect(op);
     await deps.state.put(box.ref, op.id, { folder: op.to, role: op.email.role, uid: op.email.uid, uidValidity: this.observed.uidValidity[op.email.role] ?? '' });
     log.info({ id: op.id, from: op.from, to: op.to, via: outcome.via, alreadyDone: outcome.alreadyDone, repairs: outcome.repairs.length ? outcome.repairs : undefined, reason: op.reason }, 'voicemail moved');
     return undefined;
@@ -193,6 +200,7 @@ class OpApplier {
     const { box, log, deps } = this.run;
     const outcome = await deps.store.remove(box, op.id, op.folder);
     if (!outcome.done) return outcome.problem;
+    this.afterEffect(op);
     await deps.state.remove(box.ref, op.id);
     log.info({ id: op.id, folder: op.folder, via: outcome.via, alreadyDone: outcome.alreadyDone, backupDeleted: box.backupDeleted ?? 0, repairs: outcome.repairs.length ? outcome.repairs : undefined, reason: op.reason }, 'voicemail removed');
     return undefined;

@@ -42,6 +42,12 @@ export interface ReconcileOptions {
   readonly dryRun?: boolean;
   /** Called after each op is applied (progress output, tests). */
   readonly onOp?: (op: Op) => void;
+  /**
+   * Called right after an op's effect (the APPEND, STORE, MOVE, EXPUNGE, or the store's move or
+   * removal) and before its record is written: the worst moment for a stop. The interruption tests
+   * throw from here to stop the reconcile at every step of a plan.
+   */
+  readonly afterEffect?: (op: Op) => void;
 }
 
 export interface SkippedOp {
