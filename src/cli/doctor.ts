@@ -13,6 +13,7 @@ import { audioCheck } from './doctor/audio.js';
 import { readDirectoryOnce, type DirectoryRead } from './doctor/directory.js';
 import { imapCheck } from './doctor/imap.js';
 import { spoolCheck, voicemailConfCheck } from './doctor/local.js';
+import { storeCheck } from './doctor/store.js';
 import { pushCheck } from './doctor/push.js';
 import { redisCheck } from './doctor/redis.js';
 import { smtpCheck } from './doctor/smtp.js';
@@ -45,7 +46,7 @@ export interface DoctorCheck {
 }
 
 /** The checks, in the order they run and are shown. Add new ones here. */
-export const CHECKS: readonly DoctorCheck[] = [spoolCheck, voicemailConfCheck, audioCheck, redisCheck, imapCheck, amiCheck, smtpCheck, pushCheck];
+export const CHECKS: readonly DoctorCheck[] = [spoolCheck, voicemailConfCheck, storeCheck, audioCheck, redisCheck, imapCheck, amiCheck, smtpCheck, pushCheck];
 
 export const DEFAULT_MAX_ACCOUNTS = 20;
 

@@ -9,7 +9,10 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
+import { resolve } from 'node:path';
+import { stringify } from 'yaml';
 import { identityMessageId } from '../../src/imap/identity-header.js';
 import type { Service } from '../../src/service.js';
 import type { MailboxRef } from '../../src/spool/types.js';
@@ -115,5 +118,17 @@ describe('ODBC voicemail storage synced both ways (PostgreSQL)', { timeout: 300_
     await waitFor('the row named in the log', () => h.logLines.some((l) => l.includes('voicemail not turned into an email') && l.includes(`${TABLE} row`) && l.includes('not a WAV file')), WAIT);
     assert.equal((await mail.list(VOICEMAIL_FOLDERS)).some((e) => e.messageId === mid(bad.msgId)), false, 'no email for it');
     assert.equal(await folderOf(bad.msgId), 'INBOX', 'and the row is still there');
+  });
+
+  it('vmbridge doctor names the table, its mailboxes, and a row it cannot place', async () => {
+    await asterisk.db.query(`INSERT INTO ${TABLE} (dir, msgnum, recording, msg_id) VALUES (?, 0, ?, ?)`, ['/srv/elsewhere/voicemail/default/1000/INBOX', wavOf('stray'), '1-00000001']);
+    const config = join(h.dir, 'doctor.yaml');
+    await writeFile(config, stringify(h.settings));
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VMBRIDGE_')));
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'doctor', '--config', config], { cwd: resolve(import.meta.dirname, '../..'), env, encoding: 'utf8', timeout: 120_000 });
+    const out = `${run.stdout}${run.stderr}`;
+    assert.match(out, new RegExp(`OK\\s+postgres://vmbridge:\\*\\*\\*@127\\.0\\.0\\.1:\\d+/postgres table ${TABLE}: \\d+ mailbox(es)? with voicemail`), out);
+    assert.match(out, /WARN\s+voicemail_messages rows with dir="\/srv\/elsewhere\/voicemail\/default\/1000\/INBOX": dir is not under /, out);
+    assert.equal(out.includes(db.password), false, 'the database password is never printed');
   });
 });
