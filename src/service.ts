@@ -8,8 +8,9 @@ import type { Settings } from './config/schema.js';
 import { readPasswordsFile } from './config/passwords.js';
 import { readVoicemailConf } from './config/voicemail-conf.js';
 import type { Server } from 'node:http';
-import { Metrics } from './http/metrics.js';
-import type { DovecotPushOptions } from './http/dovecot-push.js';
+import { PROBE_USER, type DovecotPushOptions } from './http/dovecot-push.js';
+import { createMetrics, readinessChecks } from './health.js';
+import { PushSeenRecorder, senderName } from './queue/push-seen.js';
 import { startHttpServer } from './http/server.js';
 import { ImapPool } from './imap/pool.js';
 import type { Logger } from './log.js';
@@ -124,11 +125,12 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   const imap = new ImapPool(settings.imap, log);
   const requester = new ReconcileRequester(redis, settings.redis.prefix);
   const alerts = startAlerts({ settings, redis, imap, log, directory: () => directory, reconcileQueue: requester.queue });
-  const metrics = new Metrics();
+  const breaker = new DeleteBreaker(redis, settings.redis.prefix, settings.sync.deleteBreaker);
+  const { metrics, close: closeMetrics } = createMetrics(settings, redis, imap, breaker);
   // MWI: each reconcile's counts go to every mwi.targets entry, each on its own queue (docs/mwi.md).
   const mwiStore = new MwiStore(redis, settings.redis.prefix);
   const mwi = new MwiPublisher({ redis, prefix: settings.redis.prefix, targets: settings.mwi.targets.map((t) => t.name), store: mwiStore, log });
-  const mwiWorkers = createMwiWorkers({ settings, redis, store: mwiStore, log, requeue: (target, ref) => mwi.request(target, ref) });
+  const mwiWorkers = createMwiWorkers({ settings, redis, store: mwiStore, log, requeue: (target, ref) => mwi.request(target, ref), onAttempt: (target, ok, ms) => metrics.published(target, ok ? 'ok' : 'failed', ms) });
   const worker: ReconcileWorker = createReconcileWorker({
     spoolDir: settings.spool.dir,
     settings,
@@ -145,6 +147,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
       await mwi.afterReconcile(ref, result);
     },
     onFailed: () => metrics.failed(),
+    onSafetyStop: () => metrics.guardTripped('safety-stop'),
     // The lamps follow the spool whatever IMAP does; the mailbox is marked stale until a reconcile finishes.
     onSpoolCounts: async (ref, counts, err) => {
       metrics.staleness(mailboxKey(ref), true);
@@ -153,8 +156,11 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     },
     watch: alerts.watch,
     spoolChanger,
-    breaker: new DeleteBreaker(redis, settings.redis.prefix, settings.sync.deleteBreaker),
-    onBreakerOpened: (state, mailbox) => alerts.breakerOpened(state, mailbox),
+    breaker,
+    onBreakerOpened: (state, mailbox) => {
+      metrics.guardTripped('delete-breaker');
+      return alerts.breakerOpened(state, mailbox);
+    },
     ...(audio ? { audio } : {}),
     ...(transcriber ? { transcriber } : {}),
   });
@@ -166,9 +172,12 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   // IMAP account is then reconciled.
   let refusedSince = 0;
   let refusedLogged = 0;
+  const pushSeen = new PushSeenRecorder(redis, settings.redis.prefix);
   const pushOptions: DovecotPushOptions = {
     token: settings.http.push.token,
-    onNotice: (notice) => {
+    onNotice: (notice, from) => {
+      // The doctor's probe shows that push is taken, not that Dovecot sends it.
+      if (notice.user !== PROBE_USER) pushSeen.seen(senderName(from.remoteAddress)).catch((err: Error) => log.debug({ err: err.message }, 'push not recorded as seen'));
       const refs = boxes.byFoldedUser.get(notice.user.toLowerCase());
       if (!refs) {
         metrics.push('unknown-user');
@@ -218,7 +227,8 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   // Started once everything a request can reach exists.
   let http: Server | undefined;
   if (settings.http.port > 0) {
-    http = await startHttpServer({ host: settings.http.host, port: settings.http.port, redis, metrics, ...(settings.http.push.enabled ? { push: pushOptions } : {}) });
+    const readiness = readinessChecks({ settings, redis, ami, mwiHealth: () => mwiWorkers.health() });
+    http = await startHttpServer({ host: settings.http.host, port: settings.http.port, metrics, readiness, ...(settings.http.push.enabled ? { push: pushOptions } : {}) });
     log.info({ host: settings.http.host, port: settings.http.port }, 'health and metrics on http');
   }
 
@@ -279,6 +289,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
       await ami?.close();
       await alerts.close();
       await requester.close();
+      await closeMetrics();
       await imap.close();
       await audio?.close();
       await transcriber?.close();
