@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { leaveVoicemail } from '../support/asterisk-spool.js';
 import { startAmiServer, type AmiTestServer } from '../support/ami-server.js';
+import type { Service } from '../../src/service.js';
 import { startHarness, type Harness } from '../support/harness.js';
 import { freePort } from '../support/ports.js';
 import { parseExposition, type Exposition } from '../support/prom-text.js';
@@ -38,6 +39,7 @@ describe('health, readiness and metrics over HTTP', { timeout: 120_000 }, () => 
   let toRedis: TcpRelay;
   let phone: AmiTestServer;
   let phoneSpool: string;
+  let service: Service;
   before(async () => {
     port = await freePort();
     redis = await startRedis();
@@ -51,10 +53,12 @@ describe('health, readiness and metrics over HTTP', { timeout: 120_000 }, () => 
         ...base,
         redis: { url: `redis://127.0.0.1:${toRedis.port}`, prefix: 'thttp' },
         http: { host: '127.0.0.1', port },
+        // Any deletion of most of a mailbox trips the safety stop, so one email deleted does.
+        sync: { ...(base.sync as object), maxDeleteFloor: 0 },
         mwi: { targets: [{ name: 'phone', kind: 'ami-mwiupdate', host: '127.0.0.1', port: phone.port, username: 'bridge', secret: 'bridge' }], retrySeconds: 1, retryMaxSeconds: 2 },
       }),
     });
-    await h.startService();
+    service = await h.startService();
   });
   after(async () => {
     // Back for the service's shutdown, which waits for its queues to close.
@@ -146,6 +150,25 @@ describe('health, readiness and metrics over HTTP', { timeout: 120_000 }, () => 
     // The reconcile's IMAP command connection stays open for the next one (imap.idleCloseSeconds).
     assert.ok(count(after, 'vmbridge_imap_connections', { kind: 'command' }) >= 1);
     assert.equal(after.value('vmbridge_imap_connections', { kind: 'idle' }) !== undefined, true);
+  });
+
+  it('the one email of a mailbox deleted in the mail client trips the safety stop: counted, the mailbox stale', async () => {
+    const ref = { context: 'default', mailbox: '5000' };
+    const mc = await h.mail(ref);
+    await waitFor('the email', async () => ((await mc.list(['INBOX'])).length === 1 ? true : undefined));
+    const lock = await mc.client.getMailboxLock('INBOX');
+    try {
+      await mc.client.messageDelete('1:*');
+    } finally {
+      lock.release();
+    }
+    await service.requester.request(ref, 'test', { force: true });
+    const m = await waitFor('the safety stop in the metrics', async () => {
+      const e = await scrape();
+      return (e.value('vmbridge_deletion_guard_trips_total', { guard: 'safety-stop' }) ?? 0) >= 1 ? e : undefined;
+    });
+    assert.equal(m.value('vmbridge_deletion_guard_trips_total', { guard: 'delete-breaker' }), 0);
+    assert.equal(m.value('vmbridge_stale_mailboxes'), 1);
   });
 
   it('/readyz names every component; the AMI target gone degrades (200), the IMAP server gone or Redis gone is 503', async () => {

@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ago, arrivalResults } from '../../src/cli/doctor/push.js';
+import { DEFAULT_HTTP_PORT, settingsSchema } from '../../src/config/schema.js';
 import { Metrics } from '../../src/http/metrics.js';
 import { mwiTargetState, pushStates } from '../../src/http/ready-checks.js';
 import { checkReadiness, httpStatusOf, summarizeReadiness, type ComponentReport } from '../../src/http/readiness.js';
@@ -127,5 +128,14 @@ describe('readiness', () => {
     assert.equal(ago(30), '30 s ago');
     assert.equal(ago(600), '10 min ago');
     assert.equal(ago(3 * 86_400), '3 days ago');
+  });
+});
+
+describe('the HTTP listener setting', () => {
+  it('is on by default, on loopback, at the documented port', () => {
+    const s = settingsSchema.parse({ imap: { host: 'mail.example.com' } });
+    assert.deepEqual([s.http.host, s.http.port], ['127.0.0.1', 9465]);
+    assert.equal(DEFAULT_HTTP_PORT, 9465);
+    assert.equal(settingsSchema.parse({ imap: { host: 'h' }, http: { port: 0 } }).http.port, 0);
   });
 });
