@@ -37,6 +37,12 @@ export interface MwiWorkers {
   close(): Promise<void>;
 }
 
+/** An error's text for /readyz, with the target's secret or password (if it ever appeared) masked. */
+function withoutSecrets(text: string, target: MwiTarget): string {
+  const secret = target.kind === 'sip-notify' ? target.password : target.secret;
+  return secret !== undefined && secret.length >= 3 ? text.split(secret).join('***') : text;
+}
+
 /** Publications per job at most when the counts keep changing; then the job hands over to a new one. */
 const MAX_ROUNDS = 5;
 
@@ -65,7 +71,7 @@ function createTargetWorker(deps: MwiWorkerDeps, target: MwiTarget): { worker: W
     try {
       await sender.publish(ref, desired);
     } catch (err) {
-      last = { at: Date.now(), ok: false, error: err instanceof Error ? err.message : String(err) };
+      last = { at: Date.now(), ok: false, error: withoutSecrets(err instanceof Error ? err.message : String(err), target) };
       deps.onAttempt?.(target.name, false, performance.now() - started);
       throw err;
     }

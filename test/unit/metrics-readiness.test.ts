@@ -2,7 +2,11 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ago, arrivalResults } from '../../src/cli/doctor/push.js';
 import { DEFAULT_HTTP_PORT, settingsSchema } from '../../src/config/schema.js';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { ConfigError } from '../../src/errors.js';
 import { Metrics } from '../../src/http/metrics.js';
+import { startHttpServer } from '../../src/http/server.js';
 import { mwiTargetState, pushStates } from '../../src/http/ready-checks.js';
 import { checkReadiness, httpStatusOf, summarizeReadiness, type ComponentReport } from '../../src/http/readiness.js';
 import { judgeGreeting } from '../../src/imap/probe.js';
@@ -137,5 +141,19 @@ describe('the HTTP listener setting', () => {
     assert.deepEqual([s.http.host, s.http.port], ['127.0.0.1', 9465]);
     assert.equal(DEFAULT_HTTP_PORT, 9465);
     assert.equal(settingsSchema.parse({ imap: { host: 'h' }, http: { port: 0 } }).http.port, 0);
+  });
+
+  it('a port already in use is a ConfigError naming http.port', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      await assert.rejects(
+        startHttpServer({ host: '127.0.0.1', port, metrics: new Metrics({}, { defaultMetrics: false }), readiness: () => [] }),
+        (err: unknown) => err instanceof ConfigError && err.key === 'http.port' && err.message.includes(`127.0.0.1:${port}`) && err.message.includes('VMBRIDGE_HTTP_PORT'),
+      );
+    } finally {
+      await new Promise<void>((r) => taken.close(() => r()));
+    }
   });
 });
