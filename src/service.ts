@@ -226,15 +226,40 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
 
   // Started once everything a request can reach exists.
   let http: Server | undefined;
+  let notify: NotifyServer | undefined;
+  let sweep: NodeJS.Timeout | undefined;
+  const closeAll = async (): Promise<void> => {
+    if (sweep) clearInterval(sweep);
+    await new Promise<void>((r) => (http ? http.close(() => r()) : r()));
+    await notify?.close();
+    watcher?.close();
+    await idle?.close();
+    await worker.close();
+    await mwiWorkers.close();
+    await mwi.close();
+    await ami?.close();
+    await alerts.close();
+    await requester.close();
+    await closeMetrics();
+    await imap.close();
+    await audio?.close();
+    await transcriber?.close();
+    redis.disconnect();
+  };
   if (settings.http.port > 0) {
     const readiness = readinessChecks({ settings, redis, ami, mwiHealth: () => mwiWorkers.health() });
-    http = await startHttpServer({ host: settings.http.host, port: settings.http.port, metrics, readiness, ...(settings.http.push.enabled ? { push: pushOptions } : {}) });
+    try {
+      http = await startHttpServer({ host: settings.http.host, port: settings.http.port, metrics, readiness, ...(settings.http.push.enabled ? { push: pushOptions } : {}) });
+    } catch (err) {
+      // Nothing may keep running (or take jobs) for a service that does not start.
+      await closeAll().catch(() => undefined);
+      throw err;
+    }
     log.info({ host: settings.http.host, port: settings.http.port }, 'health and metrics on http');
   }
 
   // externnotify (`vmbridge notify`): without the socket the watcher and the sweep still see every
   // change, so a socket that cannot be listened on is a warning, not a reason not to start.
-  let notify: NotifyServer | undefined;
   if (settings.notify.listen) {
     try {
       notify = await startNotifyServer({
@@ -258,7 +283,6 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   const queued = await requestAll('start', true);
   log.info({ mailboxes: directory.boxes.size, queued }, 'vmbridge started');
 
-  let sweep: NodeJS.Timeout | undefined;
   if (settings.spool.sweepSeconds > 0) {
     sweep = setInterval(() => {
       requestAll('sweep').catch((err: Error) => log.warn({ err: err.message }, 'sweep failed'));
@@ -277,23 +301,6 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
       log.info({ mailboxes: directory.boxes.size }, 'voicemail.conf reloaded');
       await requestAll('reload');
     },
-    async close() {
-      if (sweep) clearInterval(sweep);
-      await new Promise<void>((r) => (http ? http.close(() => r()) : r()));
-      await notify?.close();
-      watcher?.close();
-      await idle?.close();
-      await worker.close();
-      await mwiWorkers.close();
-      await mwi.close();
-      await ami?.close();
-      await alerts.close();
-      await requester.close();
-      await closeMetrics();
-      await imap.close();
-      await audio?.close();
-      await transcriber?.close();
-      redis.disconnect();
-    },
+    close: closeAll,
   };
 }

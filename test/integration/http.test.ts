@@ -7,10 +7,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { leaveVoicemail } from '../support/asterisk-spool.js';
 import { startAmiServer, type AmiTestServer } from '../support/ami-server.js';
+import { ConfigError } from '../../src/errors.js';
 import type { Service } from '../../src/service.js';
 import { startHarness, type Harness } from '../support/harness.js';
 import { freePort } from '../support/ports.js';
@@ -211,5 +213,22 @@ describe('health, readiness and metrics over HTTP', { timeout: 120_000 }, () => 
 
     await toRedis.restore();
     await waitFor('Redis up again in /readyz', async () => component((await ready()).body, 'redis').status === 'up' || undefined, { timeoutMs: 20_000 });
+  });
+
+});
+
+describe('a taken http.port', { timeout: 60_000 }, () => {
+  it('stops the start with a ConfigError naming http.port, and leaves nothing running', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    const port = (taken.address() as AddressInfo).port;
+    const h = await startHarness({ boxes: [{ mailbox: '5100' }], settings: (base) => ({ ...base, http: { host: '127.0.0.1', port } }) });
+    try {
+      await assert.rejects(h.startService(), (err: unknown) => err instanceof ConfigError && err.key === 'http.port' && err.message.includes(`127.0.0.1:${port}`));
+    } finally {
+      // Returns only if the failed start closed its workers and connections.
+      await h.stop();
+      await new Promise<void>((r) => taken.close(() => r()));
+    }
   });
 });
