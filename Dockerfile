@@ -56,8 +56,8 @@ WORKDIR /app
 ENV NODE_ENV=production
 # Settings: /etc/vmbridge/vmbridge.yaml when it exists (mount it read-only), then VMBRIDGE_*
 # variables, which win over the file; with no file, the variables alone (config/README.md).
-# The health listener is off by default (http.port 0). The image turns it on, on the container's own
-# loopback address, so that the HEALTHCHECK below has something to ask. Being a variable it wins
+# The health listener is on 127.0.0.1:9465 by default; the image puts it on 8080, on the container's
+# own loopback address, where the HEALTHCHECK below asks. Being a variable it wins
 # over http.port in the settings file: to move the port, set VMBRIDGE_HTTP_PORT; to let a
 # monitoring system reach /readyz and /metrics, set VMBRIDGE_HTTP_HOST=0.0.0.0 and publish the port.
 # VMBRIDGE_HTTP_PORT=0 turns the listener off, and with it the health check (run with --no-healthcheck).

@@ -68,6 +68,7 @@ async function startService(dir: string, socket: string, redisUrl: string, imapP
     imap: { host: '127.0.0.1', port: imapPort, secure: false, requireTls: false },
     notify: { socket },
     log: { level: 'info' },
+    http: { port: 0 },
   }));
   const child = spawn(process.execPath, [BIN, 'run', '--config', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';

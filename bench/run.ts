@@ -304,6 +304,7 @@ async function main(): Promise<void> {
       email: { messageIdDomain: 'bench.invalid', audio: 'original' },
       sync: { concurrency: CONCURRENCY },
       log: { level: 'info' }, // the production default; 'vmbridge started' is an info line
+      http: { port: 0 }, // the second run below sets its own
     };
     await writeFile(configPath, stringify(baseConfig));
 

@@ -8,8 +8,9 @@ import type { Settings } from './config/schema.js';
 import { readPasswordsFile } from './config/passwords.js';
 import { readVoicemailConf } from './config/voicemail-conf.js';
 import type { Server } from 'node:http';
-import { Metrics } from './http/metrics.js';
-import type { DovecotPushOptions } from './http/dovecot-push.js';
+import { PROBE_USER, type DovecotPushOptions } from './http/dovecot-push.js';
+import { createMetrics, readinessChecks } from './health.js';
+import { PushSeenRecorder, senderName } from './queue/push-seen.js';
 import { startHttpServer } from './http/server.js';
 import { ImapPool } from './imap/pool.js';
 import type { Logger } from './log.js';
@@ -124,7 +125,8 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   const imap = new ImapPool(settings.imap, log);
   const requester = new ReconcileRequester(redis, settings.redis.prefix);
   const alerts = startAlerts({ settings, redis, imap, log, directory: () => directory, reconcileQueue: requester.queue });
-  const metrics = new Metrics();
+  const breaker = new DeleteBreaker(redis, settings.redis.prefix, settings.sync.deleteBreaker);
+  const { metrics, close: closeMetrics } = createMetrics(settings, redis, imap, breaker);
   // Transcription: its own queue and worker, so an engine holds up no reconcile (docs/transcription.md).
   const transcribeQueue = transcriber ? new TranscribeRequester(redis, settings.redis.prefix) : undefined;
   const outcomes = new OutcomeStore(redis, settings.redis.prefix);
@@ -132,7 +134,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   // MWI: each reconcile's counts go to every mwi.targets entry, each on its own queue (docs/mwi.md).
   const mwiStore = new MwiStore(redis, settings.redis.prefix);
   const mwi = new MwiPublisher({ redis, prefix: settings.redis.prefix, targets: settings.mwi.targets.map((t) => t.name), store: mwiStore, log });
-  const mwiWorkers = createMwiWorkers({ settings, redis, store: mwiStore, log, requeue: (target, ref) => mwi.request(target, ref) });
+  const mwiWorkers = createMwiWorkers({ settings, redis, store: mwiStore, log, requeue: (target, ref) => mwi.request(target, ref), onAttempt: (target, ok, ms) => metrics.published(target, ok ? 'ok' : 'failed', ms) });
   const reconcileDeps: ReconcileWorkerDeps = {
     store,
     settings,
@@ -149,6 +151,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
       await mwi.afterReconcile(ref, result);
     },
     onFailed: () => metrics.failed(),
+    onSafetyStop: () => metrics.guardTripped('safety-stop'),
     // The lamps follow the spool whatever IMAP does; the mailbox is marked stale until a reconcile finishes.
     onSpoolCounts: async (ref, counts, err) => {
       metrics.staleness(mailboxKey(ref), true);
@@ -156,8 +159,11 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
       await mwi.publish(ref, counts);
     },
     followers: [alerts.watch],
-    breaker: new DeleteBreaker(redis, settings.redis.prefix, settings.sync.deleteBreaker),
-    onBreakerOpened: (state, mailbox) => alerts.breakerOpened(state, mailbox),
+    breaker,
+    onBreakerOpened: (state, mailbox) => {
+      metrics.guardTripped('delete-breaker');
+      return alerts.breakerOpened(state, mailbox);
+    },
     ...(audio ? { audio } : {}),
     ...(queuedTranscriber ? { transcriber: queuedTranscriber } : {}),
   };
@@ -173,9 +179,12 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   // IMAP account is then reconciled.
   let refusedSince = 0;
   let refusedLogged = 0;
+  const pushSeen = new PushSeenRecorder(redis, settings.redis.prefix);
   const pushOptions: DovecotPushOptions = {
     token: settings.http.push.token,
-    onNotice: (notice) => {
+    onNotice: (notice, from) => {
+      // The doctor's probe shows that push is taken, not that Dovecot sends it.
+      if (notice.user !== PROBE_USER) pushSeen.seen(senderName(from.remoteAddress)).catch((err: Error) => log.debug({ err: err.message }, 'push not recorded as seen'));
       const refs = boxes.byFoldedUser.get(notice.user.toLowerCase());
       if (!refs) {
         metrics.push('unknown-user');
@@ -224,14 +233,43 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
 
   // Started once everything a request can reach exists.
   let http: Server | undefined;
+  let notify: NotifyServer | undefined;
+  let sweep: NodeJS.Timeout | undefined;
+  const closeAll = async (): Promise<void> => {
+    if (sweep) clearInterval(sweep);
+    await new Promise<void>((r) => (http ? http.close(() => r()) : r()));
+    await notify?.close();
+    watcher?.close();
+    await idle?.close();
+    await worker.close();
+    await transcribeWorker?.close();
+    await transcribeQueue?.close();
+    await mwiWorkers.close();
+    await mwi.close();
+    await ami?.close();
+    await alerts.close();
+    await requester.close();
+    await closeMetrics();
+    await imap.close();
+    await audio?.close();
+    await transcriber?.close();
+    await store.close();
+    redis.disconnect();
+  };
   if (settings.http.port > 0) {
-    http = await startHttpServer({ host: settings.http.host, port: settings.http.port, redis, metrics, ...(settings.http.push.enabled ? { push: pushOptions } : {}) });
+    const readiness = readinessChecks({ settings, redis, ami, mwiHealth: () => mwiWorkers.health() });
+    try {
+      http = await startHttpServer({ host: settings.http.host, port: settings.http.port, metrics, readiness, ...(settings.http.push.enabled ? { push: pushOptions } : {}) });
+    } catch (err) {
+      // Nothing may keep running (or take jobs) for a service that does not start.
+      await closeAll().catch(() => undefined);
+      throw err;
+    }
     log.info({ host: settings.http.host, port: settings.http.port }, 'health and metrics on http');
   }
 
   // externnotify (`vmbridge notify`): without the socket the watcher and the sweep still see every
   // change, so a socket that cannot be listened on is a warning, not a reason not to start.
-  let notify: NotifyServer | undefined;
   if (settings.notify.listen) {
     try {
       notify = await startNotifyServer({
@@ -255,7 +293,6 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   const queued = await requestAll('start', true);
   log.info({ mailboxes: directory.boxes.size, queued }, 'vmbridge started');
 
-  let sweep: NodeJS.Timeout | undefined;
   if (settings.spool.sweepSeconds > 0) {
     sweep = setInterval(() => {
       requestAll('sweep').catch((err: Error) => log.warn({ err: err.message }, 'sweep failed'));
@@ -274,25 +311,6 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
       log.info({ mailboxes: directory.boxes.size }, 'voicemail.conf reloaded');
       await requestAll('reload');
     },
-    async close() {
-      if (sweep) clearInterval(sweep);
-      await new Promise<void>((r) => (http ? http.close(() => r()) : r()));
-      await notify?.close();
-      watcher?.close();
-      await idle?.close();
-      await worker.close();
-      await transcribeWorker?.close();
-      await transcribeQueue?.close();
-      await mwiWorkers.close();
-      await mwi.close();
-      await ami?.close();
-      await alerts.close();
-      await requester.close();
-      await imap.close();
-      await audio?.close();
-      await transcriber?.close();
-      await store.close();
-      redis.disconnect();
-    },
+    close: closeAll,
   };
 }

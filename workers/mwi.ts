@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import type { MwiTarget, Settings } from '../src/config/schema.js';
 import type { Logger } from '../src/log.js';
 import { sameAsShown } from '../src/mwi/counts.js';
-import { createSender, type MwiSender } from '../src/mwi/targets.js';
+import { createSender, type MwiSender, type MwiTargetHealth } from '../src/mwi/targets.js';
 import { acquireMailboxLock } from '../src/queue/mailbox-lock.js';
 import { MWI_PENDING_TTL_MS, mwiBackoffMs, mwiJobSchema, mwiLockKey, mwiPendingKey, mwiQueueName, type MwiJob, type MwiStore } from '../src/queue/mwi-queue.js';
 import { mailboxKey, type MailboxRef } from '../src/spool/types.js';
@@ -26,11 +26,21 @@ export interface MwiWorkerDeps {
   readonly senders?: ReadonlyMap<string, MwiSender>;
   /** Told after each delivery (metrics, tests). */
   readonly onPublished?: (target: string, ref: MailboxRef, counts: { new: number; old: number; urgent: number }) => void;
+  /** Told after each attempt to send, delivered or not, with how long the target took (metrics). */
+  readonly onAttempt?: (target: string, ok: boolean, ms: number) => void;
 }
 
 export interface MwiWorkers {
   readonly workers: readonly Worker<MwiJob>[];
+  /** One entry per mwi.targets entry, in the settings' order. */
+  health(): MwiTargetHealth[];
   close(): Promise<void>;
+}
+
+/** An error's text for /readyz, with the target's secret or password (if it ever appeared) masked. */
+function withoutSecrets(text: string, target: MwiTarget): string {
+  const secret = target.kind === 'sip-notify' ? target.password : target.kind === 'smdi' ? undefined : target.secret;
+  return secret !== undefined && secret.length >= 3 ? text.split(secret).join('***') : text;
 }
 
 /** Publications per job at most when the counts keep changing; then the job hands over to a new one. */
@@ -40,13 +50,14 @@ export function createMwiWorkers(deps: MwiWorkerDeps): MwiWorkers {
   const made = deps.settings.mwi.targets.map((target) => createTargetWorker(deps, target));
   return {
     workers: made.map((m) => m.worker),
+    health: () => made.map((m) => m.health()),
     async close() {
       await Promise.all(made.map((m) => m.close()));
     },
   };
 }
 
-function createTargetWorker(deps: MwiWorkerDeps, target: MwiTarget): { worker: Worker<MwiJob>; close(): Promise<void> } {
+function createTargetWorker(deps: MwiWorkerDeps, target: MwiTarget): { worker: Worker<MwiJob>; health(): MwiTargetHealth; close(): Promise<void> } {
   const { settings, redis, store } = deps;
   const prefix = settings.redis.prefix;
   const log = deps.log.child({ mwiTarget: target.name });
@@ -54,6 +65,19 @@ function createTargetWorker(deps: MwiWorkerDeps, target: MwiTarget): { worker: W
   const sender = deps.senders?.get(target.name) ?? createSender(target, { log: deps.log, reconnectMaxMs: retry.maxMs });
   // BullMQ blocks on this connection waiting for jobs, so it cannot be shared with other commands.
   const connection = new Redis(settings.redis.url, { maxRetriesPerRequest: null, connectionName: `${prefix}:mwi-${target.name}` });
+  let last: MwiTargetHealth['last'];
+  const send = async (ref: MailboxRef, desired: { new: number; old: number; urgent: number }): Promise<void> => {
+    const started = performance.now();
+    try {
+      await sender.publish(ref, desired);
+    } catch (err) {
+      last = { at: Date.now(), ok: false, error: withoutSecrets(err instanceof Error ? err.message : String(err), target) };
+      deps.onAttempt?.(target.name, false, performance.now() - started);
+      throw err;
+    }
+    last = { at: Date.now(), ok: true };
+    deps.onAttempt?.(target.name, true, performance.now() - started);
+  };
 
   const handle = async (job: Job<MwiJob>): Promise<{ published: number }> => {
     const data = mwiJobSchema.parse(job.data);
@@ -69,7 +93,7 @@ function createTargetWorker(deps: MwiWorkerDeps, target: MwiTarget): { worker: W
           const desired = await store.desired(ref);
           if (desired === undefined) return { published }; // never counted: unknown, not zero
           if (sameAsShown(target.kind, await store.published(target.name, ref), desired)) return { published };
-          await sender.publish(ref, desired);
+          await send(ref, desired);
           await store.setPublished(target.name, ref, desired);
           published++;
           deps.onPublished?.(target.name, ref, desired);
@@ -106,6 +130,12 @@ function createTargetWorker(deps: MwiWorkerDeps, target: MwiTarget): { worker: W
   worker.on('error', (err) => log.error({ err: err.message }, 'MWI worker error'));
   return {
     worker,
+    health: () => ({
+      name: target.name,
+      kind: target.kind,
+      ...(sender.connection ? { connection: sender.connection() } : {}),
+      ...(last ? { last } : {}),
+    }),
     async close() {
       // Stop taking jobs first, then end the sender so a send still under way (a SIP transaction
       // may take 32 s) fails now instead of holding shutdown; its job is retried later.

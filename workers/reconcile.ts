@@ -25,6 +25,8 @@ export interface ReconcileWorkerDeps extends ReconcileDeps {
   readonly onReconciled?: (ref: MailboxRef, result: ReconcileResult, ms: number) => void | Promise<void>;
   /** Told when a reconcile attempt failed (it is retried with backoff). */
   readonly onFailed?: (err: Error) => void;
+  /** Told when a mailbox's plan was refused by the safety stop (metrics); it is not retried. */
+  readonly onSafetyStop?: (ref: MailboxRef) => void;
   /**
    * Told the spool's counts when a reconcile could not finish (IMAP unreachable, a login in
    * back-off, spool changes deferred): the lamps follow the spool whatever IMAP does. Awaited
@@ -70,6 +72,7 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
       } catch (err) {
         await publishSpoolCounts(deps, ref, err);
         if (err instanceof SafetyStopError) {
+          deps.onSafetyStop?.(ref);
           log.error({ mailbox: mailboxKey(ref), err: err.message }, 'reconcile stopped for safety');
           throw new UnrecoverableError(err.message);
         }

@@ -7,6 +7,8 @@ import { AUDIO_MODES } from '../audio/formats.js';
 import { isTimeZone } from './time-zone.js';
 import { DEFAULT_NOTIFY_SOCKET } from '../notify/protocol.js';
 
+/** The health, readiness and metrics listener's port (on http.host, 127.0.0.1 by default). */
+export const DEFAULT_HTTP_PORT = 9465;
 
 /**
  * A list, also accepted as comma-separated text: that is how a list arrives from an environment
@@ -384,9 +386,9 @@ export const settingsSchema = z.strictObject({
   }).default({}),
 
   http: z.strictObject({
-    /** Health/readiness/metrics listener; port 0 turns it off. */
+    /** Health/readiness/metrics listener, on by default on loopback; port 0 turns it off. */
     host: z.string().min(1).default('127.0.0.1'),
-    port: z.number().int().min(0).max(65_535).default(0),
+    port: z.number().int().min(0).max(65_535).default(DEFAULT_HTTP_PORT),
     /**
      * `POST /dovecot-push` on the same listener: Dovecot's push_notification plugin tells vmbridge
      * at once that a user's mail changed (config/dovecot/vmbridge-push.lua, docs/push.md).
@@ -398,7 +400,7 @@ export const settingsSchema = z.strictObject({
       /** A file holding only the token (one trailing newline ignored). */
       tokenFile: z.string().min(1).optional(),
     }).default({ enabled: false }),
-  }).default({ host: '127.0.0.1', port: 0, push: { enabled: false } }),
+  }).default({ host: '127.0.0.1', port: DEFAULT_HTTP_PORT, push: { enabled: false } }),
 
   /** `vmbridge notify` (voicemail.conf externnotify) hands mailboxes to the service here: docs/notify.md. */
   notify: z.strictObject({

@@ -14,6 +14,12 @@ import { z } from 'zod';
 
 export const DOVECOT_PUSH_PATH = '/dovecot-push';
 
+/**
+ * The user `vmbridge doctor` POSTs for to see that push is taken (no IMAP account is called this:
+ * voicemail.conf's imapuser cannot hold spaces); it does not count as push arriving.
+ */
+export const PROBE_USER = 'vmbridge doctor probe';
+
 /** A transaction's events, at most 100 as the script sends them; more is refused as not ours. */
 const MAX_BODY_BYTES = 64 * 1024;
 
@@ -68,8 +74,8 @@ export function bearerMatches(header: string | undefined, token: string): boolea
 export interface DovecotPushOptions {
   /** Required in `Authorization: Bearer`; undefined: no check (loopback only, see the settings). */
   readonly token: string | undefined;
-  /** Told about every accepted notice, after the answer went out. */
-  readonly onNotice: (notice: PushNotice) => void;
+  /** Told about every accepted notice, after the answer went out, with the address it came from. */
+  readonly onNotice: (notice: PushNotice, from: { readonly remoteAddress: string | undefined }) => void;
   /** Told about refused requests (status and reason, never the body or the token). */
   readonly onRefused: (status: number, reason: string) => void;
 }
@@ -119,7 +125,7 @@ export function handleDovecotPush(req: IncomingMessage, res: ServerResponse, opt
         throw err;
       }
       answer(204, '');
-      opts.onNotice(notice);
+      opts.onNotice(notice, { remoteAddress: req.socket.remoteAddress });
     },
     (err: unknown) => {
       if (err instanceof PushRequestError) return refuse(err.status, err.message);

@@ -1,37 +1,53 @@
 /**
- * Health, readiness and metrics over HTTP (off unless http.port is set; loopback by default):
+ * Health, readiness and metrics over HTTP (on by default on 127.0.0.1:9465; http.port 0 turns it off):
  *   GET /healthz  200 while the process runs
- *   GET /readyz   200 when Redis answers, 503 otherwise
- *   GET /metrics  Prometheus text format
+ *   GET /readyz   JSON: every component by name with its status (./readiness.ts); 503 when a
+ *                 required one (Redis, the IMAP server) is down
+ *   GET /metrics  Prometheus text format (./metrics.ts)
  *   POST /dovecot-push  mail-store events from Dovecot (when http.push.enabled; ./dovecot-push.ts)
  */
 import { createServer, type Server } from 'node:http';
-import type { Redis } from 'ioredis';
+import { ConfigError } from '../errors.js';
 import { DOVECOT_PUSH_PATH, handleDovecotPush, type DovecotPushOptions } from './dovecot-push.js';
 import type { Metrics } from './metrics.js';
+import { checkReadiness, httpStatusOf, type ComponentCheck } from './readiness.js';
 
-export async function startHttpServer(opts: { host: string; port: number; redis: Redis; metrics: Metrics; push?: DovecotPushOptions }): Promise<Server> {
+export interface HttpServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly metrics: Metrics;
+  /** Asked at every GET /readyz (a function: the components follow reloads). */
+  readonly readiness: () => readonly ComponentCheck[];
+  readonly push?: DovecotPushOptions;
+}
+
+export async function startHttpServer(opts: HttpServerOptions): Promise<Server> {
   const server = createServer((req, res) => {
     const send = (status: number, body: string, type = 'text/plain; charset=utf-8'): void => {
+      if (res.headersSent || res.destroyed) return;
       res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
       res.end(body);
     };
+    const failed = (err: unknown): void => send(500, `${err instanceof Error ? err.message : String(err)}\n`);
     const path = (req.url ?? '/').split('?')[0];
     if (path === DOVECOT_PUSH_PATH && opts.push) return handleDovecotPush(req, res, opts.push);
     if (req.method !== 'GET') return send(405, 'method not allowed\n');
     if (path === '/healthz') return send(200, 'ok\n');
     if (path === '/readyz') {
-      opts.redis.ping().then(
-        () => send(200, 'ready\n'),
-        (err: Error) => send(503, `redis: ${err.message}\n`),
-      );
+      checkReadiness(opts.readiness()).then((r) => send(httpStatusOf(r), `${JSON.stringify(r, null, 2)}\n`, 'application/json; charset=utf-8'), failed);
       return;
     }
-    if (path === '/metrics') return send(200, opts.metrics.render(), 'text/plain; version=0.0.4; charset=utf-8');
+    if (path === '/metrics') {
+      opts.metrics.render().then((text) => send(200, text, opts.metrics.contentType), failed);
+      return;
+    }
     return send(404, 'not found\n');
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      const hint = err.code === 'EADDRINUSE' ? ' (another program, or another vmbridge, listens there)' : '';
+      reject(new ConfigError(`http: cannot listen on ${opts.host}:${opts.port}: ${err.message}${hint}; set http.port (VMBRIDGE_HTTP_PORT) to a free port, or 0 to turn the listener off`, { key: 'http.port' }, { cause: err }));
+    });
     server.listen(opts.port, opts.host, () => resolve());
   });
   return server;

@@ -19,7 +19,24 @@ export interface MwiSender {
   readonly kind: MwiTarget['kind'];
   /** Delivers `counts` for `ref`; rejects when the target did not confirm it. */
   publish(ref: MailboxRef, counts: MwiCounts): Promise<void>;
+  /**
+   * A session-keeping sender's state (AMI): connected, disconnected (reconnecting), or not
+   * started (it connects at the first publication). Absent: a sender without a session (SIP).
+   */
+  connection?(): SenderConnection;
   close(): Promise<void>;
+}
+
+export type SenderConnection = 'connected' | 'disconnected' | 'not-started';
+
+/** What a target's worker knows of it, for /readyz. */
+export interface MwiTargetHealth {
+  readonly name: string;
+  readonly kind: MwiTarget['kind'];
+  /** The AMI session's state; absent for a target without a session (SIP NOTIFY). */
+  readonly connection?: SenderConnection;
+  /** The last send: when (ms since the epoch), whether it was confirmed, and why not. */
+  readonly last?: { readonly at: number; readonly ok: boolean; readonly error?: string };
 }
 
 export interface SenderOptions {
@@ -85,6 +102,11 @@ class AmiSender implements MwiSender {
         await mailboxStateChange(client, ref, counts, this.target.entityId);
         return;
     }
+  }
+
+  connection(): SenderConnection {
+    if (!this.started) return 'not-started';
+    return this.client.connected ? 'connected' : 'disconnected';
   }
 
   private async ready(): Promise<AmiClient> {

@@ -17,6 +17,8 @@ import type { MailboxRef } from '../../src/spool/types.js';
 import { leaveVoicemail, listFolder } from '../support/asterisk-spool.js';
 import { startHarness, type Harness } from '../support/harness.js';
 import type { MailClient } from '../support/mail-client.js';
+import { freePort } from '../support/ports.js';
+import { parseExposition } from '../support/prom-text.js';
 import { startSmtpSink, type SmtpSink } from '../support/smtp-sink.js';
 import { waitFor } from '../support/wait.js';
 
@@ -32,6 +34,8 @@ describe('the deletion breaker', { timeout: 180_000 }, () => {
   let sink: SmtpSink;
   let service: Service;
   let configPath: string;
+  let httpPort: number;
+  const scrape = async () => parseExposition(await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text());
 
   const inSpool = async (ref: MailboxRef): Promise<string[]> => [...(await listFolder(h.spoolDir, ref, 'INBOX')), ...(await listFolder(h.spoolDir, ref, 'Old'))].map((m) => m.msgId);
   const expungeAll = async (mc: MailClient): Promise<void> => {
@@ -45,11 +49,13 @@ describe('the deletion breaker', { timeout: 180_000 }, () => {
 
   before(async () => {
     sink = await startSmtpSink();
+    httpPort = await freePort();
     h = await startHarness({
       boxes: [{ mailbox: a.mailbox }, { mailbox: b.mailbox }],
       settings: (base) => ({
         ...base,
         sync: { ...(base.sync as object), deleteBreaker: { max: 2, windowSeconds: 600 } },
+        http: { host: '127.0.0.1', port: httpPort },
         alerts: { to: ['admin@example.invalid'], from: 'vmbridge@example.invalid', smtp: { host: '127.0.0.1', port: sink.port, secure: false, requireTLS: false } },
       }),
     });
@@ -74,6 +80,10 @@ describe('the deletion breaker', { timeout: 180_000 }, () => {
     const alert = await waitFor('the alert mail', () => sink.received.find((m) => (m.mail.subject ?? '').includes('Deletions stopped')), WAIT);
     assert.match(alert.mail.subject ?? '', /3 planned within 10 min \(limit 2\)/);
     assert.match(alert.mail.text ?? '', /vmbridge sync --release-deletes/);
+    const tripped = await scrape();
+    assert.equal(tripped.value('vmbridge_deletion_guard_trips_total', { guard: 'delete-breaker' }), 1);
+    assert.equal(tripped.value('vmbridge_deletion_guard_trips_total', { guard: 'safety-stop' }), 0);
+    assert.equal(tripped.value('vmbridge_delete_breaker_open'), 1);
     await sleep(1_500);
     assert.deepEqual((await inSpool(a)).sort(), [...ids].sort(), 'every voicemail kept while the breaker is open');
 
@@ -94,5 +104,6 @@ describe('the deletion breaker', { timeout: 180_000 }, () => {
     assert.match(run.stdout, /deletion breaker released \(open since .*, 3 deletions counted\)/);
     await service.requester.request(a, 'test', { force: true });
     await waitFor('the held deletions made', async () => ((await inSpool(a)).length === 0 ? true : undefined), WAIT);
+    assert.equal((await scrape()).value('vmbridge_delete_breaker_open'), 0);
   });
 });

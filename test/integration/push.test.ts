@@ -103,6 +103,12 @@ describe('Dovecot push: a mail client change reaches the spool with no IDLE and 
     await inFolder(mc, 'Work', () => mc.client.messageDelete(String(inWork.uid), { uid: true }));
     await waitFor('the voicemail gone', async () => (await spoolFolderOf(h, v)) === undefined, { timeoutMs: 10_000 });
     assert.ok(!existsSync(join(h.spoolDir, 'voicemail', 'default', '7200', 'Work', 'msg0000.txt')));
+
+    // /readyz: push is arriving from the Dovecot on loopback, with the age of its last POST.
+    const ready = (await (await fetch(`http://127.0.0.1:${port}/readyz`)).json()) as { components: { name: string; kind: string; status: string; data?: { lastAt?: string } }[] };
+    const push = ready.components.filter((c) => c.kind === 'dovecot-push');
+    assert.deepEqual(push.map((c) => [c.name, c.status]), [['dovecot-push 127.0.0.1', 'up']], JSON.stringify(ready));
+    assert.ok(Number.isFinite(Date.parse(push[0]!.data?.lastAt ?? '')), 'the last POST has a time');
   });
 
   it('a POST for a user without a voicemail box is answered and ignored; a wrong token is refused and logged once a minute', async () => {
@@ -131,6 +137,8 @@ describe('Dovecot push: a mail client change reaches the spool with no IDLE and 
     const line = (out: string): string => out.split('\n').find((l) => l.includes(url) || l.includes('/dovecot-push')) ?? '';
     assert.equal(good.code, 0, good.stdout);
     assert.match(line(good.stdout), /^\s+OK\s+.*takes POSTs.*vmbridge_push_url = http:\/\/127\.0\.0\.1:\d+\/dovecot-push/, good.stdout);
+    // Whether Dovecot's POSTs arrive, per sending server (the doctor's own probe does not count).
+    assert.match(good.stdout, /^\s+OK\s+POSTs arrive from 127\.0\.0\.1: the last \d+ (s|min) ago/m, good.stdout);
 
     const wrong = await doctor(await write('doctor-wrong', { host: '127.0.0.1', port, push: { enabled: true, token: 'not-the-token' } }));
     assert.equal(wrong.code, 1, wrong.stdout);

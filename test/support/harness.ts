@@ -134,6 +134,8 @@ async function startHarnessOn(imap: TestImapServer, opts: {
     email: { from: '"Voicemail" <voicemail@example.invalid>', messageIdDomain: 'vmbridge.test', serverName: 'vmbridge-test', timezone: 'UTC' },
     sync: { concurrency: 4, maxDeleteShare: 0.5, maxDeleteFloor: 5 },
     log: { level: opts.logLevel ?? 'info' },
+    // Off unless a test asks for it: the default port would be shared by every test at once.
+    http: { port: 0 },
   };
   const settings = settingsSchema.parse(opts.settings ? opts.settings(base) : base);
 

@@ -1,5 +1,6 @@
 /** Redis answers PING, and is a version BullMQ works with. */
 import { Redis } from 'ioredis';
+import type { Settings } from '../../config/schema.js';
 import { listStale } from '../../queue/stale-marks.js';
 import type { CheckResult, DoctorCheck } from '../doctor.js';
 
@@ -16,7 +17,7 @@ export function safeRedisUrl(url: string): string {
   }
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
     p,
@@ -31,6 +32,18 @@ function versionAtLeast(version: string, major: number, minor: number): boolean 
   return a > major || (a === major && b >= minor);
 }
 
+/** A connection for one check: one attempt, no offline queue, no waiting for Redis to come back. */
+export function oneShotRedis(settings: Settings): Redis {
+  return new Redis(settings.redis.url, {
+    lazyConnect: true,
+    connectTimeout: TIMEOUT_MS,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+    connectionName: `${settings.redis.prefix}:doctor`,
+  });
+}
+
 export const redisCheck: DoctorCheck = {
   name: 'redis',
   describes: 'Redis (redis.url) answers PING; its version and eviction policy suit the job queues',
@@ -38,15 +51,7 @@ export const redisCheck: DoctorCheck = {
     const url = ctx.settings.redis.url;
     const shown = safeRedisUrl(url);
     const section = 'redis';
-    const redis = new Redis(url, {
-      lazyConnect: true,
-      connectTimeout: TIMEOUT_MS,
-      maxRetriesPerRequest: 0,
-      enableOfflineQueue: false,
-      // One attempt: the doctor reports, it does not wait for Redis to come back.
-      retryStrategy: () => null,
-      connectionName: `${ctx.settings.redis.prefix}:doctor`,
-    });
+    const redis = oneShotRedis(ctx.settings);
     let lastError: string | undefined;
     redis.on('error', (err: Error) => {
       lastError = err.message;
