@@ -1,5 +1,5 @@
 /** Redis answers PING, and is a version BullMQ works with. */
-import { Redis } from 'ioredis';
+import { createRedis, describeRedisError } from '../../queue/redis-connection.js';
 import { listStale } from '../../queue/stale-marks.js';
 import type { CheckResult, DoctorCheck } from '../doctor.js';
 
@@ -38,18 +38,17 @@ export const redisCheck: DoctorCheck = {
     const url = ctx.settings.redis.url;
     const shown = safeRedisUrl(url);
     const section = 'redis';
-    const redis = new Redis(url, {
+    const redis = createRedis(ctx.settings.redis, 'doctor', {
       lazyConnect: true,
       connectTimeout: TIMEOUT_MS,
       maxRetriesPerRequest: 0,
       enableOfflineQueue: false,
       // One attempt: the doctor reports, it does not wait for Redis to come back.
       retryStrategy: () => null,
-      connectionName: `${ctx.settings.redis.prefix}:doctor`,
     });
     let lastError: string | undefined;
     redis.on('error', (err: Error) => {
-      lastError = err.message;
+      lastError = describeRedisError(err, ctx.settings.redis);
     });
     try {
       await withTimeout(redis.connect(), TIMEOUT_MS + 1_000, 'connect');
