@@ -58,9 +58,12 @@ export class TlsCertificateError extends VmbridgeError {
 
 function certificateCode(err: unknown): { code: string; message: string } | undefined {
   for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 6; e = (e as { cause?: unknown }).cause, depth++) {
-    const x = e as { code?: unknown; message?: unknown };
-    if (typeof x.code === 'string' && (UNTRUSTED.has(x.code) || EXPIRED.has(x.code) || x.code === 'ERR_TLS_CERT_ALTNAME_INVALID')) {
-      return { code: x.code, message: typeof x.message === 'string' ? x.message : x.code };
+    // nodemailer replaces the code with its own (ESOCKET) and keeps Node's as originalCode.
+    const x = e as { code?: unknown; originalCode?: unknown; message?: unknown };
+    for (const code of [x.code, x.originalCode]) {
+      if (typeof code === 'string' && (UNTRUSTED.has(code) || EXPIRED.has(code) || code === 'ERR_TLS_CERT_ALTNAME_INVALID')) {
+        return { code, message: typeof x.message === 'string' ? x.message : code };
+      }
     }
   }
   return undefined;
