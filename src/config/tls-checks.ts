@@ -50,6 +50,11 @@ export async function checkTls(settings: Settings, warnings: string[]): Promise<
   if (ami && !ami.secure && !isLoopback(ami.host)) {
     warnings.push(`asterisk.ami.secure is false and asterisk.ami.host ${ami.host} is not a loopback address: the AMI secret and every action cross the network unencrypted (manager.conf tlsenable)`);
   }
+  for (const [i, t] of settings.mwi.targets.entries()) {
+    if (t.kind !== 'sip-notify' && !t.secure && !isLoopback(t.host)) {
+      warnings.push(`mwi.targets.${i}.secure (target ${t.name}) is false and its host ${t.host} is not a loopback address: the AMI secret crosses the network unencrypted (manager.conf tlsenable)`);
+    }
+  }
 }
 
 /**
