@@ -16,7 +16,7 @@ DEMO_PACKAGES=(redis-server dovecot-core dovecot-imapd sox libsox-fmt-mp3 ca-cer
 # kamailio is the SIP peer of the SIP NOTIFY tests; systemd gives systemd-analyze, which checks the
 # unit in config/systemd (test/integration/packaging.test.ts). The transcription tests make speech
 # with espeak-ng and transcribe it with PocketSphinx and its en-us model (docs/transcription.md).
-TEST_PACKAGES=("${DEMO_PACKAGES[@]}" kamailio cyrus-common sasl2-bin netcat-openbsd systemd espeak-ng pocketsphinx pocketsphinx-en-us)
+TEST_PACKAGES=("${DEMO_PACKAGES[@]}" openssl kamailio cyrus-common sasl2-bin netcat-openbsd systemd espeak-ng pocketsphinx pocketsphinx-en-us)
 # Packages whose install would start a system-wide service the tests do not want (kamailio: a SIP
 # proxy on 5060; cyrus-common: a Cyrus master; exim4, which cyrus-common pulls in as the default
 # MTA; saslauthd from sasl2-bin). The tests run their own private instances on random ports.
