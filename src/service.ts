@@ -3,7 +3,7 @@
  * mailbox at start (the initial import), then keeps them in step from three triggers: the spool
  * watcher, `vmbridge notify` (externnotify) and a periodic sweep as the safety net.
  */
-import { Redis } from 'ioredis';
+import { createRedis, describeRedisError } from './queue/redis-connection.js';
 import type { Settings } from './config/schema.js';
 import { readPasswordsFile } from './config/passwords.js';
 import { readVoicemailConf } from './config/voicemail-conf.js';
@@ -119,8 +119,8 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   const ami: AmiSession | undefined = amiSettings ? startAmiSession(amiSettings, log, { events: true }) : undefined;
   const store = await openStore(settings, ami && amiSettings ? { client: ami.client, useVoicemailActions: amiSettings.useVoicemailActions } : undefined);
   log.info({ store: store.kind, location: store.location }, 'voicemail store');
-  const redis = new Redis(settings.redis.url, { maxRetriesPerRequest: null, connectionName: `${settings.redis.prefix}:main` });
-  redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection problem'));
+  const redis = createRedis(settings.redis, 'main', { maxRetriesPerRequest: null });
+  redis.on('error', (err) => log.warn({ err: describeRedisError(err, settings.redis) }, 'redis connection problem'));
   const state = new StateStore(redis, settings.redis.prefix);
   const imap = new ImapPool(settings.imap, log);
   const requester = new ReconcileRequester(redis, settings.redis.prefix);

@@ -5,7 +5,7 @@
  * and sent as one summary once the hour has room.
  */
 import { Worker, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
+import { createRedis, describeRedisError } from '../src/queue/redis-connection.js';
 import { composeAlertMail, createAlertTransport, mailConfigured, sendAlertMail, summaryMail, type AlertTransport } from '../src/alerts/admin-mail.js';
 import type { AlertState } from '../src/alerts/state.js';
 import type { Settings } from '../src/config/schema.js';
@@ -36,7 +36,7 @@ export function createAlertWorker(deps: AlertWorkerDeps): AlertWorker {
   const prefix = settings.redis.prefix;
   const transport = deps.transport ?? (alerts.smtp ? createAlertTransport(alerts.smtp) : undefined);
   // BullMQ blocks on this connection waiting for jobs, so it cannot be shared with other commands.
-  const connection = new Redis(settings.redis.url, { maxRetriesPerRequest: null, connectionName: `${prefix}:alert-worker` });
+  const connection = createRedis(settings.redis, 'alert-worker', { maxRetriesPerRequest: null });
 
   const handle = async (job: Job<AlertJob>): Promise<{ mailed: boolean; held?: number }> => {
     const data = alertJobSchema.parse(job.data);
@@ -85,7 +85,7 @@ export function createAlertWorker(deps: AlertWorkerDeps): AlertWorker {
     const final = job !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1);
     log[final ? 'error' : 'warn']({ kind: job?.data.kind, attempt: job?.attemptsMade, err: err.message }, final ? 'alert mail failed for good; the job is kept as failed' : 'alert mail failed; retried with backoff');
   });
-  worker.on('error', (err) => log.error({ err: err.message }, 'alert worker error'));
+  worker.on('error', (err) => log.error({ err: describeRedisError(err, settings.redis) }, 'alert worker error'));
   return {
     worker,
     async close() {

@@ -6,7 +6,8 @@
  * the counts were read: a light never goes back to an older value.
  */
 import { Worker, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { createRedis, describeRedisError } from '../src/queue/redis-connection.js';
 import type { MwiTarget, Settings } from '../src/config/schema.js';
 import type { Logger } from '../src/log.js';
 import { sameAsShown } from '../src/mwi/counts.js';
@@ -64,7 +65,7 @@ function createTargetWorker(deps: MwiWorkerDeps, target: MwiTarget): { worker: W
   const retry = { initialMs: settings.mwi.retrySeconds * 1000, maxMs: settings.mwi.retryMaxSeconds * 1000 };
   const sender = deps.senders?.get(target.name) ?? createSender(target, { log: deps.log, reconnectMaxMs: retry.maxMs });
   // BullMQ blocks on this connection waiting for jobs, so it cannot be shared with other commands.
-  const connection = new Redis(settings.redis.url, { maxRetriesPerRequest: null, connectionName: `${prefix}:mwi-${target.name}` });
+  const connection = createRedis(settings.redis, `mwi-${target.name}`, { maxRetriesPerRequest: null });
   let last: MwiTargetHealth['last'];
   const send = async (ref: MailboxRef, desired: { new: number; old: number; urgent: number }): Promise<void> => {
     const started = performance.now();
@@ -127,7 +128,7 @@ function createTargetWorker(deps: MwiWorkerDeps, target: MwiTarget): { worker: W
     if (parsed?.success) redis.del(mwiPendingKey(prefix, target.name, parsed.data)).catch(() => undefined);
     log[final ? 'error' : 'warn']({ mailbox, attempt: job?.attemptsMade, err: err.message }, final ? 'MWI publish failed for good; the job is kept as failed' : 'MWI publish failed; retried with backoff');
   });
-  worker.on('error', (err) => log.error({ err: err.message }, 'MWI worker error'));
+  worker.on('error', (err) => log.error({ err: describeRedisError(err, settings.redis) }, 'MWI worker error'));
   return {
     worker,
     health: () => ({

@@ -5,7 +5,7 @@
  * retries with backoff and then keeps as failed.
  */
 import { Worker, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
+import { createRedis, describeRedisError } from '../src/queue/redis-connection.js';
 import { sweepFailed, type SweepResult } from '../src/alerts/sweep.js';
 import type { Settings } from '../src/config/schema.js';
 import type { Logger } from '../src/log.js';
@@ -29,7 +29,7 @@ export function createQuotaWorker(deps: QuotaWorkerDeps): QuotaWorker {
   // Aborted by close(): a sweep of many accounts would otherwise hold up shutdown until its end.
   const stopping = new AbortController();
   // BullMQ blocks on this connection waiting for jobs, so it cannot be shared with other commands.
-  const connection = new Redis(settings.redis.url, { maxRetriesPerRequest: null, connectionName: `${prefix}:quota-worker` });
+  const connection = createRedis(settings.redis, 'quota-worker', { maxRetriesPerRequest: null });
 
   const handle = async (job: Job<QuotaSweepJob, SweepResult>): Promise<SweepResult> => {
     const data = quotaSweepJobSchema.parse(job.data);
@@ -49,7 +49,7 @@ export function createQuotaWorker(deps: QuotaWorkerDeps): QuotaWorker {
     const final = job !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1);
     log[final ? 'error' : 'warn']({ job: job?.id, attempt: job?.attemptsMade, err: err.message }, final ? 'quota sweep failed for good; the job is kept as failed' : 'quota sweep failed; retried with backoff');
   });
-  worker.on('error', (err) => log.error({ err: err.message }, 'quota worker error'));
+  worker.on('error', (err) => log.error({ err: describeRedisError(err, settings.redis) }, 'quota worker error'));
   return {
     worker,
     async close() {

@@ -3,7 +3,8 @@
  * never twice at once for one mailbox on any host (a Redis lock), several mailboxes in parallel.
  */
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { createRedis, describeRedisError } from '../src/queue/redis-connection.js';
 import { ImapAuthBackoffError, SafetyStopError, SpoolBusyError, SpoolChangeDeferredError } from '../src/errors.js';
 import type { Logger } from '../src/log.js';
 import { QUEUE_RECONCILE, reconcileJobSchema, type ReconcileJob } from '../src/queue/jobs.js';
@@ -44,7 +45,7 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
   const { settings, log } = deps;
   const prefix = settings.redis.prefix;
   // BullMQ blocks on this connection waiting for jobs, so it cannot be shared with other commands.
-  const connection = new Redis(settings.redis.url, { maxRetriesPerRequest: null, connectionName: `${prefix}:worker` });
+  const connection = createRedis(settings.redis, 'worker', { maxRetriesPerRequest: null });
   const worker = new Worker<ReconcileJob>(
     QUEUE_RECONCILE,
     async (job: Job<ReconcileJob>) => {
@@ -96,7 +97,7 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
     const quiet = err instanceof SpoolBusyError || err instanceof SpoolChangeDeferredError;
     log[quiet ? 'info' : err instanceof ImapAuthBackoffError ? 'debug' : 'warn']({ mailbox: job ? `${job.data.mailbox}@${job.data.context}` : undefined, attempt: job?.attemptsMade, err: err.message }, 'reconcile failed; retried with backoff');
   });
-  worker.on('error', (err) => log.error({ err: err.message }, 'reconcile worker error'));
+  worker.on('error', (err) => log.error({ err: describeRedisError(err, settings.redis) }, 'reconcile worker error'));
   return {
     worker,
     async close() {

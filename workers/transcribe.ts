@@ -6,7 +6,8 @@
  * engine runs only in this worker.
  */
 import { Worker, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { createRedis } from '../src/queue/redis-connection.js';
 import { SpoolBusyError } from '../src/errors.js';
 import { isSyncedSpoolFolder, mailboxKey, type MailboxRef } from '../src/spool/types.js';
 import type { Directory } from '../src/sync/directory.js';
@@ -30,7 +31,7 @@ export interface TranscribeWorker {
 export function createTranscribeWorker(deps: TranscribeWorkerDeps): TranscribeWorker {
   const { settings, log } = deps;
   const prefix = settings.redis.prefix;
-  const connection = new Redis(settings.redis.url, { maxRetriesPerRequest: null, connectionName: `${prefix}:transcribe` });
+  const connection = createRedis(settings.redis, 'transcribe', { maxRetriesPerRequest: null });
 
   const handle = async (job: Job<TranscribeJob>): Promise<{ done: string }> => {
     const data = transcribeJobSchema.parse(job.data);

@@ -12,6 +12,7 @@ import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import type { Settings } from '../config/schema.js';
 import type { AlertBox, AlertJob, BreakerAlert, MaxmsgAlert, QuotaAlert } from '../queue/alert-queue.js';
 import { summaryLines } from './flood-cap.js';
+import { certificateError, tlsConnectOptions } from '../tls.js';
 import type { HeldAlert } from './state.js';
 
 export type AlertSettings = Settings['alerts'];
@@ -236,7 +237,7 @@ export function createAlertTransport(smtp: SmtpSettings, timeouts: { connectMs: 
     port: smtp.port,
     secure: smtp.secure,
     requireTLS: smtp.requireTLS,
-    tls: { rejectUnauthorized: smtp.tls.rejectUnauthorized },
+    tls: tlsConnectOptions(smtp.tls),
     connectionTimeout: timeouts.connectMs,
     greetingTimeout: timeouts.connectMs,
     socketTimeout: timeouts.socketMs,
@@ -245,8 +246,13 @@ export function createAlertTransport(smtp: SmtpSettings, timeouts: { connectMs: 
   return nodemailer.createTransport(options);
 }
 
+/** The error of a failed send or verify: a refused certificate says which setting fixes it. */
+export function smtpError(err: unknown, smtp: SmtpSettings): unknown {
+  return certificateError(err, `SMTP server ${smtp.host}:${smtp.port}`, 'alerts.smtp.tls', smtp.tls) ?? err;
+}
+
 export async function sendAlertMail(transport: AlertTransport, settings: AlertSettings, mail: AlertMail): Promise<string> {
-  const info = await transport.sendMail({
+  const sending = transport.sendMail({
     from: settings.from,
     to: settings.to,
     subject: mail.subject,
@@ -256,6 +262,9 @@ export async function sendAlertMail(transport: AlertTransport, settings: AlertSe
       'Auto-Submitted': 'auto-generated',
       'X-Vmbridge-Alert': mail.kind,
     },
+  });
+  const info = await sending.catch((err: unknown) => {
+    throw settings.smtp ? smtpError(err, settings.smtp) : err;
   });
   return info.messageId;
 }

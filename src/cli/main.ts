@@ -25,6 +25,7 @@ import { connectAmiOnce } from '../mwi/ami-session.js';
 import { OneShotMwiPublisher, type OneShotResult } from '../mwi/one-shot.js';
 import { MwiStore } from '../queue/mwi-queue.js';
 import { openStore } from '../store/open.js';
+import { createRedis } from '../queue/redis-connection.js';
 import { DEFAULT_MAX_ACCOUNTS, doctorHelp, renderJson, renderText, runDoctor, summarize, type CheckResult } from './doctor.js';
 import { runNotify } from './notify-cmd.js';
 import { MAIN_HELP, NOTIFY_HELP, VERSION } from './notify-help.js';
@@ -186,7 +187,7 @@ async function cmdSync(args: readonly string[]): Promise<number> {
   const boxes = [...directory.boxes.values()].filter((b) => wanted.length === 0 || wanted.includes(mailboxKey(b.ref)));
   const audio = dryRun ? undefined : await startAudio(settings, boxes.map((b) => b.attachments), log);
   const transcriber = dryRun ? undefined : await startTranscription(settings, log);
-  const redis = new Redis(settings.redis.url, { maxRetriesPerRequest: 2, connectionName: `${settings.redis.prefix}:cli` });
+  const redis = createRedis(settings.redis, 'cli', { maxRetriesPerRequest: 2 });
   const pool = new ImapPool(settings.imap, log);
   const state = new StateStore(redis, settings.redis.prefix);
   const breaker = new DeleteBreaker(redis, settings.redis.prefix, settings.sync.deleteBreaker);
@@ -365,7 +366,7 @@ async function cmdConfCheck(args: readonly string[]): Promise<number> {
 
 async function releaseDeletes(configFile: string | undefined): Promise<number> {
   const settings = await settingsFrom(configFile);
-  const redis = new Redis(settings.redis.url, { maxRetriesPerRequest: 2, connectionName: `${settings.redis.prefix}:cli` });
+  const redis = createRedis(settings.redis, 'cli', { maxRetriesPerRequest: 2 });
   try {
     const breaker = new DeleteBreaker(redis, settings.redis.prefix, settings.sync.deleteBreaker);
     const was = await breaker.state();

@@ -25,12 +25,11 @@ export async function notifyWithSettings(opts: { file: string; socketArg: string
   }
 
   // Loaded only now: when the socket answered, ioredis and BullMQ would be a third of the wait.
-  const [{ Redis }, { ReconcileRequester }] = await Promise.all([import('ioredis'), import('../queue/reconcile-queue.js')]);
-  const redis = new Redis(settings.redis.url, {
+  const [{ createRedis }, { ReconcileRequester }] = await Promise.all([import('../queue/redis-connection.js'), import('../queue/reconcile-queue.js')]);
+  const redis = createRedis(settings.redis, 'notify', {
     maxRetriesPerRequest: 1,
     connectTimeout: REDIS_DEADLINE_MS,
     retryStrategy: () => null,
-    connectionName: `${settings.redis.prefix}:notify`,
   });
   redis.on('error', () => undefined);
   const requester = new ReconcileRequester(redis, settings.redis.prefix);

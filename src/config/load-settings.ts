@@ -6,15 +6,16 @@
  * file with line:column, or the environment variable), what was wrong and what is accepted: the
  * administrator reading it should not need to open the source.
  */
-import { access, readFile, stat } from 'node:fs/promises';
-import { constants as fsConstants } from 'node:fs';
-import { isIP } from 'node:net';
+import { readFile } from 'node:fs/promises';
 import { LineCounter, isMap, isScalar, parseDocument } from 'yaml';
 import type { Document } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { planSmdiTarget, readSmdiConf } from '../mwi/smdi-conf.js';
 import { settingsSchema } from './schema.js';
+import { isLoopback } from './loopback.js';
+import { checkReadable, readSecretFile } from './secret-file.js';
+import { checkRedis, checkTls } from './tls-checks.js';
 import type { Settings } from './schema.js';
 
 export const DEFAULT_SETTINGS_FILE = '/etc/vmbridge/vmbridge.yaml';
@@ -242,14 +243,6 @@ function dropNulls(v: unknown): unknown {
   return out;
 }
 
-function isLoopback(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  if (h === 'localhost' || h.endsWith('.localhost')) return true;
-  if (isIP(h) === 4) return h.startsWith('127.');
-  if (isIP(h) === 6) return h === '::1' || h.startsWith('::ffff:127.');
-  return false;
-}
-
 // ---------------------------------------------------------------------------------------------
 // The file.
 
@@ -420,37 +413,6 @@ function problemsOf(issue: z.core.$ZodIssue, data: unknown, src: Sources): Probl
 
 // ---------------------------------------------------------------------------------------------
 // Secrets and files named by settings.
-
-async function readSecretFile(key: string, path: string, warnings: string[]): Promise<string> {
-  let text: string;
-  try {
-    const info = await stat(path);
-    if (!info.isFile()) throw new Error('not a regular file');
-    // Readable by everyone means any local user can log in as the master user.
-    if ((info.mode & 0o004) !== 0) warnings.push(`${key}: ${path} is readable by every user; chmod 600 it (or 640 with the vmbridge group)`);
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    const why = e.code === 'ENOENT' ? 'does not exist' : e.code === 'EACCES' ? 'is not readable by this user' : e.message;
-    throw new ConfigError(`${key}: secret file ${path} ${why}`, { key }, { cause: err });
-  }
-  // `echo secret > file` and most secret stores end the file with a newline that is not part of
-  // the secret. Other whitespace is kept: it may be.
-  const secret = text.replace(/\r?\n$/, '');
-  if (secret === '') throw new ConfigError(`${key}: secret file ${path} is empty`, { key });
-  return secret;
-}
-
-async function checkReadable(key: string, path: string | undefined): Promise<void> {
-  if (path === undefined) return;
-  try {
-    await access(path, fsConstants.R_OK);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    const why = e.code === 'ENOENT' ? 'does not exist' : e.code === 'EACCES' ? 'is not readable by this user' : e.message;
-    throw new ConfigError(`${key}: ${path} ${why}`, { key }, { cause: err });
-  }
-}
 
 /** alerts: mail needs both recipients and a server; the SMTP password may come from a file. */
 async function checkAlerts(settings: Settings, src: Sources, warnings: string[], file: string | undefined): Promise<void> {
@@ -688,7 +650,8 @@ export async function loadSettings(opts: LoadSettingsOptions = {}): Promise<Load
   await checkAmi(settings, src, warnings, file);
   await checkPush(settings, src, warnings, file);
   await checkMwi(settings, warnings, file);
-  await checkReadable('imap.tls.caFile', settings.imap.tls.caFile);
+  await checkRedis(settings, fromEnv, file, warnings);
+  await checkTls(settings, warnings);
   await checkReadable('imap.login.passwordsFile', login.passwordsFile);
 
   collectWarnings(settings, src, warnings);

@@ -38,6 +38,19 @@ const lineText = (max: number) => z.string().min(1).max(max).refine((s) => !/[\u
 /** A host name or an IP literal (IPv6 with or without brackets). */
 const hostName = z.string().min(1).max(253).regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.:-]+)$/, 'a host name or an IP address');
 
+/**
+ * How one server's TLS certificate is checked (src/tls.ts). Verification is on by default; a
+ * private CA needs caFile, not rejectUnauthorized: false.
+ */
+const tlsSettings = z.strictObject({
+  /** Verify the certificate chain and host name. Turning this off is warned about at start. */
+  rejectUnauthorized: z.boolean().default(true),
+  /** PEM file of the CA(s) to trust for this server instead of the system's (a private CA). */
+  caFile: z.string().min(1).optional(),
+  /** The name the certificate must hold, when it is not the host connected to. */
+  servername: z.string().min(1).optional(),
+}).default({ rejectUnauthorized: true });
+
 /** Fields every MWI target has. */
 const mwiTargetBase = {
   /**
@@ -59,6 +72,9 @@ const amiTargetFields = {
   secretFile: z.string().min(1).optional(),
   /** Every action gives up after this many seconds (the job is then retried). */
   timeoutSeconds: z.number().int().min(1).max(120).default(5),
+  /** AMI over TLS (manager.conf tlsenable=yes, usually port 5039). */
+  secure: z.boolean().default(false),
+  tls: tlsSettings,
 };
 
 /**
@@ -204,10 +220,19 @@ export const settingsSchema = z.strictObject({
   }).default({ dir: '/var/spool/asterisk', voicemailConf: '/etc/asterisk/voicemail.conf', watch: true, sweepSeconds: 300 }),
 
   redis: z.strictObject({
+    /** redis://host:port/db, or rediss://host:port/db for TLS (checked as tls says). */
     url: z.string().min(1).default('redis://127.0.0.1:6379'),
     /** Key and queue prefix, so several deployments can share one Redis. */
     prefix: z.string().min(1).max(64).regex(/^[A-Za-z0-9_.:-]+$/).default('vmbridge'),
-  }).default({ url: 'redis://127.0.0.1:6379', prefix: 'vmbridge' }),
+    /** ACL user (AUTH <username> <password>); default: the URL's, else Redis's default user. */
+    username: z.string().min(1).optional(),
+    /** The password, inline; prefer passwordFile. Overrides one in the URL. */
+    password: z.string().min(1).optional(),
+    /** A file holding only the password (one trailing newline ignored). */
+    passwordFile: z.string().min(1).optional(),
+    /** Used with a rediss:// URL. */
+    tls: tlsSettings,
+  }).default({ url: 'redis://127.0.0.1:6379', prefix: 'vmbridge', tls: { rejectUnauthorized: true } }),
 
   imap: z.strictObject({
     host: z.string().min(1),
@@ -216,13 +241,7 @@ export const settingsSchema = z.strictObject({
     secure: z.boolean().default(true),
     /** Refuse to log in over an unencrypted connection (set false only for loopback test servers). */
     requireTls: z.boolean().default(true),
-    tls: z.strictObject({
-      /** Verify the server certificate. Turning this off is logged as a warning at start. */
-      rejectUnauthorized: z.boolean().default(true),
-      /** Extra CA bundle (PEM file). */
-      caFile: z.string().min(1).optional(),
-      servername: z.string().min(1).optional(),
-    }).default({ rejectUnauthorized: true }),
+    tls: tlsSettings,
     login: z.strictObject({
       /**
        * per-user: each mailbox logs in as its own IMAP user. master: a master user logs in on its behalf.
@@ -382,6 +401,9 @@ export const settingsSchema = z.strictObject({
       secretFile: z.string().min(1).optional(),
       /** Use VoicemailMove/VoicemailRemove (Asterisk 18.20, 20.5 and later); false: change files under the lock. */
       useVoicemailActions: z.boolean().default(true),
+      /** AMI over TLS (manager.conf tlsenable=yes, usually port 5039). */
+      secure: z.boolean().default(false),
+      tls: tlsSettings,
     }).optional(),
   }).default({}),
 
@@ -464,10 +486,7 @@ export const settingsSchema = z.strictObject({
         /** A file holding only the password (one trailing newline ignored). */
         passFile: z.string().min(1).optional(),
       }).optional(),
-      tls: z.strictObject({
-        /** Verify the SMTP server's certificate. */
-        rejectUnauthorized: z.boolean().default(true),
-      }).default({ rejectUnauthorized: true }),
+      tls: tlsSettings,
     }).optional(),
     /** Percentages of a quota (each resource: STORAGE, MESSAGE) that send one mail when reached. */
     quotaThresholds: commaList(z.number().int().min(1).max(100)).default([80, 95, 100]),

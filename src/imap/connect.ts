@@ -2,10 +2,10 @@
  * Opens one authenticated imapflow connection for an account, with the server settings.
  * TLS is verified unless the settings explicitly say otherwise (and that is warned about at start).
  */
-import { readFileSync } from 'node:fs';
 import { ImapFlow, type ImapFlowOptions } from 'imapflow';
 import type { Settings } from '../config/schema.js';
 import { ImapError } from '../errors.js';
+import { certificateError, tlsConnectOptions } from '../tls.js';
 import type { ImapAccount } from './account.js';
 import { readAccessToken } from './oauth-token.js';
 
@@ -101,11 +101,7 @@ export async function imapOptions(server: ImapServerSettings, account: ImapAccou
     secure: server.secure,
     // requireTls: never send credentials in the clear; STARTTLS becomes mandatory on a plain port.
     doSTARTTLS: server.secure ? undefined : server.requireTls ? true : undefined,
-    tls: {
-      rejectUnauthorized: server.tls.rejectUnauthorized,
-      ...(server.tls.caFile ? { ca: readFileSync(server.tls.caFile) } : {}),
-      ...(server.tls.servername ? { servername: server.tls.servername } : {}),
-    },
+    tls: tlsConnectOptions(server.tls),
     auth,
     logger,
     // vmbridge decides when to IDLE; an automatic IDLE would only delay its commands.
@@ -131,6 +127,8 @@ export async function connectImap(server: ImapServerSettings, account: ImapAccou
 
 /** The error for a connect() of a client made from imapOptions() that failed (the cause kept). */
 export function loginError(server: ImapServerSettings, account: ImapAccount, err: unknown): ImapError {
+  const refused = certificateError(err, `IMAP server ${server.host}:${server.port}`, 'imap.tls', server.tls);
+  if (refused) return new ImapError(account.user, refused.message, { cause: refused });
   // A refused bearer token is the usual end of an OAuth2 token's life: say so, not only "failed".
   const hint = server.login.mode === 'oauth2' && isAuthFailure(err)
     ? `; the OAuth2 token was refused (expired, revoked, or not issued for ${account.user}): it is read again from ${server.login.tokenFile !== undefined ? 'imap.login.tokenFile' : 'imap.login.tokenCommand'} at the next attempt`

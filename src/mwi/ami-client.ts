@@ -17,8 +17,10 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { StringDecoder } from 'node:string_decoder';
 import { VmbridgeError } from '../errors.js';
+import { certificateError, tlsConnectOptions, type TlsSettings } from '../tls.js';
 import { AmiFrameReader, AmiMessage, AmiUnsafeValueError, assertHeaderValue, encodeAction, type AmiHeader } from './ami-wire.js';
 
 export { AmiMessage, AmiUnsafeValueError } from './ami-wire.js';
@@ -54,6 +56,10 @@ export interface AmiClientOptions {
   readonly keepaliveMs?: number;
   /** Readable start of every ActionID (letters, digits, `_`, `.`). A random part is always added. */
   readonly actionIdPrefix?: string;
+  /** AMI over TLS (manager.conf tlsenable), the certificate checked as these settings say. */
+  readonly tls?: TlsSettings;
+  /** The settings block of `tls`, named in certificate errors. Default `asterisk.ami.tls`. */
+  readonly tlsSettingsKey?: string;
 }
 
 export interface ActionOptions {
@@ -266,7 +272,8 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
 
   /** Opens a TCP connection, waits for the banner and logs in. Leaves `this.session` set. */
   private async openSession(): Promise<void> {
-    const socket = netConnect({ host: this.opts.host, port: this.opts.port });
+    const { host, port, tls } = this.opts;
+    const socket = tls ? tlsConnect({ host, port, ...tlsConnectOptions(tls) }) : netConnect({ host, port });
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 10_000);
     const session: Session = { socket, pending: new Map(), abandoned: new Set(), version: undefined, ended: false };
@@ -297,7 +304,10 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
           socket.destroy();
         }
       });
-      socket.on('error', (err) => fail(new AmiConnectionError(`AMI connection to ${where}: ${err.message}`, { cause: err })));
+      socket.on('error', (err) => {
+        const refused = tls ? certificateError(err, `AMI server ${where}`, this.opts.tlsSettingsKey ?? 'asterisk.ami.tls', tls) : undefined;
+        fail(refused ? new AmiConnectionError(refused.message, { cause: refused }) : new AmiConnectionError(`AMI connection to ${where}: ${err.message}`, { cause: err }));
+      });
       socket.on('close', () => {
         fail(new AmiConnectionError(`AMI connection to ${where} closed`));
         this.onSocketClosed(session);

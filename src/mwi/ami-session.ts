@@ -7,6 +7,7 @@
 import { isSafeName } from '../spool/names.js';
 import type { MailboxRef } from '../spool/types.js';
 import type { Logger } from '../log.js';
+import type { TlsSettings } from '../tls.js';
 import { AmiAuthError, AmiClient, type AmiEvent } from './ami-client.js';
 
 export interface AmiSessionSettings {
@@ -15,6 +16,14 @@ export interface AmiSessionSettings {
   readonly username: string;
   /** Resolved by the settings loader (secret or secretFile). */
   readonly secret?: string | undefined;
+  /** AMI over TLS, checked as `tls` says. */
+  readonly secure?: boolean | undefined;
+  readonly tls?: TlsSettings | undefined;
+}
+
+/** The connection options of asterisk.ami. */
+function transport(settings: AmiSessionSettings): { tls?: TlsSettings } {
+  return settings.secure ? { tls: settings.tls ?? { rejectUnauthorized: true } } : {};
 }
 
 export interface AmiSession {
@@ -34,6 +43,7 @@ export function startAmiSession(settings: AmiSessionSettings, log: Logger, opts:
     events: opts.events,
     actionIdPrefix: 'vmbridge',
     reconnect: { initialDelayMs: FIRST_DELAY_MS, maxDelayMs: MAX_DELAY_MS },
+    ...transport(settings),
   });
   const where = { host: settings.host, port: settings.port };
   client.on('connected', (info) => log.info({ ...where, version: info.version }, 'AMI connected'));
@@ -79,7 +89,7 @@ export function messageWaitingMailbox(event: AmiEvent): MailboxRef | undefined {
 
 /** One request-only AMI login for a short command (`vmbridge sync`); rejects if it fails. */
 export async function connectAmiOnce(settings: AmiSessionSettings): Promise<AmiClient> {
-  const client = new AmiClient({ host: settings.host, port: settings.port, username: settings.username, secret: settings.secret ?? '', events: false, reconnect: false, actionIdPrefix: 'vmbridge' });
+  const client = new AmiClient({ host: settings.host, port: settings.port, username: settings.username, secret: settings.secret ?? '', events: false, reconnect: false, actionIdPrefix: 'vmbridge', ...transport(settings) });
   await client.connect();
   return client;
 }

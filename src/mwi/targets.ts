@@ -80,6 +80,7 @@ class AmiSender implements MwiSender {
       connectTimeoutMs: target.timeoutSeconds * 1000,
       reconnect: { initialDelayMs: 500, maxDelayMs: Math.max(1_000, opts.reconnectMaxMs) },
       actionIdPrefix: 'vmb_mwi',
+      ...(target.secure ? { tls: target.tls, tlsSettingsKey: `mwi.targets[name=${target.name}].tls` } : {}),
     });
     const log = opts.log.child({ mwiTarget: target.name });
     this.client.on('connected', (info) => log.info({ version: info.version }, 'MWI target connected'));

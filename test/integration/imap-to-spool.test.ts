@@ -216,7 +216,7 @@ describe('mail client to spool on real Dovecot and Redis', { timeout: 600_000 },
     before(async () => {
       const settings: Settings = {
         ...h.settings,
-        asterisk: { ami: { host: '127.0.0.1', port: ami.port, username: 'bridge', secret: 'bridge', useVoicemailActions: true } },
+        asterisk: { ami: { host: '127.0.0.1', port: ami.port, username: 'bridge', secret: 'bridge', useVoicemailActions: true, secure: false, tls: { rejectUnauthorized: true } } },
       };
       await start(settings);
     });

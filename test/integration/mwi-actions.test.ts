@@ -277,7 +277,7 @@ describe('every mail-client action reaches the spool and every MWI target', { ti
       await start({
         ...h.settings,
         spool: { ...h.settings.spool, watch: false, sweepSeconds: 0 },
-        asterisk: { ami: { host: '127.0.0.1', port: targets.owner.port, username: 'bridge', secret: 'bridge', useVoicemailActions: true } },
+        asterisk: { ami: { host: '127.0.0.1', port: targets.owner.port, username: 'bridge', secret: 'bridge', useVoicemailActions: true, secure: false, tls: { rejectUnauthorized: true } } },
       });
     });
     after(async () => {

@@ -19,6 +19,7 @@
  * emitMessageWaiting(), mwiState().
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import type { MailboxRef } from '../../src/spool/types.js';
 import type { ActionContext, ActionHandler, AmiUser, FakeChannel, ServerState, VoicemailBox, VoicemailProvider } from './ami/context.js';
 import { coreShowChannels, filter, login, logoff, mailboxCount, mailboxStatus, ping } from './ami/core-actions.js';
@@ -66,6 +67,11 @@ export interface AmiServerOptions {
    * version of those releases was not in the source read), stays as captured from 22.10.1.
    */
   readonly mailboxStateChange?: { readonly entityId: string };
+  /**
+   * AMI over TLS, as manager.conf `tlsenable=yes` with `tlscertfile`/`tlsprivatekey` (PEM text):
+   * the banner comes after the handshake. Without it, plain TCP as `enabled=yes`.
+   */
+  readonly tls?: { readonly cert: string; readonly key: string };
 }
 
 /** One action as the server parsed it. */
@@ -152,11 +158,14 @@ export class AmiTestServer {
       ...(entityId ? { entityId } : {}),
     };
     this.handlers = { ...COMMON, ...(profile === 'voicemail' ? VOICEMAIL : MWIEXT), ...(newer ? { mailboxstatechange: mailboxStateChange } : {}) };
-    server.on('connection', (socket) => this.accept(socket));
+    // A TLS server's sockets are ready for the banner only once the handshake is done.
+    server.on(opts.tls ? 'secureConnection' : 'connection', (socket: Socket) => this.accept(socket));
   }
 
   static async start(opts: AmiServerOptions): Promise<AmiTestServer> {
-    const server = createServer();
+    const server = opts.tls ? createTlsServer({ cert: opts.tls.cert, key: opts.tls.key }) : createServer();
+    // A client that refuses the certificate ends the handshake: nothing to do for the server.
+    if (opts.tls) server.on('tlsClientError', () => undefined);
     const ami = new AmiTestServer(server, opts);
     if (ami.state.profile === 'voicemail') await seedMwi(ami.state);
     await new Promise<void>((resolve, reject) => {

@@ -42,6 +42,12 @@ export interface DovecotOptions {
    * is loaded.
    */
   readonly push?: DovecotPush;
+  /**
+   * ssl = required with this certificate (PEM files): STARTTLS on `port`, implicit TLS on
+   * `tlsPort`. Loopback clients count as secured for Dovecot, so plain logins still work (the
+   * readiness probe uses one); what is under test is the client's certificate check.
+   */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string };
 }
 
 export interface DovecotPush {
@@ -64,6 +70,8 @@ export interface DovecotOauth2 {
 export interface DovecotServer {
   readonly host: '127.0.0.1';
   readonly port: number;
+  /** With DovecotOptions.tls: the implicit-TLS (imaps) port. */
+  readonly tlsPort?: number;
   /** Instance folder: config, passwd files, mail, log, sockets. Removed by stop(). */
   readonly dir: string;
   readonly confPath: string;
@@ -232,6 +240,23 @@ function pushConf(scriptPath: string, p: DovecotPush): string {
   return lines.join('\n');
 }
 
+function tlsConf(tls: { certFile: string; keyFile: string }, tlsPort: number): string {
+  for (const f of [tls.certFile, tls.keyFile]) if (/[\s"<]/.test(f)) throw new Error(`tls: ${f}: no spaces, quotes or < in the path`);
+  return [
+    'ssl = required',
+    `ssl_cert = <${tls.certFile}`,
+    `ssl_key = <${tls.keyFile}`,
+    'service imap-login {',
+    '  inet_listener imaps {',
+    '    address = 127.0.0.1',
+    `    port = ${tlsPort}`,
+    '    ssl = yes',
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+}
+
 async function waitForLogin(port: number, instance: string, user: string, pass: string, expect: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
@@ -300,6 +325,8 @@ export async function startDovecot(opts: DovecotOptions): Promise<DovecotServer>
 
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
+      const tlsPort = opts.tls ? await freePort() : undefined;
+      if (opts.tls && tlsPort !== undefined) await writeFile(join(dir, 'tls.conf'), tlsConf(opts.tls, tlsPort));
       await writeFile(confPath, renderDovecotConf(template, {
         INSTANCE: instance,
         DIR: dir,
@@ -339,6 +366,7 @@ export async function startDovecot(opts: DovecotOptions): Promise<DovecotServer>
       return {
         host: '127.0.0.1',
         port,
+        ...(tlsPort !== undefined ? { tlsPort } : {}),
         dir,
         confPath,
         logPath,

@@ -15,7 +15,17 @@ export interface RedisServer {
   /** The redis-server process; stop() signals only this PID. */
   readonly pid: number;
   readonly dir: string;
+  /** With RedisOptions.tls: rediss://127.0.0.1:<tlsPort>, next to the plain port. */
+  readonly tlsUrl?: string;
+  readonly tlsPort?: number;
   stop(): Promise<void>;
+}
+
+export interface RedisOptions {
+  /** Also listen with TLS on a second port (--tls-port); clients need no certificate of their own. */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string; readonly caFile: string };
+  /** ACL users with a password and every right, besides the open default user the probe uses. */
+  readonly users?: ReadonlyArray<{ readonly name: string; readonly pass: string }>;
 }
 
 const START_ATTEMPTS = 5;
@@ -74,7 +84,7 @@ async function waitReady(port: number, pidPath: string, logPath: string): Promis
   }
 }
 
-export async function startRedis(): Promise<RedisServer> {
+export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> {
   const bin = requireExecutable('redis-server', 'redis-server');
   const dir = await shortTempDir('vmb-r-');
   const pidPath = join(dir, 'redis.pid');
@@ -82,6 +92,15 @@ export async function startRedis(): Promise<RedisServer> {
   try {
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
+      const tlsPort = opts.tls ? await freePort() : undefined;
+      const extra: string[] = [];
+      if (opts.tls && tlsPort !== undefined) {
+        extra.push('--tls-port', String(tlsPort), '--tls-cert-file', opts.tls.certFile, '--tls-key-file', opts.tls.keyFile, '--tls-ca-cert-file', opts.tls.caFile, '--tls-auth-clients', 'no');
+      }
+      for (const u of opts.users ?? []) {
+        if (!/^[A-Za-z0-9_-]+$/.test(u.name) || /[\s>]/.test(u.pass)) throw new Error(`Redis test user ${u.name}: name of letters, digits, _ and -; password without spaces or >`);
+        extra.push('--user', u.name, 'on', `>${u.pass}`, '~*', '&*', '+@all');
+      }
       await rm(pidPath, { force: true });
       await rm(logPath, { force: true });
       // --daemonize: the launcher returns at once and the pidfile names the server to stop later.
@@ -94,6 +113,7 @@ export async function startRedis(): Promise<RedisServer> {
         '--logfile', logPath,
         '--save', '',
         '--appendonly', 'no',
+        ...extra,
       ], join(dir, 'start.out'));
       if (launched.code !== 0) throw new Error(`redis-server failed (exit ${launched.code}): ${launched.output}`);
       const ready = await waitReady(port, pidPath, logPath);
@@ -112,6 +132,7 @@ export async function startRedis(): Promise<RedisServer> {
         port,
         pid,
         dir,
+        ...(tlsPort !== undefined ? { tlsPort, tlsUrl: `rediss://127.0.0.1:${tlsPort}` } : {}),
         stop: stopServerOnce(pid, dir),
       };
     }

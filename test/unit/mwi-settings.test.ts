@@ -47,7 +47,7 @@ describe('mwi settings', () => {
     const sipPassword = await secret('sip-pass\n');
     const { settings, warnings } = await load(`  targets:
     - { name: owner, kind: ami-refresh, host: 127.0.0.1, username: vmbridge, secretFile: ${amiSecret} }
-    - { name: edge-1, kind: ami-mwiupdate, host: edge.example.com, port: 5039, username: vmbridge, secretFile: ${amiSecret} }
+    - { name: edge-1, kind: ami-mwiupdate, host: edge.example.com, port: 5039, secure: true, username: vmbridge, secretFile: ${amiSecret} }
     - { name: edge_2, kind: ami-mailboxstate, host: "::1", username: vmbridge, secretFile: ${amiSecret}, entityId: "02:00:00:00:00:01" }
     - { name: proxy, kind: sip-notify, host: sip.example.com, toUri: "sip:{mailbox}@sip.example.com", fromUri: "sip:vmbridge@sip.example.com", passwordFile: ${sipPassword} }
 `);

@@ -25,6 +25,7 @@ export const amiCheck: DoctorCheck = {
       host: ami.host, port: ami.port, username: ami.username, secret: ami.secret,
       events: false, reconnect: false, keepaliveMs: 0, connectTimeoutMs: TIMEOUT_MS, actionTimeoutMs: TIMEOUT_MS,
       actionIdPrefix: 'doctor',
+      ...(ami.secure ? { tls: ami.tls } : {}),
     });
     try {
       await client.connect();

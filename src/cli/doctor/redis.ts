@@ -1,6 +1,7 @@
 /** Redis answers PING, and is a version BullMQ works with. */
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Settings } from '../../config/schema.js';
+import { createRedis, describeRedisError } from '../../queue/redis-connection.js';
 import { listStale } from '../../queue/stale-marks.js';
 import type { CheckResult, DoctorCheck } from '../doctor.js';
 
@@ -34,13 +35,12 @@ function versionAtLeast(version: string, major: number, minor: number): boolean 
 
 /** A connection for one check: one attempt, no offline queue, no waiting for Redis to come back. */
 export function oneShotRedis(settings: Settings): Redis {
-  return new Redis(settings.redis.url, {
+  return createRedis(settings.redis, 'doctor', {
     lazyConnect: true,
     connectTimeout: TIMEOUT_MS,
     maxRetriesPerRequest: 0,
     enableOfflineQueue: false,
     retryStrategy: () => null,
-    connectionName: `${settings.redis.prefix}:doctor`,
   });
 }
 
@@ -54,7 +54,7 @@ export const redisCheck: DoctorCheck = {
     const redis = oneShotRedis(ctx.settings);
     let lastError: string | undefined;
     redis.on('error', (err: Error) => {
-      lastError = err.message;
+      lastError = describeRedisError(err, ctx.settings.redis);
     });
     try {
       await withTimeout(redis.connect(), TIMEOUT_MS + 1_000, 'connect');

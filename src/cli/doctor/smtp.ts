@@ -1,5 +1,5 @@
 /** alerts.smtp: the mail server answers, TLS is set up as asked and the login is accepted. */
-import { createAlertTransport } from '../../alerts/admin-mail.js';
+import { createAlertTransport, smtpError } from '../../alerts/admin-mail.js';
 import type { CheckResult, DoctorCheck } from '../doctor.js';
 
 const TIMEOUT_MS = 10_000;
@@ -29,7 +29,7 @@ export const smtpCheck: DoctorCheck = {
       const auth = withAuth ? `login ${smtp.auth?.user ?? ''} accepted` : 'no login configured';
       return [{ section, status: 'ok', message: `answers; ${tlsWanted}: works; ${auth}`, data: { reachable: true, tls: tlsWanted, auth: withAuth ? 'ok' : 'none' } }];
     } catch (err) {
-      return [{ section, status: 'fail', message: describeSmtpFailure(err, smtp.auth?.pass), data: { reachable: false, tls: tlsWanted } }];
+      return [{ section, status: 'fail', message: describeSmtpFailure(smtpError(err, smtp), smtp.auth?.pass), data: { reachable: false, tls: tlsWanted } }];
     } finally {
       transport.close();
     }
