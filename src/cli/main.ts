@@ -2,7 +2,6 @@
  * The `vmbridge` command.
  */
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
 import { startAudio } from '../audio/start.js';
 import { startTranscription } from '../transcribe/start.js';
 import { checkOptions, renderOptionReport } from '../config/conf-check.js';
