@@ -192,7 +192,7 @@ export const settingsSchema = z.strictObject({
     dir: z.string().min(1).default('/var/spool/asterisk'),
     /** voicemail.conf: the list of mailboxes and their IMAP users. */
     voicemailConf: z.string().min(1).default('/etc/asterisk/voicemail.conf'),
-    /** asterisk.conf, for lockmode; optional. */
+    /** asterisk.conf, for lockmode and (vmbridge run as root) runuser/rungroup; optional. */
     asteriskConf: z.string().min(1).optional(),
     /**
      * How Asterisk locks a spool folder (asterisk.conf [options] lockmode). Unset: read from

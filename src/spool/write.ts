@@ -31,6 +31,7 @@ import { cachedEnvelope, rememberEnvelope } from './envelope-cache.js';
 import { messageIdentity } from './identity.js';
 import { clearOwnStaleLocks, withFolderLock, type ClearStaleOptions, type LockMode, type LockOptions, type StaleLockReport } from './lock.js';
 import { mailboxDir } from './names.js';
+import { DIR_MODE, ownerIn, type SpoolOwner, type SpoolOwnership } from './ownership.js';
 import { isSyncedSpoolFolder, mailboxKey, type MailboxRef, type SyncedSpoolFolder } from './types.js';
 
 /** voicemail.conf's default `maxmsg`. */
@@ -46,8 +47,6 @@ const MAX_FOLDER_LIMIT = 9999;
 export const DEFAULT_NESTED_LOCK_TIMEOUT_MS = 2_000;
 /** leave_voicemail chmods the .txt to exactly this, whatever the umask. */
 const TXT_MODE = 0o666;
-/** Asterisk creates folders with 0777 minus the umask (VOICEMAIL_DIR_MODE). */
-const DIR_MODE = 0o777;
 /** `msg` + 4 digits + an extension of letters and digits: the .txt and one file per audio format. */
 const MESSAGE_FILE = /^msg(\d{4})\.([A-Za-z0-9]+)$/;
 /** Envelopes read in flight while planning. */
@@ -117,16 +116,16 @@ export class SpoolRequestError extends VmbridgeError {
 // ---------------------------------------------------------------------------------------------
 // Options and results
 
-export interface SpoolOwner {
-  readonly uid: number;
-  readonly gid: number;
-}
+export type { SpoolOwner, SpoolOwnership } from './ownership.js';
 
 export interface WriteOptions {
   /** asterisk.conf `lockmode`. */
   readonly lockmode: LockMode;
-  /** asterisk.conf runuser/rungroup: folders vmbridge creates are given to them. */
-  readonly owner?: SpoolOwner;
+  /**
+   * Set when vmbridge runs as root: folders it creates are given to asterisk.conf's
+   * runuser/rungroup, a part not configured to the mailbox folder's (src/spool/ownership.ts).
+   */
+  readonly owner?: SpoolOwnership;
   /** Timeout of the first (source) lock; default 4 s. */
   readonly lock?: LockOptions;
   /** Timeout of the second lock, taken while the first is held; default 2 s. */
@@ -183,6 +182,7 @@ export async function moveVoicemail(spoolDir: string, ref: MailboxRef, opts: Mov
   checkId(id);
   const maxmsg = checkLimit('maxmsg', opts.maxmsg ?? DEFAULT_MAXMSG);
   const box = await mailboxPath(spoolDir, ref);
+  const owner = ownerIn(box, opts.owner);
   const srcDir = join(box, from);
   const dstDir = join(box, to);
   const repairs: string[] = [];
@@ -201,7 +201,7 @@ export async function moveVoicemail(spoolDir: string, ref: MailboxRef, opts: Mov
   if (inSrc.length > 1) throw new SpoolInFluxError(ref, id, `in ${from} more than once`);
   if (inDst.length > 0) throw new SpoolInFluxError(ref, id, `in both ${from} and ${to}`);
   checkRoom(dstDir, nextNumber(dstPlan), maxmsg); // refuse early; checked again under the lock
-  await ensureFolder(dstDir, opts.owner);
+  await ensureFolder(dstDir, owner);
   const planned = inSrc[0] as number;
 
   // Source first, then destination: Asterisk's order (close_mailbox holds the folder it closes and
@@ -215,7 +215,7 @@ export async function moveVoicemail(spoolDir: string, ref: MailboxRef, opts: Mov
       const there = findIdSync(dstDir, listFolder(dstDir), id);
       if (there.length !== 1) throw new MessageNotFoundError(ref, id, [from, to]);
       removeLeftoverLinks(srcDir, src, repairs);
-      compact(box, srcDir, src, opts.owner, repairs);
+      compact(box, srcDir, src, owner, repairs);
       return { msgnum: there[0] as number, alreadyDone: true, repairs };
     }
     const slot = src.slots.get(a) as Slot;
@@ -224,14 +224,14 @@ export async function moveVoicemail(spoolDir: string, ref: MailboxRef, opts: Mov
       const n = nextNumber(dst);
       checkRoom(dstDir, n, maxmsg);
       removeLeftoverLinks(dstDir, dst, repairs);
-      clearSlot(box, dstDir, n, dst, opts.owner, repairs);
+      clearSlot(box, dstDir, n, dst, owner, repairs);
       relocate(srcDir, a, slot, dstDir, n, repairs);
       setTxtMode(join(dstDir, msgName(n, 'txt')), repairs);
       return n;
     }, nestedLock(opts));
     src.slots.delete(a);
     removeLeftoverLinks(srcDir, src, repairs);
-    compact(box, srcDir, src, opts.owner, repairs);
+    compact(box, srcDir, src, owner, repairs);
     return { msgnum, alreadyDone: false, repairs };
   }, opts.lock);
 }
@@ -248,6 +248,7 @@ export async function removeVoicemail(spoolDir: string, ref: MailboxRef, opts: R
   checkId(id);
   const backup = checkLimit('backupDeleted', opts.backupDeleted);
   const box = await mailboxPath(spoolDir, ref);
+  const owner = ownerIn(box, opts.owner);
   const dir = join(box, folder);
   const deletedDir = join(box, 'Deleted');
   const repairs: string[] = [];
@@ -259,7 +260,7 @@ export async function removeVoicemail(spoolDir: string, ref: MailboxRef, opts: R
     return { removed: false, repairs };
   }
   if (found.length > 1) throw new SpoolInFluxError(ref, id, `in ${folder} more than once`);
-  if (backup > 0) await ensureFolder(deletedDir, opts.owner);
+  if (backup > 0) await ensureFolder(deletedDir, owner);
   const planned = found[0] as number;
 
   return withFolderLock(dir, opts.lockmode, async (): Promise<RemoveResult> => {
@@ -267,7 +268,7 @@ export async function removeVoicemail(spoolDir: string, ref: MailboxRef, opts: R
     const a = locate(dir, cur, id, planned);
     if (a === 'absent') {
       removeLeftoverLinks(dir, cur, repairs);
-      compact(box, dir, cur, opts.owner, repairs);
+      compact(box, dir, cur, owner, repairs);
       return { removed: false, repairs };
     }
     if (a === 'twice') throw new SpoolInFluxError(ref, id, `in ${folder} more than once`);
@@ -277,15 +278,15 @@ export async function removeVoicemail(spoolDir: string, ref: MailboxRef, opts: R
       deletedMsgnum = await withFolderLock(deletedDir, opts.lockmode, (): number => {
         const del = listFolder(deletedDir);
         removeLeftoverLinks(deletedDir, del, repairs);
-        compact(box, deletedDir, del, opts.owner, repairs);
+        compact(box, deletedDir, del, owner, repairs);
         // Asterisk's FIFO: a full Deleted/ loses its oldest message (msg0000) and the rest shift down.
         if (messageNumbers(del).length >= backup) {
           deleteMessageFiles(deletedDir, 0, del.slots.get(0) as Slot);
           del.slots.delete(0);
-          compact(box, deletedDir, del, opts.owner, repairs);
+          compact(box, deletedDir, del, owner, repairs);
         }
         const n = nextNumber(del);
-        clearSlot(box, deletedDir, n, del, opts.owner, repairs);
+        clearSlot(box, deletedDir, n, del, owner, repairs);
         relocate(dir, a, slot, deletedDir, n, repairs);
         setTxtMode(join(deletedDir, msgName(n, 'txt')), repairs);
         return n;
@@ -295,7 +296,7 @@ export async function removeVoicemail(spoolDir: string, ref: MailboxRef, opts: R
     }
     cur.slots.delete(a);
     removeLeftoverLinks(dir, cur, repairs);
-    compact(box, dir, cur, opts.owner, repairs);
+    compact(box, dir, cur, owner, repairs);
     return deletedMsgnum === undefined ? { removed: true, repairs } : { removed: true, deletedMsgnum, repairs };
   }, opts.lock);
 }
@@ -309,7 +310,7 @@ async function finishFolder(box: string, dir: string, opts: WriteOptions, repair
   await withFolderLock(dir, opts.lockmode, () => {
     const listing = listFolder(dir);
     removeLeftoverLinks(dir, listing, repairs);
-    compact(box, dir, listing, opts.owner, repairs);
+    compact(box, dir, listing, ownerIn(box, opts.owner), repairs);
   }, opts.lock);
 }
 
@@ -681,7 +682,7 @@ function checkRealDir(path: string, st: Stats): void {
   if (!st.isDirectory()) throw new UnsafeSpoolEntryError(path, 'is not a directory');
 }
 
-/** Creates a missing folder like Asterisk (0777 minus umask), owned by Asterisk's user when given. */
+/** Creates a missing folder like Asterisk (0777 minus umask), given to `owner` when there is one. */
 async function ensureFolder(dir: string, owner: SpoolOwner | undefined): Promise<void> {
   try {
     await mkdir(dir, DIR_MODE);

@@ -12,7 +12,8 @@ import { mailboxDir } from '../spool/names.js';
 import { readMailbox, readSpoolFile } from '../spool/read-mailbox.js';
 import type { MailboxRef, SpoolSnapshot, SyncedSpoolFolder } from '../spool/types.js';
 import { watchSpool } from '../spool/watcher.js';
-import { renumberFolder, type SpoolOwner } from '../spool/write.js';
+import type { SpoolOwnership } from '../spool/ownership.js';
+import { renumberFolder } from '../spool/write.js';
 import { SpoolChanger, type SpoolChangerOptions } from './spool-changes.js';
 import type { StoreBox, StoreChangeOutcome, StoreWatcher, StoreWatchOptions, VoicemailStore } from './types.js';
 
@@ -23,8 +24,11 @@ export interface FileSpoolStoreOptions {
   readonly lockmode: LockMode;
   /** The owning Asterisk's AMI session, for VoicemailMove/VoicemailRemove and the VoiceMailMain check. */
   readonly ami?: SpoolChangerOptions['ami'];
-  /** asterisk.conf runuser/rungroup: what vmbridge creates in the spool is given to them. */
-  readonly owner?: SpoolOwner;
+  /**
+   * Only when vmbridge runs as root: asterisk.conf runuser/rungroup as ids; the folders vmbridge
+   * creates in the spool are given to them (a part left out: to the mailbox folder's owner).
+   */
+  readonly owner?: SpoolOwnership;
 }
 
 export class FileSpoolStore implements VoicemailStore {
@@ -34,7 +38,7 @@ export class FileSpoolStore implements VoicemailStore {
 
   constructor(private readonly opts: FileSpoolStoreOptions) {
     this.location = opts.spoolDir;
-    this.changer = new SpoolChanger({ spoolDir: opts.spoolDir, lockmode: opts.lockmode, ...(opts.ami ? { ami: opts.ami } : {}) });
+    this.changer = new SpoolChanger({ spoolDir: opts.spoolDir, lockmode: opts.lockmode, ...(opts.ami ? { ami: opts.ami } : {}), ...(opts.owner ? { owner: opts.owner } : {}) });
   }
 
   get spoolDir(): string {

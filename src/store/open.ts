@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { extensionOf } from '../audio/formats.js';
 import { asteriskTrue, recordedFormats } from '../config/mailbox-audio.js';
+import { spoolOwnership } from '../config/run-user.js';
 import type { Settings } from '../config/schema.js';
 import { readVoicemailConf, stripSpace, type VoicemailConf } from '../config/voicemail-conf.js';
 import { ConfigError } from '../errors.js';
@@ -15,8 +16,13 @@ import type { VoicemailStore } from './types.js';
 
 type Ami = FileSpoolStoreOptions['ami'];
 
+/**
+ * The file spool. Run as root, vmbridge gives the folders it creates to asterisk.conf's
+ * runuser/rungroup (else to the mailbox folder's owner); an unknown name there stops it here.
+ */
 export async function openFileSpool(settings: Settings, ami?: Ami): Promise<FileSpoolStore> {
-  return new FileSpoolStore({ spoolDir: settings.spool.dir, lockmode: await spoolLockmode(settings), ...(ami ? { ami } : {}) });
+  const owner = await spoolOwnership(settings);
+  return new FileSpoolStore({ spoolDir: settings.spool.dir, lockmode: await spoolLockmode(settings), ...(ami ? { ami } : {}), ...(owner ? { owner } : {}) });
 }
 
 /** The store voicemail.conf says Asterisk uses; the ODBC table is checked before it is used. */

@@ -18,6 +18,7 @@ import { SpoolChangeDeferredError, VmbridgeError } from '../errors.js';
 import { AmiReportedFailureError, coreShowChannels, voiceMailMainBusy, voicemailMove, voicemailRemove } from '../mwi/ami-actions.js';
 import type { AmiClient } from '../mwi/ami-client.js';
 import { DERIVED_ID_PREFIX } from '../spool/identity.js';
+import type { SpoolOwnership } from '../spool/ownership.js';
 import { readMailbox } from '../spool/read-mailbox.js';
 import { isSyncedSpoolFolder, mailboxKey, type MailboxRef, type SyncedSpoolFolder } from '../spool/types.js';
 import type { StoreBox, StoreChangeOutcome } from './types.js';
@@ -31,6 +32,8 @@ export interface SpoolChangerOptions {
   readonly lockmode: LockMode;
   /** The owning Asterisk's AMI session, when `asterisk.ami` is configured. */
   readonly ami?: { readonly client: AmiClient; readonly useVoicemailActions: boolean };
+  /** Whom folders vmbridge creates are given to (FileSpoolStoreOptions.owner); unset: nobody. */
+  readonly owner?: SpoolOwnership;
 }
 
 export type SpoolChangeOutcome = StoreChangeOutcome;
@@ -103,7 +106,7 @@ export class SpoolChanger {
       return { done: true, via: 'ami', alreadyDone: false, repairs: [] };
     }
     try {
-      const r = await moveVoicemail(this.opts.spoolDir, box.ref, { id, from, to, lockmode: this.opts.lockmode, maxmsg });
+      const r = await moveVoicemail(this.opts.spoolDir, box.ref, { id, from, to, lockmode: this.opts.lockmode, maxmsg, ...this.ownerOption() });
       return { done: true, via: 'files', alreadyDone: r.alreadyDone, repairs: r.repairs };
     } catch (err) {
       if (err instanceof FolderFullError) return { done: false, problem: err.message };
@@ -126,8 +129,12 @@ export class SpoolChanger {
       if ((await this.locate(box.ref, id)).folders.includes(folder)) throw new SpoolChangeUnverifiedError(box.ref, id, `the removal from ${folder}`);
       return { done: true, via: 'ami', alreadyDone, repairs: [] };
     }
-    const r = await removeVoicemail(this.opts.spoolDir, box.ref, { id, folder, lockmode: this.opts.lockmode, backupDeleted: box.backupDeleted ?? 0 });
+    const r = await removeVoicemail(this.opts.spoolDir, box.ref, { id, folder, lockmode: this.opts.lockmode, backupDeleted: box.backupDeleted ?? 0, ...this.ownerOption() });
     return { done: true, via: 'files', alreadyDone: !r.removed, repairs: r.repairs };
+  }
+
+  private ownerOption(): { owner?: SpoolOwnership } {
+    return this.opts.owner ? { owner: this.opts.owner } : {};
   }
 
   /**
