@@ -37,8 +37,8 @@ const HELP: Record<string, string> = {
   run: `Usage: vmbridge run [--config FILE]
 
 Runs everything in one process: the reconcile workers, the spool watcher and the periodic sweep.
-At start every mailbox in voicemail.conf is reconciled (the initial import). Logs are JSON lines on
-standard error. SIGHUP re-reads voicemail.conf; SIGINT/SIGTERM let the jobs in progress finish, for sync.stopTimeoutSeconds (20) at most.`,
+At start every mailbox in voicemail.conf is reconciled (the initial import), with \`progress\` log
+lines until each has been once. Logs are JSON lines on standard error. SIGHUP re-reads voicemail.conf; SIGINT/SIGTERM let the jobs in progress finish, for sync.stopTimeoutSeconds (20) at most.`,
   sync: `Usage: vmbridge sync [--mailbox MAILBOX@CONTEXT]... [--dry-run] [--no-mwi] [--accept-account] [--config FILE]
        vmbridge sync --release-deletes [--config FILE]
 
@@ -50,6 +50,9 @@ Then it tells every mwi.targets entry the mailbox's message-waiting counts, dire
 service is needed), and only where they differ from what that target was last told, by this
 command or by the service. A target that fails is queued for \`vmbridge run\` to retry, skipped for
 the rest of this run, and makes the exit code 1.
+
+On a terminal a status line below shows mailboxes done of total, emails appended, rate and time
+left; when standard output is not a terminal, \`progress\` log lines on standard error say the same.
 
   -m, --mailbox M@C   Only this mailbox (repeatable)
       --release-deletes  Close the installation-wide deletion breaker (sync.deleteBreaker): the
