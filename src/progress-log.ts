@@ -41,6 +41,19 @@ export class StartupProgress {
     if (this.waiting.delete(mailboxKey(ref))) this.record(0, true);
   }
 
+  /**
+   * voicemail.conf was read again: a mailbox of the pass no longer in it will never be reconciled,
+   * so it counts as done, lest the pass never end.
+   */
+  keepOnly(refs: Iterable<MailboxRef>): void {
+    const still = new Set([...refs].map(mailboxKey));
+    for (const key of [...this.waiting]) {
+      if (still.has(key)) continue;
+      this.waiting.delete(key);
+      this.record(0, false);
+    }
+  }
+
   private record(appended: number, failed: boolean): void {
     this.meter.mailboxDone(appended, failed);
     logProgress(this.meter, this.log, { phase: 'start' });

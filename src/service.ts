@@ -315,6 +315,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     async reload() {
       directory = await loadDirectory(settings, log);
       boxes = indexBoxes(directory);
+      startup?.keepOnly([...directory.boxes.values()].map((b) => b.ref));
       idle?.update(accounts());
       log.info({ mailboxes: directory.boxes.size }, 'voicemail.conf reloaded');
       await requestAll('reload');

@@ -128,6 +128,17 @@ describe('StartupProgress', () => {
   });
 });
 
+describe('StartupProgress after a reload', () => {
+  it('a mailbox taken out of voicemail.conf counts as done, so the pass ends', () => {
+    const { log, lines } = memoryLog();
+    const refs = ['1', '2'].map((mailbox) => ({ context: 'default', mailbox }));
+    const p = new StartupProgress(refs, log, clock().now);
+    p.keepOnly([refs[0]!, { context: 'default', mailbox: '7' }]);
+    p.reconciled(refs[0]!, result([append('a')], 1));
+    assert.deepEqual(lines().map((l) => [l.done, l.total, l.appended]), [[1, 2, 0], [2, 2, 1]]);
+  });
+});
+
 describe('StatusLine', () => {
   it('rewrites one line in place, prints output above it, cuts it to the width', () => {
     let out = '';
