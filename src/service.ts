@@ -40,6 +40,7 @@ import { startNotifyServer, type NotifyServer } from './notify/server.js';
 import { OutcomeStore, TranscribeRequester } from './queue/transcribe-queue.js';
 import { QueuedTranscriber } from './transcribe/queued.js';
 import { createTranscribeWorker, type TranscribeWorker } from '../workers/transcribe.js';
+import { StartupProgress } from './progress-log.js';
 
 export interface ServiceOptions {
   readonly onReconciled?: (ref: MailboxRef, result: ReconcileResult, ms: number) => void;
@@ -135,6 +136,8 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   const mwiStore = new MwiStore(redis, settings.redis.prefix);
   const mwi = new MwiPublisher({ redis, prefix: settings.redis.prefix, targets: settings.mwi.targets.map((t) => t.name), store: mwiStore, log });
   const mwiWorkers = createMwiWorkers({ settings, redis, store: mwiStore, log, requeue: (target, ref) => mwi.request(target, ref), onAttempt: (target, ok, ms) => metrics.published(target, ok ? 'ok' : 'failed', ms) });
+  // The first pass over every mailbox logs `progress` lines while its backlog drains (docs/sync.md).
+  let startup: StartupProgress | undefined;
   const reconcileDeps: ReconcileWorkerDeps = {
     store,
     settings,
@@ -148,10 +151,14 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
       metrics.staleness(mailboxKey(ref), false);
       await clearStale(redis, settings.redis.prefix, ref);
       opts.onReconciled?.(ref, result, ms);
+      startup?.reconciled(ref, result);
       await mwi.afterReconcile(ref, result);
     },
     onFailed: () => metrics.failed(),
-    onSafetyStop: () => metrics.guardTripped('safety-stop'),
+    onSafetyStop: (ref) => {
+      metrics.guardTripped('safety-stop');
+      startup?.gaveUp(ref);
+    },
     // The lamps follow the spool whatever IMAP does; the mailbox is marked stale until a reconcile finishes.
     onSpoolCounts: async (ref, counts, err) => {
       metrics.staleness(mailboxKey(ref), true);
@@ -290,6 +297,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     }
   }
 
+  startup = new StartupProgress([...directory.boxes.values()].map((b) => b.ref), log);
   const queued = await requestAll('start', true);
   log.info({ mailboxes: directory.boxes.size, queued }, 'vmbridge started');
 
@@ -307,6 +315,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     async reload() {
       directory = await loadDirectory(settings, log);
       boxes = indexBoxes(directory);
+      startup?.keepOnly([...directory.boxes.values()].map((b) => b.ref));
       idle?.update(accounts());
       log.info({ mailboxes: directory.boxes.size }, 'voicemail.conf reloaded');
       await requestAll('reload');

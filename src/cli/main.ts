@@ -27,6 +27,9 @@ import { openStore } from '../store/open.js';
 import { createRedis } from '../queue/redis-connection.js';
 import { DEFAULT_MAX_ACCOUNTS, doctorHelp, renderJson, renderText, runDoctor, summarize, type CheckResult } from './doctor.js';
 import { runNotify } from './notify-cmd.js';
+import { StatusLine } from './progress-line.js';
+import { ProgressMeter, formatProgress } from '../progress.js';
+import { appendedBy, logProgress } from '../progress-log.js';
 import { MAIN_HELP, NOTIFY_HELP, VERSION } from './notify-help.js';
 
 const HELP: Record<string, string> = {
@@ -34,8 +37,8 @@ const HELP: Record<string, string> = {
   run: `Usage: vmbridge run [--config FILE]
 
 Runs everything in one process: the reconcile workers, the spool watcher and the periodic sweep.
-At start every mailbox in voicemail.conf is reconciled (the initial import). Logs are JSON lines on
-standard error. SIGHUP re-reads voicemail.conf; SIGINT/SIGTERM let the jobs in progress finish, for sync.stopTimeoutSeconds (20) at most.`,
+At start every mailbox in voicemail.conf is reconciled (the initial import), with \`progress\` log
+lines until each has been once. Logs are JSON lines on standard error. SIGHUP re-reads voicemail.conf; SIGINT/SIGTERM let the jobs in progress finish, for sync.stopTimeoutSeconds (20) at most.`,
   sync: `Usage: vmbridge sync [--mailbox MAILBOX@CONTEXT]... [--dry-run] [--no-mwi] [--accept-account] [--config FILE]
        vmbridge sync --release-deletes [--config FILE]
 
@@ -47,6 +50,9 @@ Then it tells every mwi.targets entry the mailbox's message-waiting counts, dire
 service is needed), and only where they differ from what that target was last told, by this
 command or by the service. A target that fails is queued for \`vmbridge run\` to retry, skipped for
 the rest of this run, and makes the exit code 1.
+
+On a terminal a status line below shows mailboxes done of total, emails appended, rate and time
+left; when standard output is not a terminal, \`progress\` log lines on standard error say the same.
 
   -m, --mailbox M@C   Only this mailbox (repeatable)
       --release-deletes  Close the installation-wide deletion breaker (sync.deleteBreaker): the
@@ -200,6 +206,13 @@ async function cmdSync(args: readonly string[]): Promise<number> {
     ? new OneShotMwiPublisher({ targets: settings.mwi.targets, redis, prefix: settings.redis.prefix, store: new MwiStore(redis, settings.redis.prefix), log, reconnectMaxMs: settings.mwi.retryMaxSeconds * 1000 })
     : undefined;
   let failures = 0;
+  // Mailboxes done of total, appended, rate, time left: a line kept at the bottom of a terminal,
+  // else `progress` log lines on standard error (docs/sync.md, "Progress of a long pass").
+  const meter = new ProgressMeter(boxes.length, Date.now);
+  const status = process.stdout.isTTY ? new StatusLine(process.stdout) : undefined;
+  const progressLog = status ? undefined : createLogger(settings.log.level);
+  const print = (text: string): void => void (status ? status.print(text) : process.stdout.write(text));
+  status?.show(formatProgress(meter.snapshot()));
   try {
     let n = 0;
     for (const box of boxes) {
@@ -207,40 +220,48 @@ async function cmdSync(args: readonly string[]): Promise<number> {
       const name = mailboxKey(box.ref);
       const lock = await acquireMailboxLock(redis, lockKey(settings.redis.prefix, box.ref));
       let counted = false;
+      let appended = 0;
+      let failed = false;
       try {
         if (acceptAccount && !dryRun) {
           // The old account's records mean nothing in the new one: forget them, and every voicemail
           // of the mailbox is appended to the account voicemail.conf names now.
           await state.clear(box.ref);
           await state.setAccount(box.ref, accountKey(box.account));
-          process.stdout.write(`${name}: records of the earlier IMAP account forgotten; syncing with ${box.account.user}\n`);
+          print(`${name}: records of the earlier IMAP account forgotten; syncing with ${box.account.user}\n`);
         }
         const result = await reconcileMailbox({ store, settings, state, imap: pool, log, breaker, ...(audio ? { audio } : {}), ...(transcriber ? { transcriber } : {}) }, box, {
           dryRun,
         });
+        appended = appendedBy(result);
         // Written under the mailbox's lock, as the service does, so desired counts land in order.
         if (mwi && result.counts) {
           await mwi.record(box.ref, result.counts);
           counted = true;
         }
-        process.stdout.write(`[${n}/${boxes.length}] ${name}: ${describePlan(result.plan.ops, dryRun)}${result.plan.held.length ? `, ${result.plan.held.length} held` : ''}${result.skipped.length ? `, ${result.skipped.length} skipped` : ''}\n`);
-        for (const op of result.plan.ops) process.stdout.write(`    ${dryRun ? 'would ' : ''}${describeOp(op)}\n`);
-        for (const h of result.plan.held) process.stdout.write(`    held ${h.id}: ${h.reason} (${h.detail})\n`);
-        for (const s of result.skipped) process.stdout.write(`    skipped ${s.op.id}: ${s.problem}\n`);
+        print(`[${n}/${boxes.length}] ${name}: ${describePlan(result.plan.ops, dryRun)}${result.plan.held.length ? `, ${result.plan.held.length} held` : ''}${result.skipped.length ? `, ${result.skipped.length} skipped` : ''}\n`);
+        for (const op of result.plan.ops) print(`    ${dryRun ? 'would ' : ''}${describeOp(op)}\n`);
+        for (const h of result.plan.held) print(`    held ${h.id}: ${h.reason} (${h.detail})\n`);
+        for (const s of result.skipped) print(`    skipped ${s.op.id}: ${s.problem}\n`);
       } catch (err) {
         failures++;
-        process.stdout.write(`[${n}/${boxes.length}] ${name}: FAILED: ${err instanceof Error ? err.message : String(err)}\n`);
+        failed = true;
+        print(`[${n}/${boxes.length}] ${name}: FAILED: ${err instanceof Error ? err.message : String(err)}\n`);
       } finally {
         await lock.release();
       }
       // Sent after the lock is released, so a slow target holds up no reconcile of the service.
       if (mwi && counted) {
         const results = await mwi.publish(box.ref);
-        process.stdout.write(describeMwi(results));
+        print(describeMwi(results));
         if (results.some((r) => r.status === 'failed' || r.status === 'skipped')) failures++;
       }
+      meter.mailboxDone(appended, failed);
+      if (status) status.show(formatProgress(meter.snapshot()));
+      else if (progressLog) logProgress(meter, progressLog);
     }
   } finally {
+    status?.end();
     await mwi?.close();
     await pool.close();
     await audio?.close();
