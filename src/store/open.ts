@@ -41,6 +41,7 @@ export async function openStore(settings: Settings, ami?: Ami, conf?: VoicemailC
     recordingExt: extensionOf(recordedFormats(vm)[0]!),
     audioOnDisk: asteriskTrue(vm.general['odbc_audio_on_disk'] ?? 'no'),
     pollSeconds: settings.spool.odbc?.pollSeconds ?? 5,
+    ...(await ownershipOf(settings)),
     ...(ami ? { ami } : {}),
   });
   try {
@@ -50,6 +51,11 @@ export async function openStore(settings: Settings, ami?: Ami, conf?: VoicemailC
     throw err;
   }
   return store;
+}
+
+async function ownershipOf(settings: Settings): Promise<{ ownership?: Awaited<ReturnType<typeof spoolOwnership>> }> {
+  const ownership = await spoolOwnership(settings);
+  return ownership ? { ownership } : {};
 }
 
 async function odbcUrl(settings: Settings, connection: string): Promise<string> {

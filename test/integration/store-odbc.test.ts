@@ -4,7 +4,8 @@
  * tables with macrocontext, and bad input named by table, row or column.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -25,7 +26,7 @@ interface Made {
   close(): Promise<void>;
 }
 
-async function makeStore(db: DatabaseServer, opts: { revision?: SchemaRevision; pollSeconds?: number; trigger?: boolean; create?: boolean } = {}): Promise<Made> {
+async function makeStore(db: DatabaseServer, opts: { revision?: SchemaRevision; pollSeconds?: number; trigger?: boolean; create?: boolean; ownership?: { uid: number; gid: number } } = {}): Promise<Made> {
   const table = `voicemail_messages_${++tables}`;
   const asterisk = new AsteriskOdbc({ url: db.url, table, spoolDir: ASTERISK_SPOOL, ...(opts.revision ? { revision: opts.revision } : {}) });
   if (opts.create !== false) await asterisk.createTable();
@@ -41,6 +42,7 @@ async function makeStore(db: DatabaseServer, opts: { revision?: SchemaRevision; 
     recordingExt: 'wav',
     audioOnDisk: false,
     pollSeconds: opts.pollSeconds ?? 1,
+    ...(opts.ownership ? { ownership: opts.ownership } : {}),
   };
   const store = new OdbcStore(storeOpts);
   return {
@@ -163,6 +165,22 @@ for (const server of servers) {
         assert.equal(msg.envelope.flag, 'Urgent');
         assert.equal(msg.envelope.origmailbox, '1002');
         assert.equal(msg.txtPath, '/var/spool/asterisk/voicemail/default/1002/Urgent/msg0000.txt');
+      } finally {
+        await m.store.close();
+        await m.close();
+      }
+    });
+
+    it('the spool folders it creates for Asterisk\'s folder lock belong to Asterisk\'s user', { skip: process.geteuid?.() === 0 ? false : 'chown to another user needs root' }, async () => {
+      const nobody = { uid: Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim()), gid: Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' }).trim()) };
+      const m = await makeStore(db, { ownership: nobody });
+      try {
+        const ref = { context: 'owned', mailbox: '1009' };
+        await m.store.withFolderLock(ref, 'Work', () => undefined);
+        for (const d of ['owned', 'owned/1009', 'owned/1009/Work']) {
+          const st = await stat(join(m.local, 'voicemail', d));
+          assert.deepEqual({ uid: st.uid, gid: st.gid }, nobody, d);
+        }
       } finally {
         await m.store.close();
         await m.close();

@@ -7,14 +7,15 @@
  * COPY (INSERT ... SELECT), DELETE and renumbering (UPDATE ... SET msgnum), under the folder's
  * spool lock, which is the lock Asterisk takes for ODBC folders too.
  */
-import { lstat, mkdir, readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chown, lstat, mkdir, readdir, readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { LockMode } from '../../config/asterisk-conf.js';
 import { SpoolError, VmbridgeError } from '../../errors.js';
 import { AmiReportedFailureError, voicemailMove, voicemailRemove } from '../../mwi/ami-actions.js';
 import type { AmiClient } from '../../mwi/ami-client.js';
 import { DERIVED_ID_PREFIX } from '../../spool/identity.js';
 import { withFolderLock } from '../../spool/lock.js';
+import { DIR_MODE, ownerIn, type SpoolOwnership } from '../../spool/ownership.js';
 import { isSyncedSpoolFolder, mailboxKey, SYNCED_SPOOL_FOLDERS, type MailboxRef, type SpoolMessage, type SpoolProblem, type SpoolSnapshot, type SyncedSpoolFolder } from '../../spool/types.js';
 import { DEFAULT_MAXMSG, MessageNotFoundError } from '../../spool/write.js';
 import { assertNoVoiceMailMain, SpoolChangeUnverifiedError } from '../spool-changes.js';
@@ -52,6 +53,8 @@ export interface OdbcStoreOptions {
   readonly ami?: { readonly client: AmiClient; readonly useVoicemailActions: boolean };
   /** How often the table is looked at for changes where there are no notices (seconds; 0: never). */
   readonly pollSeconds: number;
+  /** Whom the lock folders vmbridge creates are given (asterisk.conf runuser/rungroup, when root). */
+  readonly ownership?: SpoolOwnership;
 }
 
 export class OdbcStore implements VoicemailStore {
@@ -269,8 +272,18 @@ export class OdbcStore implements VoicemailStore {
   async withFolderLock<T>(ref: MailboxRef, folder: SyncedSpoolFolder | 'Deleted', fn: () => T | Promise<T>): Promise<T> {
     // Asterisk locks an ODBC folder by the same .lock file in the spool folder (and creates it first).
     const dir = this.localDir(ref, folder);
-    await mkdir(dir, { recursive: true });
+    const first = await mkdir(dir, { recursive: true, mode: DIR_MODE });
+    if (first !== undefined) await this.giveAway(first, dir, ref);
     return withFolderLock(dir, this.opts.lockmode, fn);
+  }
+
+  /** Folders just made, from `first` down to `dir`, get Asterisk's owner, as the file spool's do. */
+  private async giveAway(first: string, dir: string, ref: MailboxRef): Promise<void> {
+    const owner = ownerIn(join(this.opts.localSpoolDir, 'voicemail', ref.context, ref.mailbox), this.opts.ownership);
+    if (!owner) return;
+    const made: string[] = [];
+    for (let d = dir; d.length >= first.length; d = dirname(d)) made.push(d);
+    for (const d of made.reverse()) await chown(d, owner.uid, owner.gid);
   }
 
   watch(onChange: (ref: MailboxRef) => void, opts: StoreWatchOptions = {}): StoreWatcher {
