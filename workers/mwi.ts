@@ -44,6 +44,9 @@ function withoutSecrets(text: string, target: MwiTarget): string {
   return secret !== undefined && secret.length >= 3 ? text.split(secret).join('***') : text;
 }
 
+/** How long close() waits for a target's job in progress. */
+const CLOSE_GRACE_MS = 5_000;
+
 /** Publications per job at most when the counts keep changing; then the job hands over to a new one. */
 const MAX_ROUNDS = 5;
 
@@ -142,7 +145,15 @@ function createTargetWorker(deps: MwiWorkerDeps, target: MwiTarget): { worker: W
       // may take 32 s) fails now instead of holding shutdown; its job is retried later.
       const closing = worker.close();
       await sender.close();
-      await closing;
+      // A job still stuck on a target or a Redis that went away must not hold shutdown forever:
+      // after a grace period the connection is dropped; the job is taken up again as stalled.
+      let timer: NodeJS.Timeout | undefined;
+      const closed = await Promise.race([closing.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), CLOSE_GRACE_MS)))]);
+      clearTimeout(timer);
+      if (!closed) {
+        closing.catch(() => undefined);
+        log.warn({ target: target.name, graceMs: CLOSE_GRACE_MS }, 'MWI worker did not finish its job in time; closed without waiting (the job is retried)');
+      }
       connection.disconnect();
     },
   };

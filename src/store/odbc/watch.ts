@@ -24,7 +24,7 @@ export interface TableWatchOptions {
 }
 
 /** The statement that gives each folder's fingerprint, in the database's own functions. */
-function fingerprintSql(db: SqlDatabase, table: string): string {
+export function fingerprintSql(db: SqlDatabase, table: string): string {
   return db.dialect === 'postgres'
     ? `SELECT dir, COUNT(*) AS n, md5(string_agg(msgnum::text || ':' || COALESCE(msg_id, ''), ',' ORDER BY msgnum)) AS h FROM ${table} GROUP BY dir`
     : `SELECT dir, COUNT(*) AS n, SUM(CRC32(CONCAT(msgnum, ':', COALESCE(msg_id, '')))) AS h FROM ${table} GROUP BY dir`;
