@@ -39,7 +39,7 @@ const CATALOG: Readonly<Record<string, OptionInfo>> = {
   emailsubject: used('the Subject, with ${VM_*} variables'),
   emailbody: used('the body text, with ${VM_*} variables'),
   emaildateformat: used('the format of ${VM_DATE}'),
-  locale: used('day and month names in ${VM_DATE}'),
+  locale: used('day and month names in ${VM_DATE}; the transcription language where language= is not set'),
   tz: used('the time zone of every date in the email ([zonemessages])'),
   pbxskip: used('no "[PBX]: " before Asterisk\'s default subject (email.wording: asterisk)'),
   charset: unsupported('the body is always UTF-8, which every mail client reads and which holds any charset\'s text'),

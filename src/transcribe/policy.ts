@@ -4,7 +4,9 @@
  *
  * - `vmbridge_transcribe=yes|no`: vmbridge's own option (Asterisk ignores options it does not
  *   know); unset: transcription.enabled.
- * - `language=`: Asterisk's language of the mailbox's prompts; unset: transcription.defaultLanguage.
+ * - `language=`: Asterisk's language of the mailbox's prompts; unset: the language of `locale=`
+ *   (the locale Asterisk formats the email's dates with, `de_DE.UTF-8` gives `de_DE`); neither:
+ *   transcription.defaultLanguage.
  */
 import { asteriskTrue } from '../config/mailbox-audio.js';
 import { boxOption, stripSpace, type VoicemailBox, type VoicemailConf } from '../config/voicemail-conf.js';
@@ -15,6 +17,13 @@ export interface BoxTranscription {
   readonly problem?: string;
 }
 
+/** The language part of a POSIX locale name (`de_DE.UTF-8@euro` -> `de_DE`); '' for none or C/POSIX. */
+export function localeLanguage(locale: string | undefined): string {
+  const name = stripSpace(locale ?? '').replace(/[.@].*$/, '');
+  if (name === '' || name === 'C' || name === 'POSIX') return '';
+  return /^[A-Za-z]{2,8}([_-][A-Za-z0-9]{1,8})?$/.test(name) ? name : '';
+}
+
 /** ast_false(): what Asterisk takes for "no". */
 function asteriskFalse(value: string): boolean {
   return /^(no|false|n|f|0|off)$/i.test(stripSpace(value));
@@ -22,7 +31,7 @@ function asteriskFalse(value: string): boolean {
 
 export function boxTranscription(conf: VoicemailConf, box: VoicemailBox, defaults: { enabled: boolean; defaultLanguage: string }): BoxTranscription {
   const text = boxOption(conf, box, 'vmbridge_transcribe');
-  const language = stripSpace(boxOption(conf, box, 'language') ?? '') || defaults.defaultLanguage;
+  const language = stripSpace(boxOption(conf, box, 'language') ?? '') || localeLanguage(boxOption(conf, box, 'locale')) || defaults.defaultLanguage;
   if (text === undefined || stripSpace(text) === '') return { on: defaults.enabled, language };
   if (asteriskTrue(text)) return { on: true, language };
   if (asteriskFalse(text)) return { on: false, language };

@@ -35,6 +35,12 @@ describe('transcription policy', () => {
   it('language= of the mailbox, else [general], else transcription.defaultLanguage; the model by language, then without region', () => {
     assert.equal(boxTranscription(conf({ language: 'de' }), box({}), defaults).language, 'de');
     assert.equal(boxTranscription(conf({ language: 'de' }), box({ language: 'en_GB' }), defaults).language, 'en_GB');
+    // No language=: the locale's language, the mailbox's before [general]'s.
+    assert.equal(boxTranscription(conf({ locale: 'fr_FR.UTF-8' }), box({}), defaults).language, 'fr_FR');
+    assert.equal(boxTranscription(conf({ locale: 'fr_FR.UTF-8' }), box({ locale: 'de_DE.UTF-8@euro' }), defaults).language, 'de_DE');
+    assert.equal(boxTranscription(conf({ locale: 'de_DE.UTF-8', language: 'en' }), box({}), defaults).language, 'en', 'language= wins');
+    assert.equal(boxTranscription(conf({ locale: 'C.UTF-8' }), box({}), defaults).language, 'en', 'C is no language');
+    assert.equal(modelKeyFor('de_DE', ['de', 'en']), 'de');
     assert.equal(modelKeyFor('en_GB', ['de', 'en']), 'en');
     assert.equal(modelKeyFor('en_GB', ['en-gb', 'en']), 'en-gb');
     assert.equal(modelKeyFor('DE', ['de']), 'de');
