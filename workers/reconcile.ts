@@ -38,7 +38,11 @@ export interface ReconcileWorkerDeps extends ReconcileDeps {
 
 export interface ReconcileWorker {
   readonly worker: Worker<ReconcileJob>;
-  close(): Promise<void>;
+  /**
+   * Stops taking jobs and waits for the one in progress, at most `graceMs` (default: as long as it
+   * takes); then the worker's connection is dropped either way. True when the work finished.
+   */
+  close(graceMs?: number): Promise<boolean>;
 }
 
 export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorker {
@@ -100,9 +104,16 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
   worker.on('error', (err) => log.error({ err: describeRedisError(err, settings.redis) }, 'reconcile worker error'));
   return {
     worker,
-    async close() {
-      await worker.close();
+    async close(graceMs?: number) {
+      const closing = worker.close();
+      closing.catch(() => undefined);
+      let timer: NodeJS.Timeout | undefined;
+      const finished = graceMs === undefined
+        ? await closing.then(() => true, () => true)
+        : await Promise.race([closing.then(() => true, () => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), graceMs)))]);
+      clearTimeout(timer);
       connection.disconnect();
+      return finished;
     },
   };
 }
