@@ -14,15 +14,15 @@
  */
 import { readAsteriskConf, type LockMode } from '../config/asterisk-conf.js';
 import type { Settings } from '../config/schema.js';
-import { SpoolChangeDeferredError, VmbridgeError } from '../errors.js';
-import { AmiReportedFailureError, coreShowChannels, voiceMailMainBusy, voicemailMove, voicemailRemove } from '../mwi/ami-actions.js';
+import { SpoolChangeDeferredError } from '../errors.js';
+import { coreShowChannels, voiceMailMainBusy } from '../mwi/ami-actions.js';
 import type { AmiClient } from '../mwi/ami-client.js';
-import { DERIVED_ID_PREFIX } from '../spool/identity.js';
 import type { SpoolOwnership } from '../spool/ownership.js';
 import { readMailbox } from '../spool/read-mailbox.js';
-import { isSyncedSpoolFolder, mailboxKey, type MailboxRef, type SyncedSpoolFolder } from '../spool/types.js';
+import { mailboxKey, type MailboxRef, type SyncedSpoolFolder } from '../spool/types.js';
 import type { StoreBox, StoreChangeOutcome } from './types.js';
-import { DEFAULT_MAXMSG, FolderFullError, MessageNotFoundError, moveVoicemail, removeVoicemail } from '../spool/write.js';
+import { DEFAULT_MAXMSG, FolderFullError, moveVoicemail, removeVoicemail } from '../spool/write.js';
+import { changesViaAmi, moveViaAmi, removeViaAmi, type AmiChanges } from './ami-changes.js';
 
 /** What a change needs to know about the mailbox (the store's StoreBox). */
 export type SpoolBox = StoreBox;
@@ -31,19 +31,12 @@ export interface SpoolChangerOptions {
   readonly spoolDir: string;
   readonly lockmode: LockMode;
   /** The owning Asterisk's AMI session, when `asterisk.ami` is configured. */
-  readonly ami?: { readonly client: AmiClient; readonly useVoicemailActions: boolean };
+  readonly ami?: AmiChanges;
   /** Whom folders vmbridge creates are given to (FileSpoolStoreOptions.owner); unset: nobody. */
   readonly owner?: SpoolOwnership;
 }
 
 export type SpoolChangeOutcome = StoreChangeOutcome;
-
-/** Asterisk said the change was made, but the spool does not show it. */
-export class SpoolChangeUnverifiedError extends VmbridgeError {
-  constructor(ref: MailboxRef, id: string, what: string) {
-    super('SPOOL_CHANGE_UNVERIFIED', `${mailboxKey(ref)}: Asterisk reported ${what} of ${JSON.stringify(id)} as done, but the spool does not show it; the reconcile is retried`);
-  }
-}
 
 /** The lock mode vmbridge must share with Asterisk: the setting, else asterisk.conf, else lockfile. */
 export async function spoolLockmode(settings: Settings): Promise<LockMode> {
@@ -86,25 +79,8 @@ export class SpoolChanger {
 
   /** Moves message `id` from `from` to `to`. Already there counts as done. */
   async move(box: SpoolBox, id: string, from: SyncedSpoolFolder, to: SyncedSpoolFolder): Promise<SpoolChangeOutcome> {
+    if (changesViaAmi(this.opts.ami, id)) return moveViaAmi(this.opts.ami, (ref) => readMailbox(this.opts.spoolDir, ref), box, id, from, to);
     const maxmsg = box.maxmsg ?? DEFAULT_MAXMSG;
-    if (this.viaAmi(id)) {
-      const client = this.opts.ami!.client;
-      try {
-        await voicemailMove(client, box.ref, { folder: from, id, toFolder: to });
-      } catch (err) {
-        if (!(err instanceof AmiReportedFailureError)) throw err;
-        // Asterisk does not say why. The spool does: already moved (a repeated request), the
-        // destination full, or the message gone.
-        const where = await this.locate(box.ref, id);
-        if (where.folders.length === 1 && where.folders[0] === to) return { done: true, via: 'ami', alreadyDone: true, repairs: [] };
-        if (where.folders.includes(from) && where.count(to) >= maxmsg) return { done: false, problem: `${to} is full (maxmsg=${maxmsg})` };
-        if (where.folders.length === 0) throw new MessageNotFoundError(box.ref, id, [from, to]);
-        throw err;
-      }
-      const where = await this.locate(box.ref, id);
-      if (!(where.folders.length === 1 && where.folders[0] === to)) throw new SpoolChangeUnverifiedError(box.ref, id, `the move ${from} -> ${to}`);
-      return { done: true, via: 'ami', alreadyDone: false, repairs: [] };
-    }
     try {
       const r = await moveVoicemail(this.opts.spoolDir, box.ref, { id, from, to, lockmode: this.opts.lockmode, maxmsg, ...this.ownerOption() });
       return { done: true, via: 'files', alreadyDone: r.alreadyDone, repairs: r.repairs };
@@ -116,44 +92,12 @@ export class SpoolChanger {
 
   /** Removes message `id` from `folder` (into Deleted/ per backupdeleted). Already gone counts as done. */
   async remove(box: SpoolBox, id: string, folder: SyncedSpoolFolder): Promise<SpoolChangeOutcome> {
-    if (this.viaAmi(id)) {
-      const client = this.opts.ami!.client;
-      let alreadyDone = false;
-      try {
-        await voicemailRemove(client, box.ref, { folder, id });
-      } catch (err) {
-        if (!(err instanceof AmiReportedFailureError)) throw err;
-        if ((await this.locate(box.ref, id)).folders.includes(folder)) throw err;
-        alreadyDone = true;
-      }
-      if ((await this.locate(box.ref, id)).folders.includes(folder)) throw new SpoolChangeUnverifiedError(box.ref, id, `the removal from ${folder}`);
-      return { done: true, via: 'ami', alreadyDone, repairs: [] };
-    }
+    if (changesViaAmi(this.opts.ami, id)) return removeViaAmi(this.opts.ami, (ref) => readMailbox(this.opts.spoolDir, ref), box, id, folder);
     const r = await removeVoicemail(this.opts.spoolDir, box.ref, { id, folder, lockmode: this.opts.lockmode, backupDeleted: box.backupDeleted ?? 0, ...this.ownerOption() });
     return { done: true, via: 'files', alreadyDone: !r.removed, repairs: r.repairs };
   }
 
   private ownerOption(): { owner?: SpoolOwnership } {
     return this.opts.owner ? { owner: this.opts.owner } : {};
-  }
-
-  /**
-   * Asterisk's actions find a message by its msg_id; a message without one (written before
-   * Asterisk 11, known by a derived id) can only be moved by its files.
-   */
-  private viaAmi(id: string): boolean {
-    return this.opts.ami?.useVoicemailActions === true && !id.startsWith(DERIVED_ID_PREFIX);
-  }
-
-  /** Where message `id` is now, and how full each folder is. */
-  private async locate(ref: MailboxRef, id: string): Promise<{ folders: SyncedSpoolFolder[]; count: (f: SyncedSpoolFolder) => number }> {
-    const snapshot = await readMailbox(this.opts.spoolDir, ref);
-    const folders: SyncedSpoolFolder[] = [];
-    const counts = new Map<string, number>();
-    for (const m of snapshot.messages) {
-      counts.set(m.folder, (counts.get(m.folder) ?? 0) + 1);
-      if (m.id === id && isSyncedSpoolFolder(m.folder)) folders.push(m.folder);
-    }
-    return { folders, count: (f) => counts.get(f) ?? 0 };
   }
 }

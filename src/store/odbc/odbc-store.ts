@@ -11,14 +11,13 @@ import { chown, lstat, mkdir, readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { LockMode } from '../../config/asterisk-conf.js';
 import { SpoolError, VmbridgeError } from '../../errors.js';
-import { AmiReportedFailureError, voicemailMove, voicemailRemove } from '../../mwi/ami-actions.js';
-import type { AmiClient } from '../../mwi/ami-client.js';
 import { DERIVED_ID_PREFIX } from '../../spool/identity.js';
 import { withFolderLock } from '../../spool/lock.js';
 import { DIR_MODE, ownerIn, type SpoolOwnership } from '../../spool/ownership.js';
 import { isSyncedSpoolFolder, mailboxKey, SYNCED_SPOOL_FOLDERS, type MailboxRef, type SpoolMessage, type SpoolProblem, type SpoolSnapshot, type SyncedSpoolFolder } from '../../spool/types.js';
 import { DEFAULT_MAXMSG, MessageNotFoundError } from '../../spool/write.js';
-import { assertNoVoiceMailMain, SpoolChangeUnverifiedError } from '../spool-changes.js';
+import { changesViaAmi, moveViaAmi, removeViaAmi, type AmiChanges } from '../ami-changes.js';
+import { assertNoVoiceMailMain } from '../spool-changes.js';
 import type { StoreBox, StoreChangeOutcome, StoreWatcher, StoreWatchOptions, VoicemailStore } from '../types.js';
 import { AUDIO_ON_DISK_MARKER, DirLayout, isPlainIdentifier, messageFromRow, missingColumns, parseMessagePath, recordingProblem, rowName, tableShape, type TableShape } from './rows.js';
 import { openDatabase, redactUrl, type Row, type SqlDatabase, type SqlSession } from './sql.js';
@@ -50,7 +49,7 @@ export interface OdbcStoreOptions {
   readonly recordingExt: string;
   /** voicemail.conf `odbc_audio_on_disk=yes`: metadata in the table, audio in the spool folder. */
   readonly audioOnDisk: boolean;
-  readonly ami?: { readonly client: AmiClient; readonly useVoicemailActions: boolean };
+  readonly ami?: AmiChanges;
   /** How often the table is looked at for changes where there are no notices (seconds; 0: never). */
   readonly pollSeconds: number;
   /** Whom the lock folders vmbridge creates are given (asterisk.conf runuser/rungroup, when root). */
@@ -196,22 +195,8 @@ export class OdbcStore implements VoicemailStore {
   }
 
   async move(box: StoreBox, id: string, from: SyncedSpoolFolder, to: SyncedSpoolFolder): Promise<StoreChangeOutcome> {
+    if (changesViaAmi(this.opts.ami, id)) return moveViaAmi(this.opts.ami, (ref) => this.readMailbox(ref), box, id, from, to);
     const maxmsg = box.maxmsg ?? DEFAULT_MAXMSG;
-    if (this.viaAmi(id)) {
-      try {
-        await voicemailMove(this.opts.ami!.client, box.ref, { folder: from, id, toFolder: to });
-      } catch (err) {
-        if (!(err instanceof AmiReportedFailureError)) throw err;
-        const where = await this.locate(box.ref, id);
-        if (where.folders.length === 1 && where.folders[0] === to) return { done: true, via: 'ami', alreadyDone: true, repairs: [] };
-        if (where.folders.includes(from) && where.count(to) >= maxmsg) return { done: false, problem: `${to} is full (maxmsg=${maxmsg})` };
-        if (where.folders.length === 0) throw new MessageNotFoundError(box.ref, id, [from, to]);
-        throw err;
-      }
-      const where = await this.locate(box.ref, id);
-      if (!(where.folders.length === 1 && where.folders[0] === to)) throw new SpoolChangeUnverifiedError(box.ref, id, `the move ${from} -> ${to}`);
-      return { done: true, via: 'ami', alreadyDone: false, repairs: [] };
-    }
     this.refuseSqlWithAudioOnDisk(box.ref);
     const src = this.layout.dir(box.ref, from);
     const dst = this.layout.dir(box.ref, to);
@@ -231,18 +216,7 @@ export class OdbcStore implements VoicemailStore {
   }
 
   async remove(box: StoreBox, id: string, folder: SyncedSpoolFolder): Promise<StoreChangeOutcome> {
-    if (this.viaAmi(id)) {
-      let alreadyDone = false;
-      try {
-        await voicemailRemove(this.opts.ami!.client, box.ref, { folder, id });
-      } catch (err) {
-        if (!(err instanceof AmiReportedFailureError)) throw err;
-        if ((await this.locate(box.ref, id)).folders.includes(folder)) throw err;
-        alreadyDone = true;
-      }
-      if ((await this.locate(box.ref, id)).folders.includes(folder)) throw new SpoolChangeUnverifiedError(box.ref, id, `the removal from ${folder}`);
-      return { done: true, via: 'ami', alreadyDone, repairs: [] };
-    }
+    if (changesViaAmi(this.opts.ami, id)) return removeViaAmi(this.opts.ami, (ref) => this.readMailbox(ref), box, id, folder);
     this.refuseSqlWithAudioOnDisk(box.ref);
     const dir = this.layout.dir(box.ref, folder);
     const keep = box.backupDeleted ?? 0;
@@ -294,10 +268,6 @@ export class OdbcStore implements VoicemailStore {
     return this.db.close();
   }
 
-  private viaAmi(id: string): boolean {
-    return this.opts.ami?.useVoicemailActions === true && !id.startsWith(DERIVED_ID_PREFIX);
-  }
-
   private refuseSqlWithAudioOnDisk(ref: MailboxRef): void {
     if (!this.opts.audioOnDisk) return;
     throw new OdbcTableError(`${mailboxKey(ref)}: with odbc_audio_on_disk=yes the audio files move with the rows, which only Asterisk does; set asterisk.ami (with useVoicemailActions) so that changes go through VoicemailMove/VoicemailRemove`);
@@ -343,18 +313,6 @@ export class OdbcStore implements VoicemailStore {
       changes.push(`${rowName(this.opts.table, dir, n)} renumbered ${i}`);
     }
     return changes;
-  }
-
-  /** Where message `id` is now, and how full each folder is. */
-  private async locate(ref: MailboxRef, id: string): Promise<{ folders: SyncedSpoolFolder[]; count: (f: SyncedSpoolFolder) => number }> {
-    const snapshot = await this.readMailbox(ref);
-    const folders: SyncedSpoolFolder[] = [];
-    const counts = new Map<string, number>();
-    for (const m of snapshot.messages) {
-      counts.set(m.folder, (counts.get(m.folder) ?? 0) + 1);
-      if (m.id === id && isSyncedSpoolFolder(m.folder)) folders.push(m.folder);
-    }
-    return { folders, count: (f) => counts.get(f) ?? 0 };
   }
 }
 
