@@ -251,7 +251,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     // A reconcile in progress can wait on an IMAP server or a Redis that went away: it gets
     // sync.stopTimeoutSeconds to finish, then shutdown goes on without it (it is redone later).
     if (!(await worker.close(settings.sync.stopTimeoutSeconds * 1000))) log.warn({ timeoutSeconds: settings.sync.stopTimeoutSeconds }, 'reconcile in progress did not finish in time; closed without waiting (it is redone at the next start)');
-    if (transcribeWorker) await within(settings.sync.stopTimeoutSeconds * 1000, transcribeWorker.close(), () => log.warn('transcription in progress did not finish in time; closed without waiting'));
+    if (transcribeWorker && !(await transcribeWorker.close(settings.sync.stopTimeoutSeconds * 1000))) log.warn({ timeoutSeconds: settings.sync.stopTimeoutSeconds }, 'transcription in progress did not finish in time; closed without waiting (it is taken up again at the next start)');
     await transcribeQueue?.close();
     await mwiWorkers.close();
     await mwi.close();
@@ -324,13 +324,4 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     },
     close: closeAll,
   };
-}
-
-/** Waits for `p` at most `ms`; past that, `onLate` is told and the wait ends (`p` may still settle). */
-async function within(ms: number, p: Promise<unknown>, onLate: () => void): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  p.catch(() => undefined);
-  const inTime = await Promise.race([p.then(() => true, () => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)))]);
-  clearTimeout(timer);
-  if (!inTime) onLate();
 }

@@ -15,6 +15,7 @@ import { createSender, type MwiSender, type MwiTargetHealth } from '../src/mwi/t
 import { acquireMailboxLock } from '../src/queue/mailbox-lock.js';
 import { MWI_PENDING_TTL_MS, mwiBackoffMs, mwiJobSchema, mwiLockKey, mwiPendingKey, mwiQueueName, type MwiJob, type MwiStore } from '../src/queue/mwi-queue.js';
 import { mailboxKey, type MailboxRef } from '../src/spool/types.js';
+import { closeWorker, JobsInProgress } from '../src/queue/worker-close.js';
 
 export interface MwiWorkerDeps {
   readonly settings: Settings;
@@ -116,7 +117,8 @@ function createTargetWorker(deps: MwiWorkerDeps, target: MwiTarget): { worker: W
     }
   };
 
-  const worker = new Worker<MwiJob>(mwiQueueName(target.name), handle, {
+  const jobs = new JobsInProgress();
+  const worker = new Worker<MwiJob>(mwiQueueName(target.name), jobs.track(handle), {
     connection,
     prefix,
     concurrency: settings.mwi.concurrency,
@@ -143,17 +145,11 @@ function createTargetWorker(deps: MwiWorkerDeps, target: MwiTarget): { worker: W
     async close() {
       // Stop taking jobs first, then end the sender so a send still under way (a SIP transaction
       // may take 32 s) fails now instead of holding shutdown; its job is retried later.
-      const closing = worker.close();
+      const closing = closeWorker(worker, jobs, CLOSE_GRACE_MS);
       await sender.close();
       // A job still stuck on a target or a Redis that went away must not hold shutdown forever:
       // after a grace period the connection is dropped; the job is taken up again as stalled.
-      let timer: NodeJS.Timeout | undefined;
-      const closed = await Promise.race([closing.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), CLOSE_GRACE_MS)))]);
-      clearTimeout(timer);
-      if (!closed) {
-        closing.catch(() => undefined);
-        log.warn({ target: target.name, graceMs: CLOSE_GRACE_MS }, 'MWI worker did not finish its job in time; closed without waiting (the job is retried)');
-      }
+      if (!(await closing)) log.warn({ target: target.name, graceMs: CLOSE_GRACE_MS }, 'MWI worker did not finish its job in time; closed without waiting (the job is retried)');
       connection.disconnect();
     },
   };

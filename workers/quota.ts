@@ -10,6 +10,7 @@ import { sweepFailed, type SweepResult } from '../src/alerts/sweep.js';
 import type { Settings } from '../src/config/schema.js';
 import type { Logger } from '../src/log.js';
 import { QUEUE_QUOTA, quotaSweepJobSchema, type QuotaSweepJob } from '../src/queue/quota-queue.js';
+import { closeWorker, JobsInProgress } from '../src/queue/worker-close.js';
 
 export interface QuotaWorkerDeps {
   readonly settings: Settings;
@@ -44,7 +45,8 @@ export function createQuotaWorker(deps: QuotaWorkerDeps): QuotaWorker {
     return result;
   };
 
-  const worker = new Worker<QuotaSweepJob, SweepResult>(QUEUE_QUOTA, handle, { connection, prefix, concurrency: 1, autorun: true });
+  const jobs = new JobsInProgress();
+  const worker = new Worker<QuotaSweepJob, SweepResult>(QUEUE_QUOTA, jobs.track(handle), { connection, prefix, concurrency: 1, autorun: true });
   worker.on('failed', (job, err) => {
     const final = job !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1);
     log[final ? 'error' : 'warn']({ job: job?.id, attempt: job?.attemptsMade, err: err.message }, final ? 'quota sweep failed for good; the job is kept as failed' : 'quota sweep failed; retried with backoff');
@@ -54,7 +56,8 @@ export function createQuotaWorker(deps: QuotaWorkerDeps): QuotaWorker {
     worker,
     async close() {
       stopping.abort();
-      await worker.close();
+      // A job waiting on a mail server or a Redis that went away must not hold shutdown forever.
+      if (!(await closeWorker(worker, jobs, settings.sync.stopTimeoutSeconds * 1000))) log.warn({ timeoutSeconds: settings.sync.stopTimeoutSeconds }, 'quota sweep in progress did not finish in time; closed without waiting (the job is retried)');
       connection.disconnect();
     },
   };

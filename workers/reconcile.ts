@@ -14,6 +14,7 @@ import { mwiCounts, type MwiCounts } from '../src/mwi/counts.js';
 import { mailboxKey, type MailboxRef } from '../src/spool/types.js';
 import type { Directory } from '../src/sync/directory.js';
 import { reconcileMailbox, type ReconcileDeps, type ReconcileResult } from '../src/sync/reconcile.js';
+import { closeWorker, JobsInProgress } from '../src/queue/worker-close.js';
 
 export interface ReconcileWorkerDeps extends ReconcileDeps {
   readonly redis: Redis;
@@ -50,9 +51,10 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
   const prefix = settings.redis.prefix;
   // BullMQ blocks on this connection waiting for jobs, so it cannot be shared with other commands.
   const connection = createRedis(settings.redis, 'worker', { maxRetriesPerRequest: null });
+  const jobs = new JobsInProgress();
   const worker = new Worker<ReconcileJob>(
     QUEUE_RECONCILE,
-    async (job: Job<ReconcileJob>) => {
+    jobs.track(async (job: Job<ReconcileJob>) => {
       const data = reconcileJobSchema.parse(job.data);
       const ref: MailboxRef = { context: data.context, mailbox: data.mailbox };
       const box = deps.directory().boxes.get(mailboxKey(ref));
@@ -85,7 +87,7 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
       } finally {
         await lock.release().catch(() => undefined);
       }
-    },
+    }),
     {
       connection,
       prefix,
@@ -105,13 +107,7 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
   return {
     worker,
     async close(graceMs?: number) {
-      const closing = worker.close();
-      closing.catch(() => undefined);
-      let timer: NodeJS.Timeout | undefined;
-      const finished = graceMs === undefined
-        ? await closing.then(() => true, () => true)
-        : await Promise.race([closing.then(() => true, () => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), graceMs)))]);
-      clearTimeout(timer);
+      const finished = await closeWorker(worker, jobs, graceMs);
       connection.disconnect();
       return finished;
     },

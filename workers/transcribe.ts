@@ -8,6 +8,7 @@
 import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { createRedis } from '../src/queue/redis-connection.js';
+import { closeWorker, JobsInProgress } from '../src/queue/worker-close.js';
 import { SpoolBusyError } from '../src/errors.js';
 import { isSyncedSpoolFolder, mailboxKey, type MailboxRef } from '../src/spool/types.js';
 import type { Directory } from '../src/sync/directory.js';
@@ -25,7 +26,11 @@ export interface TranscribeWorkerDeps extends ReplaceDeps {
 
 export interface TranscribeWorker {
   readonly worker: Worker<TranscribeJob>;
-  close(): Promise<void>;
+  /**
+   * Stops taking jobs and waits for those in progress, at most `graceMs` (default: as long as they
+   * take); then the worker's connection is dropped either way. True when the work finished.
+   */
+  close(graceMs?: number): Promise<boolean>;
 }
 
 export function createTranscribeWorker(deps: TranscribeWorkerDeps): TranscribeWorker {
@@ -68,7 +73,8 @@ export function createTranscribeWorker(deps: TranscribeWorkerDeps): TranscribeWo
     return { done: result.done };
   };
 
-  const worker = new Worker<TranscribeJob>(QUEUE_TRANSCRIBE, handle, {
+  const jobs = new JobsInProgress();
+  const worker = new Worker<TranscribeJob>(QUEUE_TRANSCRIBE, jobs.track(handle), {
     connection,
     prefix,
     concurrency: transcriptionConcurrency(settings.transcription),
@@ -81,9 +87,10 @@ export function createTranscribeWorker(deps: TranscribeWorkerDeps): TranscribeWo
   worker.on('error', (err) => log.error({ err: err.message }, 'transcription worker error'));
   return {
     worker,
-    async close() {
-      await worker.close();
+    async close(graceMs?: number) {
+      const finished = await closeWorker(worker, jobs, graceMs);
       connection.disconnect();
+      return finished;
     },
   };
 }

@@ -150,7 +150,9 @@ async function cmdRun(args: readonly string[]): Promise<number> {
       process.exit(0);
     }, settings.sync.stopTimeoutSeconds * 1000);
     timer.unref();
+    const started = Date.now();
     await service.close();
+    log.info({ signal, ms: Date.now() - started }, 'stopped');
     process.exit(0);
   };
   process.on('SIGINT', () => void stop('SIGINT'));

@@ -1,7 +1,7 @@
 /**
  * Stopping like a daemon: SIGTERM lets the work in progress finish for sync.stopTimeoutSeconds at
  * most, then `vmbridge run` exits 0 anyway. Shown with the hardest case seen in practice: Redis
- * gone while the service runs, where closing the queues would otherwise wait for it forever.
+ * gone while the service runs, where closing the queues used to wait for it forever.
  * Real Dovecot and Redis; vmbridge as the process an admin runs.
  */
 import { after, before, describe, it } from 'node:test';
@@ -50,7 +50,8 @@ describe('SIGTERM with Redis gone: vmbridge run exits 0 after sync.stopTimeoutSe
     await writeFile(logPath, log);
     assert.equal(code, 0, log.slice(-2000));
     assert.match(log, /"msg":"stopping"/);
-    // With Redis gone the queues cannot close: the timeout is what ends it.
-    assert.match(log, /"msg":"stop took longer than sync.stopTimeoutSeconds; exiting with work in progress/);
+    // With Redis gone the workers are closed without it ("stopped"); a job that was waiting on it
+    // when the signal came is left for the next start when the timeout ends the wait.
+    assert.match(log, /"msg":"stopped"|"msg":"stop took longer than sync.stopTimeoutSeconds; exiting with work in progress/);
   });
 });

@@ -1,0 +1,65 @@
+/**
+ * A bounded close for BullMQ workers whose jobs can wait on a server that went away (an IMAP
+ * server, an MWI target, a Redis behind a cut link).
+ *
+ * BullMQ's own close() waits for the jobs in progress without a bound, and once it has started it
+ * cannot be turned into a forced close: a second close(true) returns the first, unforced promise.
+ * Abandoning that promise after a timeout leaves the worker's lock-renewal timer running, which
+ * keeps the process alive after everything else has stopped. So the worker is closed forced, and
+ * the wait for its jobs is done here, where it can be bounded.
+ */
+import type { Worker } from 'bullmq';
+
+/** How long the forced close itself may take (it only drops connections and stops timers). */
+const FORCED_CLOSE_MS = 2_000;
+
+/** Counts the jobs a worker's processor is running, so that shutdown can wait for them. */
+export class JobsInProgress {
+  private running = 0;
+  private waiters: Array<() => void> = [];
+
+  /** The processor, counted while it runs. */
+  track<A extends unknown[], R>(processor: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+    return async (...args: A) => {
+      this.running += 1;
+      try {
+        return await processor(...args);
+      } finally {
+        this.running -= 1;
+        if (this.running === 0) for (const wake of this.waiters.splice(0)) wake();
+      }
+    };
+  }
+
+  get count(): number {
+    return this.running;
+  }
+
+  /** Settles once no job is running. */
+  idle(): Promise<void> {
+    return this.running === 0 ? Promise.resolve() : new Promise((resolve) => this.waiters.push(resolve));
+  }
+}
+
+/**
+ * Stops taking jobs, waits for those in progress at most `graceMs` (without it: as long as they
+ * take), then closes the worker forced: its locks are no longer renewed, and a job left unfinished
+ * is taken up again as stalled by the next worker. True when no job was left running.
+ */
+export async function closeWorker(worker: Worker, jobs: JobsInProgress, graceMs?: number): Promise<boolean> {
+  await worker.pause(true);
+  const finished = await settlesWithin(jobs.idle(), graceMs);
+  await settlesWithin(worker.close(true), FORCED_CLOSE_MS);
+  return finished;
+}
+
+/** Whether `p` settles within `ms` (without `ms`: waits for it). A late `p` is left to settle. */
+export async function settlesWithin(p: Promise<unknown>, ms?: number): Promise<boolean> {
+  const settled = p.then(() => true, () => true);
+  if (ms === undefined) return settled;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  const inTime = await Promise.race([settled, late]);
+  clearTimeout(timer);
+  return inTime;
+}
