@@ -19,6 +19,7 @@ const SECRET_KEYS = [
   'secret',
   'masterPassword',
   'imappassword',
+  'authpassword',
   'accessToken',
   'token',
   'authorization',

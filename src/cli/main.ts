@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { startAudio } from '../audio/start.js';
 import { startTranscription } from '../transcribe/start.js';
 import { checkOptions, renderOptionReport } from '../config/conf-check.js';
-import { loadSettings } from '../config/load-settings.js';
+import { loadSettings, type LoadedSettings } from '../config/load-settings.js';
 import { readVoicemailConf } from '../config/voicemail-conf.js';
 import type { Settings } from '../config/schema.js';
 import { VmbridgeError } from '../errors.js';
@@ -127,16 +127,21 @@ function parse(command: string, args: readonly string[], extra: Record<string, {
 }
 
 async function settingsFrom(file: string | undefined): Promise<Settings> {
-  const { settings, warnings } = await loadSettings({ file, env: process.env });
-  for (const w of warnings) process.stderr.write(`vmbridge: warning: ${w}\n`);
-  return settings;
+  return (await loadedSettingsFrom(file)).settings;
+}
+
+async function loadedSettingsFrom(file: string | undefined): Promise<LoadedSettings> {
+  const loaded = await loadSettings({ file, env: process.env });
+  for (const w of loaded.warnings) process.stderr.write(`vmbridge: warning: ${w}\n`);
+  return loaded;
 }
 
 async function cmdRun(args: readonly string[]): Promise<number> {
   const parsed = parse('run', args);
   if (!parsed) return 0;
-  const settings = await settingsFrom(parsed.values.config as string | undefined);
+  const { settings, fromVoicemailConf } = await loadedSettingsFrom(parsed.values.config as string | undefined);
   const log = createLogger(settings.log.level);
+  for (const note of fromVoicemailConf) log.info({ setting: note }, 'setting taken from voicemail.conf');
   const service = await startService(settings, log);
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
@@ -340,6 +345,7 @@ async function cmdDoctor(args: readonly string[]): Promise<number> {
   }
   const before: CheckResult[] = [
     { section: 'settings', status: 'ok', message: `${loaded.file ?? 'no settings file; everything from the environment'} loaded` },
+    ...loaded.fromVoicemailConf.map((n): CheckResult => ({ section: 'settings', status: 'ok', message: n })),
     ...loaded.warnings.map((w): CheckResult => ({ section: 'settings', status: 'warn', message: w })),
   ];
   const r = await runDoctor(loaded.settings, { settingsFile: loaded.file, maxAccounts, before });

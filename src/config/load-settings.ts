@@ -12,7 +12,8 @@ import type { Document } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { planSmdiTarget, readSmdiConf } from '../mwi/smdi-conf.js';
-import { settingsSchema } from './schema.js';
+import { fillImapFromVoicemailConf } from './imap-from-voicemail-conf.js';
+import { DEFAULT_VOICEMAIL_CONF, settingsSchema } from './schema.js';
 import { isLoopback } from './loopback.js';
 import { checkReadable, readSecretFile } from './secret-file.js';
 import { checkRedis, checkTls } from './tls-checks.js';
@@ -38,6 +39,8 @@ export interface LoadedSettings {
   readonly file: string | undefined;
   /** Things that work but deserve an administrator's attention; the caller logs them. */
   readonly warnings: string[];
+  /** Settings taken from voicemail.conf's IMAP_STORAGE options, one line each, for the log. */
+  readonly fromVoicemailConf: readonly string[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -367,12 +370,16 @@ function applyEnv(data: Record<string, unknown>, env: NodeJS.ProcessEnv, file: s
 interface Sources {
   readonly parsed: ParsedFile | undefined;
   readonly fromEnv: ReadonlyMap<string, string>;
+  /** Setting path → the voicemail.conf option it was taken from. */
+  readonly fromConf: ReadonlyMap<string, string>;
   readonly noFileNote: string;
 }
 
 function where(src: Sources, path: readonly PropertyKey[]): string {
   const name = src.fromEnv.get(path.join('.'));
   if (name) return `environment variable ${name}`;
+  const option = src.fromConf.get(path.join('.'));
+  if (option) return `voicemail.conf [general] ${option}`;
   return locate(src.parsed, path) ?? 'settings from the environment';
 }
 
@@ -383,7 +390,9 @@ interface Problem {
 
 function requiredProblem(src: Sources, leaf: SettingKey): Problem {
   const inFile = src.parsed ? `in ${src.parsed.file}` : `in a settings file (${src.noFileNote})`;
-  return { key: leaf.key, text: `${leaf.key} is required: set it ${inFile} or with ${leaf.env}; accepted: ${leaf.accepted}` };
+  // A site coming from Asterisk's IMAP storage has its server in voicemail.conf already.
+  const orConf = leaf.key === 'imap.host' ? " (or imapserver= in voicemail.conf's [general], spool.voicemailConf)" : '';
+  return { key: leaf.key, text: `${leaf.key} is required: set it ${inFile} or with ${leaf.env}${orConf}; accepted: ${leaf.accepted}` };
 }
 
 function problemsOf(issue: z.core.$ZodIssue, data: unknown, src: Sources): Problem[] {
@@ -605,9 +614,14 @@ export async function loadSettings(opts: LoadSettingsOptions = {}): Promise<Load
   const file = parsed?.file;
   const data: Record<string, unknown> = parsed ? parsed.data : {};
   const fromEnv = applyEnv(data, env, file);
+  // An IMAP_STORAGE site's server, flags, folders and master login, where vmbridge's own settings
+  // leave them out (docs/migrate-from-imap-storage.md).
+  const vmConfPath = getAt(data, ['spool', 'voicemailConf']);
+  const fromConf = await fillImapFromVoicemailConf(data, typeof vmConfPath === 'string' && vmConfPath !== '' ? vmConfPath : DEFAULT_VOICEMAIL_CONF);
   const src: Sources = {
     parsed,
     fromEnv,
+    fromConf: fromConf.filled,
     noFileNote: `none was given, VMBRIDGE_CONFIG is not set and ${opts.defaultFile ?? DEFAULT_SETTINGS_FILE} does not exist`,
   };
 
@@ -620,7 +634,7 @@ export async function loadSettings(opts: LoadSettingsOptions = {}): Promise<Load
     throw new ConfigError(message, { ...(file ? { file } : {}), ...(key ? { key } : {}) });
   }
   const settings = result.data;
-  const warnings = [...(parsed?.warnings ?? [])];
+  const warnings = [...(parsed?.warnings ?? []), ...fromConf.problems];
 
   const login = settings.imap.login;
   if (login.masterPassword !== undefined && login.masterPasswordFile !== undefined) {
@@ -655,5 +669,5 @@ export async function loadSettings(opts: LoadSettingsOptions = {}): Promise<Load
   await checkReadable('imap.login.passwordsFile', login.passwordsFile);
 
   collectWarnings(settings, src, warnings);
-  return { settings, file, warnings };
+  return { settings, file, warnings, fromVoicemailConf: fromConf.notes };
 }

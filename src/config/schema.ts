@@ -9,6 +9,8 @@ import { DEFAULT_NOTIFY_SOCKET } from '../notify/protocol.js';
 
 /** The health, readiness and metrics listener's port (on http.host, 127.0.0.1 by default). */
 export const DEFAULT_HTTP_PORT = 9465;
+/** Where Asterisk keeps voicemail.conf on Debian and in its own install. */
+export const DEFAULT_VOICEMAIL_CONF = '/etc/asterisk/voicemail.conf';
 
 /**
  * A list, also accepted as comma-separated text: that is how a list arrives from an environment
@@ -191,7 +193,7 @@ export const settingsSchema = z.strictObject({
     /** Asterisk's astspooldir; voicemail lives in <dir>/voicemail. */
     dir: z.string().min(1).default('/var/spool/asterisk'),
     /** voicemail.conf: the list of mailboxes and their IMAP users. */
-    voicemailConf: z.string().min(1).default('/etc/asterisk/voicemail.conf'),
+    voicemailConf: z.string().min(1).default(DEFAULT_VOICEMAIL_CONF),
     /** asterisk.conf, for lockmode and (vmbridge run as root) runuser/rungroup; optional. */
     asteriskConf: z.string().min(1).optional(),
     /**
@@ -217,7 +219,7 @@ export const settingsSchema = z.strictObject({
       /** How often the table is looked at for changes where no notice says so (seconds; 0: only the sweep). */
       pollSeconds: z.number().int().min(0).max(3_600).default(5),
     }).optional(),
-  }).default({ dir: '/var/spool/asterisk', voicemailConf: '/etc/asterisk/voicemail.conf', watch: true, sweepSeconds: 300 }),
+  }).default({ dir: '/var/spool/asterisk', voicemailConf: DEFAULT_VOICEMAIL_CONF, watch: true, sweepSeconds: 300 }),
 
   redis: z.strictObject({
     /** redis://host:port/db, or rediss://host:port/db for TLS (checked as tls says). */

@@ -11,6 +11,7 @@ import type { EmailLook } from '../email/asterisk-look.js';
 import type { ImapAccount } from '../imap/account.js';
 import { mailboxKey, type MailboxRef } from '../spool/types.js';
 import { isTimeZone } from '../config/time-zone.js';
+import { ownServerProblem } from '../config/imap-from-voicemail-conf.js';
 
 export interface BoxInfo {
   readonly ref: MailboxRef;
@@ -47,6 +48,11 @@ export function buildDirectory(conf: VoicemailConf, settings: Settings, password
     }
     if (/[\r\n\0]/.test(user)) {
       problems.push({ mailbox: key, file: box.file, line: box.line, problem: 'the IMAP user name contains a control character' });
+      continue;
+    }
+    const elsewhere = ownServerProblem(box.options, conf.general, settings.imap);
+    if (elsewhere) {
+      problems.push({ mailbox: key, file: box.file, line: box.line, problem: elsewhere });
       continue;
     }
     const password = boxOption(conf, box, 'imappassword') ?? boxOption(conf, box, 'imapsecret') ?? passwords.get(user);
