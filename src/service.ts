@@ -49,7 +49,7 @@ export interface ServiceOptions {
 export interface Service {
   readonly directory: () => Directory;
   readonly requester: ReconcileRequester;
-  /** Re-reads voicemail.conf (SIGHUP). */
+  /** Re-reads voicemail.conf and the passwords file (SIGHUP with unchanged settings). */
   reload(): Promise<void>;
   /** Queues a reconcile of every mailbox. */
   requestAll(reason: string, force?: boolean): Promise<number>;

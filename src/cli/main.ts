@@ -6,6 +6,7 @@ import { startAudio } from '../audio/start.js';
 import { startTranscription } from '../transcribe/start.js';
 import { checkOptions, renderOptionReport } from '../config/conf-check.js';
 import { loadSettings, type LoadedSettings } from '../config/load-settings.js';
+import { ReloadableService } from '../service-reload.js';
 import { readVoicemailConf } from '../config/voicemail-conf.js';
 import type { Settings } from '../config/schema.js';
 import { VmbridgeError } from '../errors.js';
@@ -38,7 +39,7 @@ const HELP: Record<string, string> = {
 
 Runs everything in one process: the reconcile workers, the spool watcher and the periodic sweep.
 At start every mailbox in voicemail.conf is reconciled (the initial import), with \`progress\` log
-lines until each has been once. Logs are JSON lines on standard error. SIGHUP re-reads voicemail.conf; SIGINT/SIGTERM let the jobs in progress finish, for sync.stopTimeoutSeconds (20) at most.`,
+lines until each has been once. Logs are JSON lines on standard error. SIGHUP reads every setting again (a bad new file keeps the old ones); SIGINT/SIGTERM let the jobs in progress finish, for sync.stopTimeoutSeconds (20) at most.`,
   sync: `Usage: vmbridge sync [--mailbox MAILBOX@CONTEXT]... [--dry-run] [--no-mwi] [--accept-account] [--config FILE]
        vmbridge sync --release-deletes [--config FILE]
 
@@ -139,14 +140,23 @@ async function loadedSettingsFrom(file: string | undefined): Promise<LoadedSetti
 async function cmdRun(args: readonly string[]): Promise<number> {
   const parsed = parse('run', args);
   if (!parsed) return 0;
-  const { settings, fromVoicemailConf } = await loadedSettingsFrom(parsed.values.config as string | undefined);
-  const log = createLogger(settings.log.level);
-  for (const note of fromVoicemailConf) log.info({ setting: note }, 'setting taken from voicemail.conf');
-  const service = await startService(settings, log);
+  const configFile = parsed.values.config as string | undefined;
+  const loaded = await loadedSettingsFrom(configFile);
+  const running = await ReloadableService.start({
+    load: async () => {
+      const again = await loadSettings({ file: configFile, env: process.env });
+      for (const w of again.warnings) running.log.warn({ warning: w }, 'settings warning');
+      return again.settings;
+    },
+    start: (s, log) => startService(s, log),
+    logger: (s) => createLogger(s.log.level),
+  }, loaded.settings);
+  for (const note of loaded.fromVoicemailConf) running.log.info({ setting: note }, 'setting taken from voicemail.conf');
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
+    const { log, settings } = running;
     log.info({ signal, timeoutSeconds: settings.sync.stopTimeoutSeconds }, 'stopping');
     // A reconcile that cannot finish (Redis or IMAP gone mid-job) must not keep the process alive:
     // after the timeout it is left as a crash would leave it, which every restart repairs.
@@ -156,14 +166,15 @@ async function cmdRun(args: readonly string[]): Promise<number> {
     }, settings.sync.stopTimeoutSeconds * 1000);
     timer.unref();
     const started = Date.now();
-    await service.close();
+    await running.close();
     log.info({ signal, ms: Date.now() - started }, 'stopped');
     process.exit(0);
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
+  // Every setting is read again (src/service-reload.ts); a bad new file keeps the old settings.
   process.on('SIGHUP', () => {
-    service.reload().catch((err: Error) => log.error({ err: err.message }, 'reload failed; keeping the old mailbox list'));
+    if (!stopping) void running.reload();
   });
   // Runs until a signal stops it.
   return new Promise<number>(() => undefined);
