@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
@@ -25,7 +26,7 @@ describe('SIGHUP reloads every setting', { timeout: 180_000 }, () => {
   let child: ChildProcess | undefined;
   let log = '';
   let configPath: string;
-  const settingsFile = (level: string, imapPort?: number) => stringify({ ...h.settings, imap: { ...h.settings.imap, port: imapPort ?? h.settings.imap.port }, log: { level }, notify: { ...h.settings.notify, listen: false }, http: { ...h.settings.http, port: 0 } });
+  const settingsFile = (level: string, more: { imapPort?: number; httpPort?: number } = {}) => stringify({ ...h.settings, imap: { ...h.settings.imap, port: more.imapPort ?? h.settings.imap.port }, log: { level }, notify: { ...h.settings.notify, listen: false }, http: { ...h.settings.http, host: '127.0.0.1', port: more.httpPort ?? 0 } });
   const emails = async (): Promise<number> => {
     const mc = await h.mail(ref);
     try {
@@ -52,7 +53,7 @@ describe('SIGHUP reloads every setting', { timeout: 180_000 }, () => {
 
   it('a new file with a bad value keeps the old settings, naming file and key; voicemail still arrives', async () => {
     const mark = log.length;
-    await writeFile(configPath, settingsFile('info', 70_000));
+    await writeFile(configPath, settingsFile('info', { imapPort: 70_000 }));
     child!.kill('SIGHUP');
     const line = await waitFor('the refused reload', () => since(mark).split('\n').find((l) => l.includes('settings not reloaded')), WAIT);
     const entry = JSON.parse(line) as { key?: string; file?: string; err: string };
@@ -76,6 +77,24 @@ describe('SIGHUP reloads every setting', { timeout: 180_000 }, () => {
     await leaveVoicemail(h.spoolDir, ref, { callerid: '"Bo" <5551101>' });
     await waitFor('the email of a voicemail left after the reload', async () => ((await emails()) === 2 ? true : undefined), WAIT);
     assert.match(since(debugMark), /"level":"debug"/, 'the new level is in effect');
+  });
+
+  it('new settings that load but cannot start (a taken http.port) bring the old ones back', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    try {
+      const mark = log.length;
+      await writeFile(configPath, settingsFile('debug', { httpPort: (taken.address() as AddressInfo).port }));
+      child!.kill('SIGHUP');
+      const line = await waitFor('the restore', () => since(mark).split('\n').find((l) => l.includes('the new settings do not start')), WAIT);
+      assert.match(line, /http\.port/);
+      await waitFor('the old settings running again', () => (since(mark).split('"msg":"vmbridge started"').length >= 2 ? true : undefined), WAIT);
+      await leaveVoicemail(h.spoolDir, ref, { callerid: '"Cy" <5551102>' });
+      await waitFor('the email of a voicemail left after the restore', async () => ((await emails()) === 3 ? true : undefined), WAIT);
+    } finally {
+      await new Promise<void>((r) => taken.close(() => r()));
+    }
+    await writeFile(configPath, settingsFile('debug'));
   });
 
   it('an unchanged file re-reads voicemail.conf only, and SIGTERM still exits 0', async () => {
