@@ -14,7 +14,7 @@ import { mwiCounts, type MwiCounts } from '../src/mwi/counts.js';
 import { mailboxKey, type MailboxRef } from '../src/spool/types.js';
 import type { Directory } from '../src/sync/directory.js';
 import { reconcileMailbox, type ReconcileDeps, type ReconcileResult } from '../src/sync/reconcile.js';
-import { closeWorker, JobsInProgress } from '../src/queue/worker-close.js';
+import { closeWorker, JobsInProgress, type ClosableWorker } from '../src/queue/worker-close.js';
 
 export interface ReconcileWorkerDeps extends ReconcileDeps {
   readonly redis: Redis;
@@ -37,14 +37,7 @@ export interface ReconcileWorkerDeps extends ReconcileDeps {
   readonly onSpoolCounts?: (ref: MailboxRef, counts: MwiCounts, err: Error) => void | Promise<void>;
 }
 
-export interface ReconcileWorker {
-  readonly worker: Worker<ReconcileJob>;
-  /**
-   * Stops taking jobs and waits for the one in progress, at most `graceMs` (default: as long as it
-   * takes); then the worker's connection is dropped either way. True when the work finished.
-   */
-  close(graceMs?: number): Promise<boolean>;
-}
+export type ReconcileWorker = ClosableWorker<ReconcileJob>;
 
 export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorker {
   const { settings, log } = deps;

@@ -8,7 +8,7 @@
 import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { createRedis } from '../src/queue/redis-connection.js';
-import { closeWorker, JobsInProgress } from '../src/queue/worker-close.js';
+import { closeWorker, JobsInProgress, type ClosableWorker } from '../src/queue/worker-close.js';
 import { SpoolBusyError } from '../src/errors.js';
 import { isSyncedSpoolFolder, mailboxKey, type MailboxRef } from '../src/spool/types.js';
 import type { Directory } from '../src/sync/directory.js';
@@ -24,14 +24,7 @@ export interface TranscribeWorkerDeps extends ReplaceDeps {
   readonly onDone?: (ref: MailboxRef, id: string, outcome: Outcome | undefined, result: ReplaceResult | { done: 'no-voicemail' }) => void;
 }
 
-export interface TranscribeWorker {
-  readonly worker: Worker<TranscribeJob>;
-  /**
-   * Stops taking jobs and waits for those in progress, at most `graceMs` (default: as long as they
-   * take); then the worker's connection is dropped either way. True when the work finished.
-   */
-  close(graceMs?: number): Promise<boolean>;
-}
+export type TranscribeWorker = ClosableWorker<TranscribeJob>;
 
 export function createTranscribeWorker(deps: TranscribeWorkerDeps): TranscribeWorker {
   const { settings, log } = deps;

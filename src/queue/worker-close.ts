@@ -10,6 +10,16 @@
  */
 import type { Worker } from 'bullmq';
 
+/** A started worker and its bounded close, as every worker module hands it out. */
+export interface ClosableWorker<T> {
+  readonly worker: Worker<T>;
+  /**
+   * Stops taking jobs and waits for those in progress, at most `graceMs` (default: as long as they
+   * take); then the worker's connection is dropped either way. True when the work finished.
+   */
+  close(graceMs?: number): Promise<boolean>;
+}
+
 /** How long the forced close itself may take (it only drops connections and stops timers). */
 const FORCED_CLOSE_MS = 2_000;
 

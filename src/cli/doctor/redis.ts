@@ -1,6 +1,7 @@
 /** Redis answers PING, and is a version BullMQ works with. */
 import type { Redis } from 'ioredis';
 import type { Settings } from '../../config/schema.js';
+import { withoutPassword } from '../../config/url-password.js';
 import { createRedis, describeRedisError } from '../../queue/redis-connection.js';
 import { listStale } from '../../queue/stale-marks.js';
 import type { CheckResult, DoctorCheck } from '../doctor.js';
@@ -9,13 +10,7 @@ const TIMEOUT_MS = 5_000;
 
 /** The URL with any password replaced, so it can be printed. */
 export function safeRedisUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(a redis.url that is not a valid URL)';
-  }
+  return withoutPassword(url, '(a redis.url that is not a valid URL)');
 }
 
 export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

@@ -8,6 +8,7 @@
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { ConfigError } from '../../errors.js';
+import { withoutPassword } from '../../config/url-password.js';
 
 export type Row = Record<string, unknown>;
 
@@ -26,13 +27,7 @@ export interface SqlDatabase extends SqlSession {
 
 /** The database URL without its password, for logs and doctor. */
 export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(an unreadable database URL)';
-  }
+  return withoutPassword(url, '(an unreadable database URL)');
 }
 
 /** Opens a pool for `postgres://`, `postgresql://`, `mysql://` or `mariadb://` URLs. */
