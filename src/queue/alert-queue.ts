@@ -7,6 +7,7 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { isSafeName } from '../spool/names.js';
+import { errorsLoggedByConnectionOwner } from './redis-connection.js';
 
 export const QUEUE_ALERT = 'alert';
 
@@ -96,6 +97,7 @@ export class AlertProducer {
         removeOnFail: { count: 5_000 },
       },
     });
+    this.queue.on('error', errorsLoggedByConnectionOwner);
   }
 
   async send(job: AlertJob, opts: { delayMs?: number } = {}): Promise<void> {

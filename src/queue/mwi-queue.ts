@@ -19,6 +19,7 @@ import { isValidCounts, type MwiCounts } from '../mwi/counts.js';
 import { isSafeName } from '../spool/names.js';
 import type { MailboxRef } from '../spool/types.js';
 import { requestCoalesced } from './coalesce.js';
+import { errorsLoggedByConnectionOwner } from './redis-connection.js';
 
 const safeName = z.string().refine(isSafeName, 'not a safe spool name');
 
@@ -131,6 +132,7 @@ export class MwiRequester {
         removeOnFail: { count: 5_000 },
       },
     });
+    this.queue.on('error', errorsLoggedByConnectionOwner);
   }
 
   /** True when a job was queued; false when a queued job will already see the latest counts. */

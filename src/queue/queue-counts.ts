@@ -4,6 +4,7 @@
  */
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { errorsLoggedByConnectionOwner } from './redis-connection.js';
 
 /** The states counted; completed and failed are the jobs BullMQ keeps (removeOnComplete/Fail). */
 export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'completed', 'failed'] as const;
@@ -21,7 +22,7 @@ export class QueueCounter {
     this.queues = names.map((name) => {
       const q = new Queue(name, { connection: redis, prefix });
       // A Redis that is gone shows as the series left out of a scrape; the service logs it once.
-      q.on('error', () => undefined);
+      q.on('error', errorsLoggedByConnectionOwner);
       return q;
     });
   }

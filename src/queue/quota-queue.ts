@@ -9,6 +9,7 @@
 import { Queue, type JobSchedulerTemplateOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import { errorsLoggedByConnectionOwner } from './redis-connection.js';
 
 export const QUEUE_QUOTA = 'quota';
 
@@ -50,6 +51,7 @@ export class QuotaSweepQueue {
 
   constructor(redis: Redis, prefix: string) {
     this.queue = new Queue<QuotaSweepJob>(QUEUE_QUOTA, { connection: redis, prefix });
+    this.queue.on('error', errorsLoggedByConnectionOwner);
   }
 
   /**

@@ -14,6 +14,7 @@ import type { Redis } from 'ioredis';
 import { mailboxKey, type MailboxRef } from '../spool/types.js';
 import { requestCoalesced } from './coalesce.js';
 import { QUEUE_RECONCILE, reconcileJobSchema, type ReconcileJob } from './jobs.js';
+import { errorsLoggedByConnectionOwner } from './redis-connection.js';
 
 export const PENDING_TTL_MS = 60_000;
 
@@ -42,6 +43,7 @@ export class ReconcileRequester {
         removeOnFail: { count: 5_000 },
       },
     });
+    this.queue.on('error', errorsLoggedByConnectionOwner);
   }
 
   /**

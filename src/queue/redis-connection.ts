@@ -43,3 +43,12 @@ export function describeRedisError(err: Error, redis: RedisSettings): string {
   if (!isTlsUrl(redis.url)) return err.message;
   return certificateError(err, redisServerName(redis.url), 'redis.tls', redis.tls)?.message ?? err.message;
 }
+
+/**
+ * For a BullMQ Queue on a connection shared with other parts: the connection's own error listener
+ * (where it is created) logs each error once. Without a listener on the queue, BullMQ prints every
+ * reconnect failure to stderr as a bare error object.
+ */
+export function errorsLoggedByConnectionOwner(): void {
+  // Nothing to do: the shared connection's owner has logged it.
+}

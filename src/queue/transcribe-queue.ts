@@ -16,6 +16,7 @@ import { z } from 'zod';
 import { isSafeName } from '../spool/names.js';
 import type { MailboxRef } from '../spool/types.js';
 import type { Outcome } from '../transcribe/transcriber.js';
+import { errorsLoggedByConnectionOwner } from './redis-connection.js';
 
 export const QUEUE_TRANSCRIBE = 'transcribe';
 
@@ -106,6 +107,7 @@ export class TranscribeRequester {
         removeOnFail: { age: 7 * 24 * 3600 },
       },
     });
+    this.queue.on('error', errorsLoggedByConnectionOwner);
   }
 
   /** Queues the voicemail's transcription; a job for it that already exists is left as it is. */
