@@ -146,6 +146,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     log,
     redis,
     directory: () => directory,
+    ownerName: (ref) => directory.boxes.get(mailboxKey(ref))?.owner.fullName,
     onReconciled: async (ref, result, ms) => {
       metrics.reconciled(result.plan.ops, ms);
       metrics.staleness(mailboxKey(ref), false);

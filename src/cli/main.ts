@@ -248,7 +248,7 @@ async function cmdSync(args: readonly string[]): Promise<number> {
           await state.setAccount(box.ref, accountKey(box.account));
           print(`${name}: records of the earlier IMAP account forgotten; syncing with ${box.account.user}\n`);
         }
-        const result = await reconcileMailbox({ store, settings, state, imap: pool, log, breaker, ...(audio ? { audio } : {}), ...(transcriber ? { transcriber } : {}) }, box, {
+        const result = await reconcileMailbox({ store, settings, state, imap: pool, log, breaker, ownerName: (r) => directory.boxes.get(mailboxKey(r))?.owner.fullName, ...(audio ? { audio } : {}), ...(transcriber ? { transcriber } : {}) }, box, {
           dryRun,
         });
         appended = appendedBy(result);

@@ -53,6 +53,21 @@ export interface VoicemailEmailInput {
   onTemplateProblem?: (problems: readonly string[]) => void;
   /** The machine transcript (src/transcribe/), or the one line saying why there is none. Absent: not transcribed. */
   transcript?: EmailTranscript;
+  /** The full name of another mailbox in voicemail.conf, for a message forwarded or copied from it. */
+  ownerName?: (ref: MailboxRef) => string | undefined;
+}
+
+/**
+ * The mailbox a message was left for, when that is not the mailbox it is in now: Asterisk copies
+ * a message's .txt byte for byte when it forwards it (VoiceMailMain, AMI VoicemailForward) and when
+ * VoiceMail(a&b) leaves it for several mailboxes, so `origmailbox` still names the first mailbox.
+ * Nothing in the spool tells a forward from such a copy; the email says "forwarded or copied".
+ * origmailbox holds no context: the one of the mailbox it is in now is assumed for the name.
+ */
+export function originMailbox(ref: MailboxRef, message: SpoolMessage): MailboxRef | undefined {
+  const orig = (message.envelope.origmailbox ?? '').split('@')[0]!.trim();
+  if (orig === '' || orig.toLowerCase() === ref.mailbox.toLowerCase()) return undefined;
+  return { context: ref.context, mailbox: orig };
 }
 
 /**
@@ -327,6 +342,8 @@ interface BodyFacts {
   folder: string;
   category: string;
   attachments: readonly string[];
+  /** `1000 (Alice Example)`, for a message forwarded or copied from another mailbox. */
+  origin?: string;
 }
 
 export function voicemailBody(f: BodyFacts): string {
@@ -339,6 +356,7 @@ export function voicemailBody(f: BodyFacts): string {
     `Folder: ${f.folder}`,
   ];
   if (f.category) lines.push(`Category: ${f.category}`);
+  if (f.origin) lines.push(`Forwarded or copied from: mailbox ${f.origin}`);
   lines.push('', attachmentSentence(f.attachments), '');
   return lines.join('\n');
 }
@@ -408,6 +426,14 @@ export function transcriptHeaderLine(text: string): string {
   return line;
 }
 
+function originWords(ref: MailboxRef, message: SpoolMessage, ownerName: VoicemailEmailInput['ownerName']): { origin?: string } {
+  const origin = originMailbox(ref, message);
+  if (!origin) return {};
+  const mailbox = sanitizeText(origin.mailbox, FIELD_MAX);
+  const name = sanitizeText(ownerName?.(origin) ?? '', FIELD_MAX);
+  return { origin: name === '' ? mailbox : `${mailbox} (${name})` };
+}
+
 /** The whole email, CRLF line ends, ready for IMAP APPEND. */
 export async function buildVoicemailEmail(input: VoicemailEmailInput): Promise<Buffer> {
   const { ref, message, timezone } = input;
@@ -460,6 +486,7 @@ export async function buildVoicemailEmail(input: VoicemailEmailInput): Promise<B
     folder: folderWords(message.folder),
     category: envelopeText(message.envelope.category),
     attachments: attachmentNames,
+    ...originWords(ref, message, input.ownerName),
   });
   const text = input.transcript ? `${transcriptBlock(input.transcript)}${body}` : body;
 

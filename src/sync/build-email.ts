@@ -11,7 +11,7 @@ import { SpoolError } from '../errors.js';
 import { buildVoicemailEmail } from '../imap/voicemail-email.js';
 import type { Logger } from '../log.js';
 import { isNewFinding } from '../spool/report-once.js';
-import { mailboxKey, type SpoolMessage } from '../spool/types.js';
+import { mailboxKey, type MailboxRef, type SpoolMessage } from '../spool/types.js';
 import type { VoicemailStore } from '../store/types.js';
 import type { EmailTranscriber } from '../transcribe/transcriber.js';
 import type { BoxInfo } from './directory.js';
@@ -22,6 +22,8 @@ export interface EmailBuildDeps {
   readonly store: VoicemailStore;
   readonly audio?: Converter;
   readonly transcriber?: EmailTranscriber;
+  /** The full name of a mailbox in voicemail.conf (for "forwarded or copied from"). */
+  readonly ownerName?: (ref: MailboxRef) => string | undefined;
 }
 
 export type Built = { readonly raw: Buffer } | { readonly problem: string; readonly file: string };
@@ -51,6 +53,7 @@ export async function buildEmail(deps: EmailBuildDeps, box: BoxInfo, message: Sp
       ...(attachments ? { attachments } : {}),
       ...(box.emailLook ? { look: box.emailLook, hostname: hostname() } : {}),
       ...(transcript ? { transcript } : {}),
+      ...(deps.ownerName ? { ownerName: deps.ownerName } : {}),
       onTemplateProblem: (problems) => {
         for (const p of problems) {
           if (isNewFinding(`email template: ${p}`, 'reported')) log.warn({ mailbox: mailboxKey(box.ref), uses: p }, 'voicemail.conf email template uses what vmbridge cannot evaluate; it is left out');

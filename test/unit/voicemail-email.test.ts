@@ -13,6 +13,7 @@ import {
   buildVoicemailEmail,
   humanDate,
   orderAudio,
+  originMailbox,
   rfc5322Date,
 } from '../../src/imap/voicemail-email.js';
 import type { VoicemailEmailInput } from '../../src/imap/voicemail-email.js';
@@ -459,5 +460,34 @@ describe('helpers', () => {
     assert.equal(asteriskDate(t + 13 * 3600, 'UTC'), 'Wednesday, July 01, 2026 at 01:05:09 PM');
     assert.equal(humanDate(t, 'America/Los_Angeles'), 'Tuesday, 30 June 2026, 17:05:09 (America/Los_Angeles)');
     assert.throws(() => humanDate(t, 'Mars/Olympus'), RangeError);
+  });
+});
+
+describe('a message forwarded or copied from another mailbox', () => {
+  // As Asterisk leaves it in 2000's INBOX after a forward from 1000 in VoiceMailMain (or after
+  // VoiceMail(1000&2000)): the .txt is a copy, so origmailbox still names 1000.
+  const copied = fixtureMessage({}, { origmailbox: '1000' });
+  const at2000 = (extra: Partial<VoicemailEmailInput> = {}) => input(copied, { ref: { context: 'default', mailbox: '2000' }, owner: { fullName: 'Bob Example', email: 'bob@example.invalid' }, ...extra });
+
+  it('says which mailbox it came from, with its owner from voicemail.conf', async () => {
+    const names = new Map([['1000@default', 'Alice Example']]);
+    const mail = await simpleParser(await buildVoicemailEmail(at2000({ ownerName: (r) => names.get(`${r.mailbox}@${r.context}`) })));
+    assert.match(mail.text ?? '', /^Forwarded or copied from: mailbox 1000 \(Alice Example\)$/m);
+    const unnamed = await simpleParser(await buildVoicemailEmail(at2000()));
+    assert.match(unnamed.text ?? '', /^Forwarded or copied from: mailbox 1000$/m);
+  });
+
+  it('says nothing for a message left for the mailbox itself, or without origmailbox', async () => {
+    assert.doesNotMatch((await simpleParser(await buildVoicemailEmail(input()))).text ?? '', /Forwarded/);
+    assert.equal(originMailbox({ context: 'default', mailbox: '2000' }, fixtureMessage({}, { origmailbox: '' })), undefined);
+    assert.equal(originMailbox({ context: 'default', mailbox: '1000' }, fixtureMessage({}, { origmailbox: '1000@default' })), undefined);
+    assert.deepEqual(originMailbox({ context: 'sales', mailbox: '2000' }, fixtureMessage({}, { origmailbox: '1000@default' })), { context: 'sales', mailbox: '1000' });
+  });
+
+  it('a caller-controlled origmailbox cannot add a header or a line', async () => {
+    const raw = await buildVoicemailEmail(input(fixtureMessage({}, { origmailbox: '1000\r\nBcc: x@evil.example' }), { ref: { context: 'default', mailbox: '2000' } }));
+    assert.equal(header(raw, 'Bcc'), undefined);
+    const text = (await simpleParser(raw)).text ?? '';
+    assert.match(text, /^Forwarded or copied from: mailbox 1000 {1,2}Bcc: x$/m, "one line, the rest after @ taken for a context");
   });
 });

@@ -10,7 +10,7 @@ import type { ImapPool } from '../../imap/pool.js';
 import type { Logger } from '../../log.js';
 import type { MwiCounts } from '../../mwi/counts.js';
 import type { BreakerState, DeleteBreaker } from '../../queue/delete-breaker.js';
-import type { SpoolMessage, SpoolProblem, SpoolSnapshot } from '../../spool/types.js';
+import type { MailboxRef, SpoolMessage, SpoolProblem, SpoolSnapshot } from '../../spool/types.js';
 import type { VoicemailStore } from '../../store/types.js';
 import type { EmailTranscriber } from '../../transcribe/transcriber.js';
 import type { ReconcileFollower } from '../after-reconcile.js';
@@ -35,6 +35,8 @@ export interface ReconcileDeps {
   readonly onBreakerOpened?: (state: BreakerState, mailbox: string) => Promise<void>;
   /** The transcription stage (src/transcribe/); absent: no email carries a transcript. */
   readonly transcriber?: EmailTranscriber;
+  /** The full name of a mailbox in voicemail.conf, for an email of a message forwarded from it. */
+  readonly ownerName?: (ref: MailboxRef) => string | undefined;
 }
 
 export interface ReconcileOptions {
