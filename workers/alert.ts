@@ -4,14 +4,14 @@
  * with backoff and never touches a reconcile. Over the hourly cap, alerts are held back, logged,
  * and sent as one summary once the hour has room.
  */
-import { Worker, type Job } from 'bullmq';
+import type { Job, Worker } from 'bullmq';
 import { createRedis, describeRedisError } from '../src/queue/redis-connection.js';
 import { composeAlertMail, createAlertTransport, mailConfigured, sendAlertMail, summaryMail, type AlertTransport } from '../src/alerts/admin-mail.js';
 import type { AlertState } from '../src/alerts/state.js';
 import type { Settings } from '../src/config/schema.js';
 import type { Logger } from '../src/log.js';
 import { alertJobSchema, QUEUE_ALERT, type AlertJob, type AlertProducer } from '../src/queue/alert-queue.js';
-import { closeWorker, JobsInProgress } from '../src/queue/worker-close.js';
+import { startWorker } from '../src/queue/worker-close.js';
 
 export interface AlertWorkerDeps {
   readonly settings: Settings;
@@ -81,8 +81,8 @@ export function createAlertWorker(deps: AlertWorkerDeps): AlertWorker {
     return { mailed: true };
   };
 
-  const jobs = new JobsInProgress();
-  const worker = new Worker<AlertJob>(QUEUE_ALERT, jobs.track(handle), { connection, prefix, concurrency: 1, autorun: true });
+  const started = startWorker(QUEUE_ALERT, handle, connection, { prefix, concurrency: 1, autorun: true });
+  const { worker } = started;
   worker.on('failed', (job, err) => {
     const final = job !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1);
     log[final ? 'error' : 'warn']({ kind: job?.data.kind, attempt: job?.attemptsMade, err: err.message }, final ? 'alert mail failed for good; the job is kept as failed' : 'alert mail failed; retried with backoff');
@@ -92,8 +92,7 @@ export function createAlertWorker(deps: AlertWorkerDeps): AlertWorker {
     worker,
     async close() {
       // A job waiting on a mail server or a Redis that went away must not hold shutdown forever.
-      if (!(await closeWorker(worker, jobs, settings.sync.stopTimeoutSeconds * 1000))) log.warn({ timeoutSeconds: settings.sync.stopTimeoutSeconds }, 'alert mail in progress did not finish in time; closed without waiting (the job is retried)');
-      connection.disconnect();
+      if (!(await started.close(settings.sync.stopTimeoutSeconds * 1000))) log.warn({ timeoutSeconds: settings.sync.stopTimeoutSeconds }, 'alert mail in progress did not finish in time; closed without waiting (the job is retried)');
       transport?.close();
     },
   };

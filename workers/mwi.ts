@@ -5,7 +5,7 @@
  * (target, mailbox) never run at once (a Redis lock), so publications reach a target in the order
  * the counts were read: a light never goes back to an older value.
  */
-import { Worker, type Job } from 'bullmq';
+import type { Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { createRedis, describeRedisError } from '../src/queue/redis-connection.js';
 import type { MwiTarget, Settings } from '../src/config/schema.js';
@@ -15,7 +15,7 @@ import { createSender, type MwiSender, type MwiTargetHealth } from '../src/mwi/t
 import { acquireMailboxLock } from '../src/queue/mailbox-lock.js';
 import { MWI_PENDING_TTL_MS, mwiBackoffMs, mwiJobSchema, mwiLockKey, mwiPendingKey, mwiQueueName, type MwiJob, type MwiStore } from '../src/queue/mwi-queue.js';
 import { mailboxKey, type MailboxRef } from '../src/spool/types.js';
-import { closeWorker, JobsInProgress } from '../src/queue/worker-close.js';
+import { startWorker } from '../src/queue/worker-close.js';
 
 export interface MwiWorkerDeps {
   readonly settings: Settings;
@@ -117,14 +117,13 @@ function createTargetWorker(deps: MwiWorkerDeps, target: MwiTarget): { worker: W
     }
   };
 
-  const jobs = new JobsInProgress();
-  const worker = new Worker<MwiJob>(mwiQueueName(target.name), jobs.track(handle), {
-    connection,
+  const started = startWorker(mwiQueueName(target.name), handle, connection, {
     prefix,
     concurrency: settings.mwi.concurrency,
     autorun: true,
     settings: { backoffStrategy: (attemptsMade: number) => mwiBackoffMs(attemptsMade, retry) },
   });
+  const { worker } = started;
   worker.on('failed', (job, err) => {
     const final = job !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1);
     const mailbox = job ? `${job.data.mailbox}@${job.data.context}` : undefined;
@@ -145,12 +144,11 @@ function createTargetWorker(deps: MwiWorkerDeps, target: MwiTarget): { worker: W
     async close() {
       // Stop taking jobs first, then end the sender so a send still under way (a SIP transaction
       // may take 32 s) fails now instead of holding shutdown; its job is retried later.
-      const closing = closeWorker(worker, jobs, CLOSE_GRACE_MS);
+      const closing = started.close(CLOSE_GRACE_MS);
       await sender.close();
       // A job still stuck on a target or a Redis that went away must not hold shutdown forever:
       // after a grace period the connection is dropped; the job is taken up again as stalled.
       if (!(await closing)) log.warn({ target: target.name, graceMs: CLOSE_GRACE_MS }, 'MWI worker did not finish its job in time; closed without waiting (the job is retried)');
-      connection.disconnect();
     },
   };
 }

@@ -4,13 +4,13 @@
  * queue's global concurrency). A sweep that could read no account fails its job, which BullMQ
  * retries with backoff and then keeps as failed.
  */
-import { Worker, type Job } from 'bullmq';
+import type { Job, Worker } from 'bullmq';
 import { createRedis, describeRedisError } from '../src/queue/redis-connection.js';
 import { sweepFailed, type SweepResult } from '../src/alerts/sweep.js';
 import type { Settings } from '../src/config/schema.js';
 import type { Logger } from '../src/log.js';
 import { QUEUE_QUOTA, quotaSweepJobSchema, type QuotaSweepJob } from '../src/queue/quota-queue.js';
-import { closeWorker, JobsInProgress } from '../src/queue/worker-close.js';
+import { startWorker } from '../src/queue/worker-close.js';
 
 export interface QuotaWorkerDeps {
   readonly settings: Settings;
@@ -45,8 +45,8 @@ export function createQuotaWorker(deps: QuotaWorkerDeps): QuotaWorker {
     return result;
   };
 
-  const jobs = new JobsInProgress();
-  const worker = new Worker<QuotaSweepJob, SweepResult>(QUEUE_QUOTA, jobs.track(handle), { connection, prefix, concurrency: 1, autorun: true });
+  const started = startWorker(QUEUE_QUOTA, handle, connection, { prefix, concurrency: 1, autorun: true });
+  const { worker } = started;
   worker.on('failed', (job, err) => {
     const final = job !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1);
     log[final ? 'error' : 'warn']({ job: job?.id, attempt: job?.attemptsMade, err: err.message }, final ? 'quota sweep failed for good; the job is kept as failed' : 'quota sweep failed; retried with backoff');
@@ -57,8 +57,7 @@ export function createQuotaWorker(deps: QuotaWorkerDeps): QuotaWorker {
     async close() {
       stopping.abort();
       // A job waiting on a mail server or a Redis that went away must not hold shutdown forever.
-      if (!(await closeWorker(worker, jobs, settings.sync.stopTimeoutSeconds * 1000))) log.warn({ timeoutSeconds: settings.sync.stopTimeoutSeconds }, 'quota sweep in progress did not finish in time; closed without waiting (the job is retried)');
-      connection.disconnect();
+      if (!(await started.close(settings.sync.stopTimeoutSeconds * 1000))) log.warn({ timeoutSeconds: settings.sync.stopTimeoutSeconds }, 'quota sweep in progress did not finish in time; closed without waiting (the job is retried)');
     },
   };
 }

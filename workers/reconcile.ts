@@ -2,7 +2,7 @@
  * The reconcile worker: takes "mailbox X may have changed" jobs and runs the reconcile loop for X,
  * never twice at once for one mailbox on any host (a Redis lock), several mailboxes in parallel.
  */
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { UnrecoverableError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { createRedis, describeRedisError } from '../src/queue/redis-connection.js';
 import { ImapAuthBackoffError, SafetyStopError, SpoolBusyError, SpoolChangeDeferredError } from '../src/errors.js';
@@ -14,7 +14,7 @@ import { mwiCounts, type MwiCounts } from '../src/mwi/counts.js';
 import { mailboxKey, type MailboxRef } from '../src/spool/types.js';
 import type { Directory } from '../src/sync/directory.js';
 import { reconcileMailbox, type ReconcileDeps, type ReconcileResult } from '../src/sync/reconcile.js';
-import { closeWorker, JobsInProgress, type ClosableWorker } from '../src/queue/worker-close.js';
+import { startWorker, type ClosableWorker } from '../src/queue/worker-close.js';
 
 export interface ReconcileWorkerDeps extends ReconcileDeps {
   readonly redis: Redis;
@@ -44,10 +44,9 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
   const prefix = settings.redis.prefix;
   // BullMQ blocks on this connection waiting for jobs, so it cannot be shared with other commands.
   const connection = createRedis(settings.redis, 'worker', { maxRetriesPerRequest: null });
-  const jobs = new JobsInProgress();
-  const worker = new Worker<ReconcileJob>(
+  const started = startWorker(
     QUEUE_RECONCILE,
-    jobs.track(async (job: Job<ReconcileJob>) => {
+    async (job: Job<ReconcileJob>) => {
       const data = reconcileJobSchema.parse(job.data);
       const ref: MailboxRef = { context: data.context, mailbox: data.mailbox };
       const box = deps.directory().boxes.get(mailboxKey(ref));
@@ -80,14 +79,11 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
       } finally {
         await lock.release().catch(() => undefined);
       }
-    }),
-    {
-      connection,
-      prefix,
-      concurrency: settings.sync.concurrency,
-      autorun: true,
     },
+    connection,
+    { prefix, concurrency: settings.sync.concurrency, autorun: true },
   );
+  const { worker } = started;
   worker.on('failed', (job, err) => {
     deps.onFailed?.(err);
     // A busy spool is expected while Asterisk renumbers, and a caller in VoiceMailMain defers
@@ -97,14 +93,7 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
     log[quiet ? 'info' : err instanceof ImapAuthBackoffError ? 'debug' : 'warn']({ mailbox: job ? `${job.data.mailbox}@${job.data.context}` : undefined, attempt: job?.attemptsMade, err: err.message }, 'reconcile failed; retried with backoff');
   });
   worker.on('error', (err) => log.error({ err: describeRedisError(err, settings.redis) }, 'reconcile worker error'));
-  return {
-    worker,
-    async close(graceMs?: number) {
-      const finished = await closeWorker(worker, jobs, graceMs);
-      connection.disconnect();
-      return finished;
-    },
-  };
+  return started;
 }
 
 /**

@@ -5,10 +5,10 @@
  * queue and its own Redis connection, so a slow engine holds up no reconcile and no lamp; the
  * engine runs only in this worker.
  */
-import { Worker, type Job } from 'bullmq';
+import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { createRedis } from '../src/queue/redis-connection.js';
-import { closeWorker, JobsInProgress, type ClosableWorker } from '../src/queue/worker-close.js';
+import { startWorker, type ClosableWorker } from '../src/queue/worker-close.js';
 import { SpoolBusyError } from '../src/errors.js';
 import { isSyncedSpoolFolder, mailboxKey, type MailboxRef } from '../src/spool/types.js';
 import type { Directory } from '../src/sync/directory.js';
@@ -66,9 +66,7 @@ export function createTranscribeWorker(deps: TranscribeWorkerDeps): TranscribeWo
     return { done: result.done };
   };
 
-  const jobs = new JobsInProgress();
-  const worker = new Worker<TranscribeJob>(QUEUE_TRANSCRIBE, jobs.track(handle), {
-    connection,
+  const started = startWorker(QUEUE_TRANSCRIBE, handle, connection, {
     prefix,
     concurrency: transcriptionConcurrency(settings.transcription),
     // An engine may run for minutes; the job's lock is renewed meanwhile, and a job of a killed
@@ -76,14 +74,8 @@ export function createTranscribeWorker(deps: TranscribeWorkerDeps): TranscribeWo
     lockDuration: 60_000,
     autorun: true,
   });
+  const { worker } = started;
   worker.on('failed', (job, err) => log.warn({ mailbox: job ? `${job.data.mailbox}@${job.data.context}` : undefined, id: job?.data.id, attempt: job?.attemptsMade, err: err.message }, 'transcription job failed; retried with backoff'));
   worker.on('error', (err) => log.error({ err: err.message }, 'transcription worker error'));
-  return {
-    worker,
-    async close(graceMs?: number) {
-      const finished = await closeWorker(worker, jobs, graceMs);
-      connection.disconnect();
-      return finished;
-    },
-  };
+  return started;
 }

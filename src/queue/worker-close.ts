@@ -8,7 +8,8 @@
  * keeps the process alive after everything else has stopped. So the worker is closed forced, and
  * the wait for its jobs is done here, where it can be bounded.
  */
-import type { Worker } from 'bullmq';
+import { Worker, type Job, type WorkerOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
 
 /** A started worker and its bounded close, as every worker module hands it out. */
 export interface ClosableWorker<T> {
@@ -20,11 +21,34 @@ export interface ClosableWorker<T> {
   close(graceMs?: number): Promise<boolean>;
 }
 
+/**
+ * Starts a BullMQ worker on its own connection (BullMQ blocks on it waiting for jobs, so it cannot
+ * be shared), counting its jobs for the bounded close; close() ends with the connection dropped.
+ * The one way workers/ start a worker.
+ */
+export function startWorker<T, R>(
+  name: string,
+  processor: (job: Job<T, R>) => Promise<R>,
+  connection: Redis,
+  opts: Omit<WorkerOptions, 'connection'>,
+): ClosableWorker<T> {
+  const jobs = new JobsInProgress();
+  const worker = new Worker<T, R>(name, jobs.track(processor), { ...opts, connection });
+  return {
+    worker,
+    async close(graceMs?: number) {
+      const finished = await closeWorker(worker, jobs, graceMs);
+      connection.disconnect();
+      return finished;
+    },
+  };
+}
+
 /** How long the forced close itself may take (it only drops connections and stops timers). */
 const FORCED_CLOSE_MS = 2_000;
 
 /** Counts the jobs a worker's processor is running, so that shutdown can wait for them. */
-export class JobsInProgress {
+class JobsInProgress {
   private running = 0;
   private waiters: Array<() => void> = [];
 
@@ -41,10 +65,6 @@ export class JobsInProgress {
     };
   }
 
-  get count(): number {
-    return this.running;
-  }
-
   /** Settles once no job is running. */
   idle(): Promise<void> {
     return this.running === 0 ? Promise.resolve() : new Promise((resolve) => this.waiters.push(resolve));
@@ -56,7 +76,7 @@ export class JobsInProgress {
  * take), then closes the worker forced: its locks are no longer renewed, and a job left unfinished
  * is taken up again as stalled by the next worker. True when no job was left running.
  */
-export async function closeWorker(worker: Worker, jobs: JobsInProgress, graceMs?: number): Promise<boolean> {
+async function closeWorker(worker: Worker, jobs: JobsInProgress, graceMs?: number): Promise<boolean> {
   await worker.pause(true);
   const finished = await settlesWithin(jobs.idle(), graceMs);
   await settlesWithin(worker.close(true), FORCED_CLOSE_MS);
@@ -64,7 +84,7 @@ export async function closeWorker(worker: Worker, jobs: JobsInProgress, graceMs?
 }
 
 /** Whether `p` settles within `ms` (without `ms`: waits for it). A late `p` is left to settle. */
-export async function settlesWithin(p: Promise<unknown>, ms?: number): Promise<boolean> {
+async function settlesWithin(p: Promise<unknown>, ms?: number): Promise<boolean> {
   const settled = p.then(() => true, () => true);
   if (ms === undefined) return settled;
   let timer: NodeJS.Timeout | undefined;

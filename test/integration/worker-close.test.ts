@@ -1,5 +1,5 @@
 /**
- * closeWorker (src/queue/worker-close.ts) against a real Redis: a worker whose job never ends is
+ * startWorker's bounded close (src/queue/worker-close.ts) against a real Redis: a worker whose job never ends is
  * closed after its grace and leaves nothing behind that keeps the process alive (BullMQ's own
  * close, abandoned after a timeout, left its lock-renewal timer running and the process with it);
  * a job that ends within the grace is waited for and completed.
