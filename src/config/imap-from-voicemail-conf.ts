@@ -9,6 +9,7 @@
  * tries STARTTLS where the server offers it unless the flags say notls.
  */
 
+import { getAt, setAt } from './raw-settings.js';
 import { readVoicemailConf } from './voicemail-conf.js';
 
 /** One setting filled from voicemail.conf, with the option it came from. */
@@ -104,8 +105,14 @@ export function imapFromGeneral(general: Readonly<Record<string, string>>): Imap
  */
 export function ownServerProblem(
   options: Readonly<Record<string, string>>,
-  general: Readonly<Record<string, string>>,
-  imap: { readonly host: string; readonly port: number; readonly folders: { readonly inbox: string } },
+  imap: {
+    readonly host: string;
+    readonly port: number;
+    readonly secure: boolean;
+    readonly requireTls: boolean;
+    readonly tls: { readonly rejectUnauthorized: boolean };
+    readonly folders: { readonly inbox: string };
+  },
 ): string | undefined {
   const own = (k: string): string | undefined => (Object.hasOwn(options, k) && options[k]!.trim() !== '' ? options[k]!.trim() : undefined);
   const server = own('imapserver');
@@ -114,10 +121,12 @@ export function ownServerProblem(
   }
   const port = own('imapport');
   if (port !== undefined && Number(port) !== imap.port) return `imapport=${port} differs from imap.port (${imap.port}); vmbridge syncs with one IMAP server, so it is not synced`;
+  // The flags as the settings they would be, against the settings in use.
   const flags = own('imapflags');
-  const norm = (f: string | undefined): string => (f ?? '').toLowerCase().split('/').filter((x) => x.trim() !== '').map((x) => x.trim()).sort().join('/');
-  if (flags !== undefined && norm(flags) !== norm(general['imapflags'])) {
-    return `imapflags=${flags} differs from [general]'s (${general['imapflags'] ?? 'none'}); vmbridge uses one connection setting for every mailbox, so it is not synced`;
+  const inUse: Readonly<Record<string, boolean>> = { 'imap.secure': imap.secure, 'imap.requireTls': imap.requireTls, 'imap.tls.rejectUnauthorized': imap.tls.rejectUnauthorized };
+  const differs = flags === undefined ? undefined : imapFromGeneral({ imapflags: flags }).fills.find((f) => inUse[f.path.join('.')] !== f.value);
+  if (differs) {
+    return `imapflags=${flags} means ${differs.path.join('.')}: ${String(differs.value)}, and the installation uses ${String(inUse[differs.path.join('.')])}; vmbridge uses one connection setting for every mailbox, so it is not synced`;
   }
   const folder = own('imapfolder');
   const sameFolder = (a: string, b: string): boolean => a === b || (a.toUpperCase() === 'INBOX' && b.toUpperCase() === 'INBOX');
@@ -144,7 +153,7 @@ export interface AppliedFills {
  * likewise only when imap.login.mode is not set. Folders are taken one by one.
  */
 export function applyImapFills(data: Record<string, unknown>, fills: readonly ImapFill[]): AppliedFills {
-  const has = (path: readonly string[]): boolean => valueAt(data, path) !== undefined;
+  const has = (path: readonly string[]): boolean => getAt(data, path) !== undefined;
   const ownServer = has(['imap', 'host']);
   const ownLogin = has(['imap', 'login', 'mode']);
   const filled = new Map<string, string>();
@@ -160,28 +169,6 @@ export function applyImapFills(data: Record<string, unknown>, fills: readonly Im
     notes.push(`${key} = ${key.endsWith('Password') ? '(hidden)' : JSON.stringify(f.value)} from voicemail.conf [general] ${f.from}`);
   }
   return { filled, notes };
-}
-
-function valueAt(data: unknown, path: readonly string[]): unknown {
-  let cur: unknown = data;
-  for (const p of path) {
-    if (cur === null || typeof cur !== 'object') return undefined;
-    cur = (cur as Record<string, unknown>)[p];
-  }
-  return cur;
-}
-
-/** False where a section on the way is not an object: left as written, for validation to name. */
-function setAt(data: Record<string, unknown>, path: readonly string[], value: unknown): boolean {
-  let cur = data;
-  for (const p of path.slice(0, -1)) {
-    if (cur[p] === undefined || cur[p] === null) cur[p] = {};
-    const next = cur[p];
-    if (typeof next !== 'object' || Array.isArray(next)) return false;
-    cur = next as Record<string, unknown>;
-  }
-  cur[path[path.length - 1]!] = value;
-  return true;
 }
 
 /**

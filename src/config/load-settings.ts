@@ -15,6 +15,7 @@ import { planSmdiTarget, readSmdiConf } from '../mwi/smdi-conf.js';
 import { fillImapFromVoicemailConf } from './imap-from-voicemail-conf.js';
 import { DEFAULT_VOICEMAIL_CONF, settingsSchema } from './schema.js';
 import { isLoopback } from './loopback.js';
+import { getAt, isPlainObject } from './raw-settings.js';
 import { checkReadable, readSecretFile } from './secret-file.js';
 import { checkRedis, checkTls } from './tls-checks.js';
 import type { Settings } from './schema.js';
@@ -181,9 +182,6 @@ export function settingKeys(): readonly SettingKey[] {
 // ---------------------------------------------------------------------------------------------
 // Small helpers.
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** Values of these keys never appear in messages. */
 function isSecretKey(key: string): boolean {
@@ -227,15 +225,6 @@ function didYouMean(wrong: string, candidates: Iterable<string>): string {
 function show(value: unknown): string {
   const s = JSON.stringify(value) ?? String(value);
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
-}
-
-function getAt(data: unknown, path: readonly PropertyKey[]): unknown {
-  let node = data;
-  for (const seg of path) {
-    if (!isPlainObject(node)) return undefined;
-    node = node[String(seg)];
-  }
-  return node;
 }
 
 /** YAML `key:` with nothing after it means "not set", as most YAML-configured tools treat it. */

@@ -2,16 +2,13 @@
  * Which settings differ between two loaded settings objects, by key (`mwi.targets`, `log.level`),
  * for a reload to say what it changes. Values are never part of the answer: secrets sit among them.
  */
+import { isPlainObject } from './raw-settings.js';
 
 /** Keys whose values differ, sorted. Arrays count as one value (a changed target list is `mwi.targets`). */
 export function changedSettingKeys(before: unknown, after: unknown): string[] {
   const changed: string[] = [];
   walk(before, after, [], changed);
   return changed.sort();
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
 function walk(a: unknown, b: unknown, path: string[], out: string[]): void {

@@ -50,7 +50,7 @@ export function buildDirectory(conf: VoicemailConf, settings: Settings, password
       problems.push({ mailbox: key, file: box.file, line: box.line, problem: 'the IMAP user name contains a control character' });
       continue;
     }
-    const elsewhere = ownServerProblem(box.options, conf.general, settings.imap);
+    const elsewhere = ownServerProblem(box.options, settings.imap);
     if (elsewhere) {
       problems.push({ mailbox: key, file: box.file, line: box.line, problem: elsewhere });
       continue;

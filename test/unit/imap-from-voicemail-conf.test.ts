@@ -77,6 +77,7 @@ authpassword=s3cret-master
 4001 => 1234,Bob,bob@example.org,,imapuser=bob|imapserver=other.example.org
 4002 => 1234,Cy,cy@example.org,,imapuser=cy|imapserver=IMAP.example.org|imapport=143|imapflags=novalidate-cert/tls
 4003 => 1234,Di,di@example.org,,imapuser=di|imapfolder=INBOX
+4004 => 1234,Ed,ed@example.org,,imapuser=ed|imapflags=ssl
 `);
     const loaded = await load(file);
     const { imap } = loaded.settings;
@@ -102,6 +103,7 @@ authpassword=s3cret-master
     assert.match(other!.problem, /imapserver=other\.example\.org puts this mailbox on another IMAP server than imap\.host \(imap\.example\.org\)/);
     assert.equal(other!.line, 11);
     assert.match(directory.problems.find((p) => p.mailbox === '4003@default')!.problem, /imapfolder=INBOX differs from imap\.folders\.inbox \(Voicemail\)/);
+    assert.match(directory.problems.find((p) => p.mailbox === '4004@default')!.problem, /imapflags=ssl means imap\.secure: true, and the installation uses false/);
   });
 
   it('vmbridge\'s own settings win', async () => {
@@ -111,6 +113,10 @@ authpassword=s3cret-master
     assert.equal(own.settings.imap.requireTls, true);
     assert.equal(own.settings.imap.folders.inbox, 'INBOX');
     assert.deepEqual(own.fromVoicemailConf, []);
+
+    // A value taken from voicemail.conf that the settings refuse is named by its option.
+    const long = 'V'.repeat(201);
+    await assert.rejects(load(await site(`[general]\nimapserver=mail\nimapfolder=${long}\n`)), (err: unknown) => err instanceof ConfigError && err.key === 'imap.folders.inbox' && err.message.includes(`voicemail.conf [general] imapfolder=${long}`));
 
     // A master password kept in a file (better than voicemail.conf) is not overridden by authpassword=.
     const secret = join(dir, 'master.pw');
