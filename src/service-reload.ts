@@ -19,9 +19,9 @@ export interface ReloadableDeps {
   readonly load: () => Promise<Settings>;
   readonly start: (settings: Settings, log: Logger) => Promise<Service>;
   readonly logger: (settings: Settings) => Logger;
+  /** Neither the new nor the old settings start any more: nothing runs; the process should end. */
+  readonly onDown: (err: unknown) => void;
 }
-
-export type ReloadOutcome = 'voicemail.conf' | 'restarted' | 'kept' | 'restored';
 
 export class ReloadableService {
   private reloading: Promise<void> | undefined;
@@ -43,10 +43,6 @@ export class ReloadableService {
 
   get log(): Logger {
     return this.current.log;
-  }
-
-  get service(): Service {
-    return this.current.service;
   }
 
   /**
@@ -77,7 +73,7 @@ export class ReloadableService {
     await this.current.service.close();
   }
 
-  private async reloadOnce(): Promise<ReloadOutcome> {
+  private async reloadOnce(): Promise<void> {
     const { log } = this.current;
     let next: Settings;
     try {
@@ -86,12 +82,12 @@ export class ReloadableService {
       if (!(err instanceof VmbridgeError)) throw err;
       const where = err instanceof ConfigError ? { file: err.file, key: err.key } : {};
       log.error({ err: err.message, ...where }, 'settings not reloaded: the new settings have a problem; the old ones stay in use');
-      return 'kept';
+      return;
     }
     const changed = changedSettingKeys(this.current.settings, next);
     if (changed.length === 0) {
       await this.current.service.reload();
-      return 'voicemail.conf';
+      return;
     }
     log.info({ changed }, 'settings changed: restarting the service with them');
     const old = this.current;
@@ -101,10 +97,13 @@ export class ReloadableService {
       this.current = { settings: next, log: nextLog, service: await this.deps.start(next, nextLog) };
     } catch (err) {
       log.error({ err: err instanceof Error ? err.message : String(err), ...(err instanceof ConfigError ? { file: err.file, key: err.key } : {}) }, 'the new settings do not start; starting again with the old ones');
-      this.current = { ...old, service: await this.deps.start(old.settings, old.log) };
-      return 'restored';
+      try {
+        this.current = { ...old, service: await this.deps.start(old.settings, old.log) };
+      } catch (again) {
+        this.deps.onDown(again);
+      }
+      return;
     }
     nextLog.info({ changed }, 'settings reloaded');
-    return 'restarted';
   }
 }

@@ -150,6 +150,11 @@ async function cmdRun(args: readonly string[]): Promise<number> {
     },
     start: (s, log) => startService(s, log),
     logger: (s) => createLogger(s.log.level),
+    onDown: (err) => {
+      // Exit non-zero, so that systemd (Restart=on-failure) or the container starts vmbridge again.
+      running.log.error({ err: err instanceof Error ? err.message : String(err) }, 'the old settings do not start again either; exiting');
+      process.exit(1);
+    },
   }, loaded.settings);
   for (const note of loaded.fromVoicemailConf) running.log.info({ setting: note }, 'setting taken from voicemail.conf');
   let stopping = false;
