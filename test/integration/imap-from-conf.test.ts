@@ -50,22 +50,10 @@ describe('the IMAP server and folders from voicemail.conf [general]', { timeout:
 
     const run = await vmbridge(['sync', '--config', configPath, '--no-mwi']);
     assert.equal(run.code, 0, run.stderr);
-    const mc = await h.mail(ref);
-    try {
-      const inbox = await mc.list(['INBOX']);
-      const work = await mc.list(['Voicemail/Work']);
-      assert.equal(inbox.length, 1, 'the new voicemail in INBOX');
-      assert.equal(work.length, 1, 'the saved one in Voicemail/Work (imapparentfolder)');
-    } finally {
-      await mc.close();
-    }
+    assert.equal((await h.emails(ref)).length, 1, 'the new voicemail in INBOX');
+    assert.equal((await h.emails(ref, 'Voicemail/Work')).length, 1, 'the saved one in Voicemail/Work (imapparentfolder)');
     // The mailbox whose own imapserver= names another server is left out, and said so.
-    const elsewhere = await h.mail(other);
-    try {
-      assert.equal((await elsewhere.list(['INBOX'])).length, 0);
-    } finally {
-      await elsewhere.close();
-    }
+    assert.equal((await h.emails(other)).length, 0);
     assert.match(run.stderr + run.stdout, /3811@default.*imapserver=imap\.elsewhere\.example puts this mailbox on another IMAP server than imap\.host \(127\.0\.0\.1\)/);
 
     const doctor = await vmbridge(['doctor', '--config', configPath]);

@@ -27,14 +27,7 @@ describe('SIGHUP reloads every setting', { timeout: 180_000 }, () => {
   let log = '';
   let configPath: string;
   const settingsFile = (level: string, more: { imapPort?: number; httpPort?: number } = {}) => stringify({ ...h.settings, imap: { ...h.settings.imap, port: more.imapPort ?? h.settings.imap.port }, log: { level }, notify: { ...h.settings.notify, listen: false }, http: { ...h.settings.http, host: '127.0.0.1', port: more.httpPort ?? 0 } });
-  const emails = async (): Promise<number> => {
-    const mc = await h.mail(ref);
-    try {
-      return (await mc.list(['INBOX'])).length;
-    } finally {
-      await mc.close();
-    }
-  };
+  const emails = async (): Promise<number> => (await h.emails(ref)).length;
   /** Log lines written after `mark` (an offset into the log). */
   const since = (mark: number) => log.slice(mark);
 

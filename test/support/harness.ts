@@ -13,7 +13,7 @@ import { startService, type Service, type ServiceOptions } from '../../src/servi
 import type { MailboxRef } from '../../src/spool/types.js';
 import { startCyrus, type CyrusServer } from './cyrus.js';
 import { startDovecot, type DovecotServer } from './dovecot.js';
-import { MailClient } from './mail-client.js';
+import { MailClient, type SeenEmail } from './mail-client.js';
 import { startRedis } from './redis.js';
 
 export interface HarnessBox {
@@ -46,6 +46,8 @@ export interface HarnessCore {
   /** The IMAP user and password of a mailbox (user = "u<mailbox>" in context default). */
   account(ref: MailboxRef): { user: string; pass: string };
   mail(ref: MailboxRef): Promise<MailClient>;
+  /** The emails in one folder of a mailbox, looked at over a connection of its own. */
+  emails(ref: MailboxRef, folder?: string): Promise<SeenEmail[]>;
   startService(opts?: ServiceOptions): Promise<Service>;
   writeConf(extraLines?: string): Promise<void>;
   stop(): Promise<void>;
@@ -164,6 +166,14 @@ async function startHarnessOn(imap: TestImapServer, opts: {
       const c = await MailClient.open(imap.port, userOf(ref), `pw-${userOf(ref)}`);
       clients.push(c);
       return c;
+    },
+    async emails(ref, folder = 'INBOX') {
+      const c = await MailClient.open(imap.port, userOf(ref), `pw-${userOf(ref)}`);
+      try {
+        return await c.list([folder]);
+      } finally {
+        await c.close();
+      }
     },
     async startService(serviceOpts) {
       const s = await startService(settings, log, serviceOpts);
