@@ -18,8 +18,9 @@ DEMO_PACKAGES=(redis-server dovecot-core dovecot-imapd sox libsox-fmt-mp3 ca-cer
 # with espeak-ng and transcribe it with PocketSphinx and its en-us model (docs/transcription.md).
 # PostgreSQL and MariaDB hold Asterisk's ODBC voicemail table in test/integration/store-odbc.test.ts
 # (private servers on random ports, started by test/support/databases.ts). socat links two
-# pseudo-terminals into the serial line of the SMDI tests.
-TEST_PACKAGES=("${DEMO_PACKAGES[@]}" kamailio cyrus-common sasl2-bin netcat-openbsd systemd espeak-ng pocketsphinx pocketsphinx-en-us openssl postgresql mariadb-server mariadb-client socat)
+# pseudo-terminals into the serial line of the SMDI tests. chromium is the headless browser that
+# test/integration/status-page.test.ts drives (through playwright-core) to look at the status page.
+TEST_PACKAGES=("${DEMO_PACKAGES[@]}" kamailio cyrus-common sasl2-bin netcat-openbsd systemd espeak-ng pocketsphinx pocketsphinx-en-us openssl postgresql mariadb-server mariadb-client socat chromium)
 # Packages whose install would start a system-wide service the tests do not want (kamailio: a SIP
 # proxy on 5060; cyrus-common: a Cyrus master; exim4, which cyrus-common pulls in as the default
 # MTA; saslauthd from sasl2-bin). The tests run their own private instances on random ports.

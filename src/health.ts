@@ -17,6 +17,7 @@ import { mwiQueueName } from './queue/mwi-queue.js';
 import { listPushSeen } from './queue/push-seen.js';
 import { QueueCounter } from './queue/queue-counts.js';
 import { QUEUE_QUOTA } from './queue/quota-queue.js';
+import { QUEUE_TRANSCRIBE } from './queue/transcribe-queue.js';
 
 /** An IMAP server that has not greeted within this long is down for /readyz. */
 const IMAP_PROBE_MS = 2_500;
@@ -26,9 +27,14 @@ function connected<T>(redis: Redis, read: () => Promise<T>): Promise<T> {
   return redis.status === 'ready' ? read() : Promise.reject(new Error(`redis not connected (${redis.status})`));
 }
 
-export function createMetrics(settings: Settings, redis: Redis, imap: ImapPool, breaker: DeleteBreaker): { metrics: Metrics; close(): Promise<void> } {
+/** Every BullMQ queue the installation's settings give (metrics and the queue view show these). */
+export function installationQueues(settings: Settings, opts: { readonly transcription: boolean }): string[] {
+  return [QUEUE_RECONCILE, ...settings.mwi.targets.map((t) => mwiQueueName(t.name)), QUEUE_QUOTA, QUEUE_ALERT, ...(opts.transcription ? [QUEUE_TRANSCRIBE] : [])];
+}
+
+export function createMetrics(settings: Settings, redis: Redis, imap: ImapPool, breaker: DeleteBreaker, queueNames: readonly string[]): { metrics: Metrics; close(): Promise<void> } {
   const prefix = settings.redis.prefix;
-  const queues = new QueueCounter(redis, prefix, [QUEUE_RECONCILE, ...settings.mwi.targets.map((t) => mwiQueueName(t.name)), QUEUE_QUOTA, QUEUE_ALERT]);
+  const queues = new QueueCounter(redis, prefix, queueNames);
   const metrics = new Metrics({
     queues: () => connected(redis, () => queues.counts()),
     imapConnections: () => ({ ...imap.limiter.open(), waiting: imap.limiter.waiting() }),

@@ -9,7 +9,10 @@ import { readPasswordsFile } from './config/passwords.js';
 import { readVoicemailConf } from './config/voicemail-conf.js';
 import type { Server } from 'node:http';
 import { PROBE_USER, type DovecotPushOptions } from './http/dovecot-push.js';
-import { createMetrics, readinessChecks } from './health.js';
+import { createMetrics, installationQueues, readinessChecks } from './health.js';
+import { createQueueBoard } from './http/queue-board.js';
+import { statusServing } from './status/serving.js';
+import { StatusStore } from './status/status-store.js';
 import { PushSeenRecorder, senderName } from './queue/push-seen.js';
 import { startHttpServer } from './http/server.js';
 import { ImapPool } from './imap/pool.js';
@@ -125,17 +128,29 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   const state = new StateStore(redis, settings.redis.prefix);
   const imap = new ImapPool(settings.imap, log);
   const requester = new ReconcileRequester(redis, settings.redis.prefix);
-  const alerts = startAlerts({ settings, redis, imap, log, directory: () => directory, reconcileQueue: requester.queue });
+  // What the status page shows, written by whichever process does the work (docs/http.md).
+  const status = new StatusStore(redis, settings.redis.prefix);
+  const statusNote = (what: string) => (err: unknown): void => log.debug({ err: err instanceof Error ? err.message : String(err) }, `${what} not recorded for the status page`);
+  const alerts = startAlerts({ settings, redis, imap, log, directory: () => directory, reconcileQueue: requester.queue, onQuotaReadings: (user, readings) => status.quotaRead(user, readings) });
   const breaker = new DeleteBreaker(redis, settings.redis.prefix, settings.sync.deleteBreaker);
-  const { metrics, close: closeMetrics } = createMetrics(settings, redis, imap, breaker);
+  const queueNames = installationQueues(settings, { transcription: transcriber !== undefined });
+  const { metrics, close: closeMetrics } = createMetrics(settings, redis, imap, breaker, queueNames);
   // Transcription: its own queue and worker, so an engine holds up no reconcile (docs/transcription.md).
   const transcribeQueue = transcriber ? new TranscribeRequester(redis, settings.redis.prefix) : undefined;
   const outcomes = new OutcomeStore(redis, settings.redis.prefix);
   const queuedTranscriber = transcriber && transcribeQueue ? new QueuedTranscriber({ transcriber, requester: transcribeQueue, outcomes }) : undefined;
   // MWI: each reconcile's counts go to every mwi.targets entry, each on its own queue (docs/mwi.md).
   const mwiStore = new MwiStore(redis, settings.redis.prefix);
-  const mwi = new MwiPublisher({ redis, prefix: settings.redis.prefix, targets: settings.mwi.targets.map((t) => t.name), store: mwiStore, log });
-  const mwiWorkers = createMwiWorkers({ settings, redis, store: mwiStore, log, requeue: (target, ref) => mwi.request(target, ref), onAttempt: (target, ok, ms) => metrics.published(target, ok ? 'ok' : 'failed', ms) });
+  const mwi = new MwiPublisher({ redis, prefix: settings.redis.prefix, targets: settings.mwi.targets.map((t) => t.name), store: mwiStore, log, onChanged: (ref, heardAt) => status.heard(ref, heardAt).catch(statusNote('change time')) });
+  const mwiWorkers = createMwiWorkers({
+    settings,
+    redis,
+    store: mwiStore,
+    log,
+    requeue: (target, ref) => mwi.request(target, ref),
+    onAttempt: (target, ok, ms) => metrics.published(target, ok ? 'ok' : 'failed', ms),
+    onPublished: (target, ref) => void status.published(target, ref).catch(statusNote('change-to-lamp time')),
+  });
   // The first pass over every mailbox logs `progress` lines while its backlog drains (docs/sync.md).
   let startup: StartupProgress | undefined;
   const reconcileDeps: ReconcileWorkerDeps = {
@@ -147,24 +162,28 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     redis,
     directory: () => directory,
     ownerName: (ref) => directory.boxes.get(mailboxKey(ref))?.owner.fullName,
-    onReconciled: async (ref, result, ms) => {
+    onReconciled: async (ref, result, ms, heardAt) => {
       metrics.reconciled(result.plan.ops, ms);
+      await status.reconciled(ref, { at: Date.now(), ms, store: result.spoolTotal, imap: result.imapTotal, applied: result.applied, counts: result.counts }).catch(statusNote('reconcile'));
       metrics.staleness(mailboxKey(ref), false);
       await clearStale(redis, settings.redis.prefix, ref);
       opts.onReconciled?.(ref, result, ms);
       startup?.reconciled(ref, result);
-      await mwi.afterReconcile(ref, result);
+      await mwi.afterReconcile(ref, result, heardAt);
     },
-    onFailed: () => metrics.failed(),
+    onFailed: (err, ref) => {
+      metrics.failed();
+      if (ref) status.failed(ref, err.message).catch(statusNote('failure'));
+    },
     onSafetyStop: (ref) => {
       metrics.guardTripped('safety-stop');
       startup?.gaveUp(ref);
     },
     // The lamps follow the spool whatever IMAP does; the mailbox is marked stale until a reconcile finishes.
-    onSpoolCounts: async (ref, counts, err) => {
+    onSpoolCounts: async (ref, counts, err, heardAt) => {
       metrics.staleness(mailboxKey(ref), true);
       await markStale(redis, settings.redis.prefix, ref, err.message);
-      await mwi.publish(ref, counts);
+      await mwi.publish(ref, counts, heardAt);
     },
     followers: [alerts.watch],
     breaker,
@@ -243,9 +262,11 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   let http: Server | undefined;
   let notify: NotifyServer | undefined;
   let sweep: NodeJS.Timeout | undefined;
+  const board = settings.http.port > 0 && settings.http.status.enabled ? createQueueBoard(redis, settings.redis.prefix, queueNames, { readOnly: settings.http.status.readOnly }) : undefined;
   const closeAll = async (): Promise<void> => {
     if (sweep) clearInterval(sweep);
     await new Promise<void>((r) => (http ? http.close(() => r()) : r()));
+    await board?.close();
     await notify?.close();
     watcher?.close();
     await idle?.close();
@@ -269,7 +290,14 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   if (settings.http.port > 0) {
     const readiness = readinessChecks({ settings, redis, ami, mwiHealth: () => mwiWorkers.health() });
     try {
-      http = await startHttpServer({ host: settings.http.host, port: settings.http.port, metrics, readiness, ...(settings.http.push.enabled ? { push: pushOptions } : {}) });
+      http = await startHttpServer({
+        host: settings.http.host,
+        port: settings.http.port,
+        metrics,
+        readiness,
+        ...(settings.http.push.enabled ? { push: pushOptions } : {}),
+        ...(statusServing(settings, redis, status, () => directory, board)),
+      });
     } catch (err) {
       // Nothing may keep running (or take jobs) for a service that does not start.
       await closeAll().catch(() => undefined);

@@ -24,9 +24,9 @@ export interface ReconcileWorkerDeps extends ReconcileDeps {
    * still held, so what it records (MWI counts) lands in reconcile order; if it throws, the
    * reconcile is retried.
    */
-  readonly onReconciled?: (ref: MailboxRef, result: ReconcileResult, ms: number) => void | Promise<void>;
-  /** Told when a reconcile attempt failed (it is retried with backoff). */
-  readonly onFailed?: (err: Error) => void;
+  readonly onReconciled?: (ref: MailboxRef, result: ReconcileResult, ms: number, heardAt: number) => void | Promise<void>;
+  /** Told when a reconcile attempt failed (it is retried with backoff); `ref` when the job could be read. */
+  readonly onFailed?: (err: Error, ref?: MailboxRef) => void;
   /** Told when a mailbox's plan was refused by the safety stop (metrics); it is not retried. */
   readonly onSafetyStop?: (ref: MailboxRef) => void;
   /**
@@ -34,7 +34,7 @@ export interface ReconcileWorkerDeps extends ReconcileDeps {
    * back-off, spool changes deferred): the lamps follow the spool whatever IMAP does. Awaited
    * under the mailbox's lock, like onReconciled.
    */
-  readonly onSpoolCounts?: (ref: MailboxRef, counts: MwiCounts, err: Error) => void | Promise<void>;
+  readonly onSpoolCounts?: (ref: MailboxRef, counts: MwiCounts, err: Error, heardAt: number) => void | Promise<void>;
 }
 
 export type ReconcileWorker = ClosableWorker<ReconcileJob>;
@@ -66,10 +66,11 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
         if (result.applied > 0 || result.skipped.length > 0) {
           log.info({ mailbox: mailboxKey(ref), reason: data.reason, ops: result.applied, skipped: result.skipped.length, held: result.plan.held.length, ms: Math.round(ms), waitedMs, phases: result.phases }, 'reconciled');
         }
-        await deps.onReconciled?.(ref, result, ms);
+        // The job's creation is when the change it is about was first heard (requests coalesce into it).
+        await deps.onReconciled?.(ref, result, ms, job.timestamp);
         return { ops: result.applied };
       } catch (err) {
-        await publishSpoolCounts(deps, ref, err);
+        await publishSpoolCounts(deps, ref, err, job.timestamp);
         if (err instanceof SafetyStopError) {
           deps.onSafetyStop?.(ref);
           log.error({ mailbox: mailboxKey(ref), err: err.message }, 'reconcile stopped for safety');
@@ -85,7 +86,8 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
   );
   const { worker } = started;
   worker.on('failed', (job, err) => {
-    deps.onFailed?.(err);
+    const parsed = job ? reconcileJobSchema.safeParse(job.data) : undefined;
+    deps.onFailed?.(err, parsed?.success ? { context: parsed.data.context, mailbox: parsed.data.mailbox } : undefined);
     // A busy spool is expected while Asterisk renumbers, and a caller in VoiceMailMain defers
     // spool changes until they hang up; both are only worth a quiet line. A login in back-off was
     // already logged once by the pool.
@@ -100,12 +102,12 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
  * The spool's counts after a failed reconcile, for the lamps. A spool that does not hold still
  * (Asterisk mid-change) or cannot be read gives none: the retry will.
  */
-async function publishSpoolCounts(deps: ReconcileWorkerDeps, ref: MailboxRef, err: unknown): Promise<void> {
+async function publishSpoolCounts(deps: ReconcileWorkerDeps, ref: MailboxRef, err: unknown, heardAt: number): Promise<void> {
   if (!deps.onSpoolCounts || err instanceof SpoolBusyError) return;
   try {
     const snapshot = await deps.store.readMailbox(ref);
     if (!snapshot.settled) return;
-    await deps.onSpoolCounts(ref, mwiCounts(snapshot), err instanceof Error ? err : new Error(String(err)));
+    await deps.onSpoolCounts(ref, mwiCounts(snapshot), err instanceof Error ? err : new Error(String(err)), heardAt);
   } catch (publishErr) {
     deps.log.warn({ mailbox: mailboxKey(ref), err: publishErr instanceof Error ? publishErr.message : String(publishErr) }, 'spool counts not published after a failed reconcile');
   }

@@ -21,6 +21,7 @@ import { mailConfigured, type AlertTransport } from './admin-mail.js';
 import { AlertState } from './state.js';
 import { sweepQuotas, type SweepResult } from './sweep.js';
 import { QuotaWatch, type RetryScheduler } from './watch.js';
+import type { QuotaReading } from '../imap/quota.js';
 
 export interface AlertsDeps {
   readonly settings: Settings;
@@ -31,6 +32,8 @@ export interface AlertsDeps {
   readonly directory: () => Directory;
   /** Where the delayed retry of a mailbox refused for quota goes. */
   readonly reconcileQueue: Queue<ReconcileJob>;
+  /** Told every quota reading of an account (the status page). */
+  readonly onQuotaReadings?: (imapUser: string, readings: readonly QuotaReading[]) => Promise<void>;
   /** Tests only: a transport instead of one made from alerts.smtp. */
   readonly transport?: AlertTransport;
 }
@@ -89,6 +92,7 @@ export function startAlerts(deps: AlertsDeps): Alerts {
     retries: retryScheduler(deps.reconcileQueue),
     directory: deps.directory,
     log,
+    ...(deps.onQuotaReadings ? { onReadings: deps.onQuotaReadings } : {}),
   });
   const sweep = (signal?: AbortSignal): Promise<SweepResult> =>
     sweepQuotas({ directory: deps.directory(), imap: deps.imap, watch, folders: settings.imap.folders, log, concurrency: Math.min(4, settings.sync.concurrency), ...(signal ? { signal } : {}) });

@@ -42,6 +42,8 @@ export interface QuotaWatchDeps {
   readonly directory: () => Directory;
   readonly log: Logger;
   readonly now?: () => number;
+  /** Told every quota reading of an account (the status page shows the use). */
+  readonly onReadings?: (imapUser: string, readings: readonly QuotaReading[]) => Promise<void>;
 }
 
 /** Asterisk's default maxmsg (app_voicemail MAXMSG), for a mailbox whose limit is not known. */
@@ -131,6 +133,9 @@ export class QuotaWatch implements MailboxWatch {
     const boxes = this.boxesOf(account, from);
     for (const r of readings) {
       this.log.debug({ imapUser: account.user, resource: r.resource, root: r.root, usage: r.usage, limit: r.limit }, 'quota read');
+    }
+    if (this.deps.onReadings && readings.length > 0) {
+      await this.deps.onReadings(account.user, readings).catch((err: unknown) => this.log.debug({ imapUser: account.user, err: describe(err) }, 'quota reading not recorded for the status page'));
     }
     const targets: { resource: string; levels: Level[]; usage: number | undefined }[] = readings.map((r) => ({
       resource: r.resource,

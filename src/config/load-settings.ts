@@ -17,6 +17,7 @@ import { DEFAULT_VOICEMAIL_CONF, settingsSchema } from './schema.js';
 import { isLoopback } from './loopback.js';
 import { getAt, isPlainObject } from './raw-settings.js';
 import { checkReadable, readSecretFile } from './secret-file.js';
+import { checkStatusPage } from './status-checks.js';
 import { checkRedis, checkTls } from './tls-checks.js';
 import type { Settings } from './schema.js';
 
@@ -652,6 +653,7 @@ export async function loadSettings(opts: LoadSettingsOptions = {}): Promise<Load
   await checkAlerts(settings, src, warnings, file);
   await checkAmi(settings, src, warnings, file);
   await checkPush(settings, src, warnings, file);
+  await checkStatusPage(settings, { file, passwordFromEnv: src.fromEnv.has('http.status.password'), passwordFileEnv: envNameOf(['http', 'status', 'passwordFile']) }, warnings);
   await checkMwi(settings, warnings, file);
   await checkRedis(settings, fromEnv, file, warnings);
   await checkTls(settings, warnings);

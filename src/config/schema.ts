@@ -424,7 +424,23 @@ export const settingsSchema = z.strictObject({
       /** A file holding only the token (one trailing newline ignored). */
       tokenFile: z.string().min(1).optional(),
     }).default({ enabled: false }),
-  }).default({ host: '127.0.0.1', port: DEFAULT_HTTP_PORT, push: { enabled: false } }),
+    /**
+     * The status page (`/status`) and the queue view (`/queues`, Bull Board) on the same listener,
+     * behind HTTP Basic authentication (or `Authorization: Bearer <password>` for scripts):
+     * docs/http.md. Off until a password is set.
+     */
+    status: z.strictObject({
+      enabled: z.boolean().default(false),
+      username: z.string().min(1).max(64).refine((s) => !/[:\s\0]/.test(s), 'no colon, whitespace or NUL').default('admin'),
+      password: z.string().min(1).optional(),
+      /** A file holding only the password (one trailing newline ignored). */
+      passwordFile: z.string().min(1).optional(),
+      /** false lets the queue view retry, promote and remove jobs; the status page itself only reads. */
+      readOnly: z.boolean().default(true),
+      /** How often an open status page asks for fresh figures. */
+      refreshSeconds: z.number().int().min(1).max(3_600).default(10),
+    }).default({ enabled: false, username: 'admin', readOnly: true, refreshSeconds: 10 }),
+  }).default({ host: '127.0.0.1', port: DEFAULT_HTTP_PORT, push: { enabled: false }, status: { enabled: false, username: 'admin', readOnly: true, refreshSeconds: 10 } }),
 
   /** `vmbridge notify` (voicemail.conf externnotify) hands mailboxes to the service here: docs/notify.md. */
   notify: z.strictObject({

@@ -17,6 +17,11 @@ export interface MwiPublisherDeps {
   readonly targets: readonly string[];
   readonly store: MwiStore;
   readonly log: Logger;
+  /**
+   * Told when the counts wanted for a mailbox change, with when that change was first heard
+   * (the status page measures change-to-lamp from it).
+   */
+  readonly onChanged?: (ref: MailboxRef, heardAt: number) => Promise<void>;
 }
 
 export class MwiPublisher {
@@ -27,23 +32,26 @@ export class MwiPublisher {
   }
 
   /** The reconcile worker's hook. Awaited under the mailbox's lock, so desired counts land in order. */
-  async afterReconcile(ref: MailboxRef, result: { readonly counts?: MwiCounts | undefined }): Promise<void> {
+  async afterReconcile(ref: MailboxRef, result: { readonly counts?: MwiCounts | undefined }, heardAt?: number): Promise<void> {
     if (result.counts === undefined) {
       this.deps.log.debug({ mailbox: mailboxKey(ref) }, 'no settled spool counts after this reconcile; MWI left as it is');
       return;
     }
-    await this.publish(ref, result.counts);
+    await this.publish(ref, result.counts, heardAt);
   }
 
   /**
    * Records `counts` as what `ref` should show and queues it where it differs from what was last
    * published. Refuses (throws) an unsafe mailbox name or invalid counts before touching Redis.
    */
-  async publish(ref: MailboxRef, counts: MwiCounts): Promise<number> {
+  async publish(ref: MailboxRef, counts: MwiCounts, heardAt?: number): Promise<number> {
     mwiJobSchema.parse({ context: ref.context, mailbox: ref.mailbox });
     if (!isValidCounts(counts)) throw new MwiCountsError(`${mailboxKey(ref)}: counts ${JSON.stringify(counts)} are not whole numbers ≥ 0 with urgent ≤ new`);
     if (this.requesters.size === 0) return 0;
+    const onChanged = heardAt !== undefined ? this.deps.onChanged : undefined;
+    const before = onChanged ? await this.deps.store.desired(ref) : undefined;
     await this.deps.store.setDesired(ref, counts);
+    if (onChanged && heardAt !== undefined && !sameCounts(before, counts)) await onChanged(ref, heardAt);
     let queued = 0;
     for (const [name, requester] of this.requesters) {
       // Only an optimisation: the worker compares again after it publishes, so a race here

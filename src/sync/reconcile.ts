@@ -32,7 +32,7 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
     timer.lap('imapMs');
     const decision = await decide(run, store, imap);
     timer.lap('planMs');
-    const base = { plan: decision.plan, spoolProblems: store.snapshot.problems, spoolTotal: store.sides.size };
+    const base = { plan: decision.plan, spoolProblems: store.snapshot.problems, spoolTotal: store.sides.size, imapTotal: imap.observed.copies.size };
     if (opts.dryRun) return { ...base, applied: 0, skipped: [], phases: timer.phases };
     const applied = decision.plan.ops.length === 0
       ? { applied: 0, appended: 0, skipped: [] }

@@ -32,6 +32,7 @@ const SECRETS = {
   ami: 'ami-secret-b7d24e0a95',
   smtp: 'smtp-secret-c18f5d7b42',
   push: 'push-token-e2a9c4f716',
+  status: 'status-password-8d0c3b5a71',
 } as const;
 
 describe('secrets from files, none in the log', { timeout: 180_000 }, () => {
@@ -72,7 +73,7 @@ describe('secrets from files, none in the log', { timeout: 180_000 }, () => {
       email: base.email,
       log: { level: 'debug' },
       asterisk: { ami: { host: '127.0.0.1', port: owner.port, username: 'bridge', secretFile: amiFile, secure: true, tls } },
-      http: { host: '127.0.0.1', port: await freePort(), push: { enabled: true, tokenFile: await file('push-token', SECRETS.push) } },
+      http: { host: '127.0.0.1', port: await freePort(), push: { enabled: true, tokenFile: await file('push-token', SECRETS.push) }, status: { enabled: true, passwordFile: await file('status-password', SECRETS.status) } },
       mwi: {
         targets: [
           { name: 'owner', kind: 'ami-refresh', host: '127.0.0.1', port: owner.port, username: 'bridge', secretFile: amiFile, secure: true, tls },
@@ -98,6 +99,9 @@ describe('secrets from files, none in the log', { timeout: 180_000 }, () => {
     });
     await listener.connect();
     service = await startService(loaded.settings, h.log);
+    // The status page is used with its password, so the log scan covers that path too.
+    const page = await fetch(`http://127.0.0.1:${loaded.settings.http.port}/status.json`, { headers: { authorization: `Basic ${Buffer.from(`admin:${SECRETS.status}`).toString('base64')}` } });
+    assert.equal(page.status, 200);
   });
   after(async () => {
     await service?.close().catch(() => undefined);

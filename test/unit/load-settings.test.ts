@@ -419,3 +419,33 @@ describe('config/vmbridge.example.yaml', () => {
     assert.equal(settings.imap.login.masterPassword, 'admin-secret');
   });
 });
+
+describe('loadSettings: http.status', () => {
+  const base = { VMBRIDGE_IMAP_HOST: 'h', VMBRIDGE_HTTP_PORT: '8080', VMBRIDGE_HTTP_STATUS__ENABLED: 'true' };
+
+  it('is off by default, and refuses to be on without a password', async () => {
+    const { settings } = await load({ env: { VMBRIDGE_IMAP_HOST: 'h' } });
+    assert.equal(settings.http.status.enabled, false);
+    assert.equal(settings.http.status.readOnly, true);
+    await rejects(load({ env: base }), { key: 'http.status.passwordFile', includes: ['no password', 'VMBRIDGE_HTTP_STATUS__PASSWORD_FILE'] });
+    await rejects(load({ env: { ...base, VMBRIDGE_HTTP_PORT: '0', VMBRIDGE_HTTP_STATUS__PASSWORD: 'x'.repeat(16) } }), { key: 'http.port', includes: ['http.status.enabled'] });
+  });
+
+  it('reads passwordFile; refuses both at once, a line break, and a colon in the user name; warns about a short or written-in password', async () => {
+    const passwordFile = join(dir, 'status-password');
+    await writeFile(passwordFile, 'a-long-page-password\n', { mode: 0o600 });
+    await chmod(passwordFile, 0o600);
+    const { settings, warnings } = await load({ env: { ...base, VMBRIDGE_HTTP_STATUS__PASSWORD_FILE: passwordFile } });
+    assert.equal(settings.http.status.password, 'a-long-page-password');
+    assert.equal(settings.http.status.username, 'admin');
+    assert.deepEqual(warnings, []);
+    await rejects(load({ env: { ...base, VMBRIDGE_HTTP_STATUS__PASSWORD_FILE: passwordFile, VMBRIDGE_HTTP_STATUS__PASSWORD: 'x' } }), { key: 'http.status.passwordFile', includes: ['both set'] });
+    const broken = await rejects(load({ env: { ...base, VMBRIDGE_HTTP_STATUS__PASSWORD: 'line\nbreak-password' } }), { key: 'http.status.password', includes: ['line break'] });
+    assert.ok(!broken.message.includes('break-password'), 'the password is not echoed');
+    await rejects(load({ env: { ...base, VMBRIDGE_HTTP_STATUS__PASSWORD: 'x'.repeat(16), VMBRIDGE_HTTP_STATUS__USERNAME: 'a:b' } }), { key: 'http.status.username' });
+    const short = await load({ env: { ...base, VMBRIDGE_HTTP_STATUS__PASSWORD: 'short' } });
+    assert.ok(short.warnings.some((w) => w.startsWith('http.status.password is shorter than 12')), short.warnings.join('\n'));
+    const inline = await load({ file: await file('imap:\n  host: h\nhttp:\n  port: 8080\n  status:\n    enabled: true\n    password: a-long-page-password\n') });
+    assert.ok(inline.warnings.some((w) => w.startsWith('http.status.password is written in')), inline.warnings.join('\n'));
+  });
+});

@@ -64,6 +64,8 @@ export interface ReconcileResult {
   readonly spoolProblems: readonly SpoolProblem[];
   /** Messages in the synced folders of the store when the reconcile looked (absent on a dry run: 0). */
   readonly spoolTotal: number;
+  /** Voicemail emails (distinct messages) in the mapped IMAP folders when the reconcile looked. */
+  readonly imapTotal: number;
   /**
    * MWI counts of the store as the whole plan left it (re-read when the plan changed the store).
    * Absent on a dry run, and when that re-read did not settle: unknown is not zero.
