@@ -13,7 +13,7 @@ import type { Logger } from '../src/log.js';
 import { sameAsShown } from '../src/mwi/counts.js';
 import { createSender, type MwiSender, type MwiTargetHealth } from '../src/mwi/targets.js';
 import { acquireMailboxLock } from '../src/queue/mailbox-lock.js';
-import { MWI_PENDING_TTL_MS, mwiBackoffMs, mwiJobSchema, mwiLockKey, mwiPendingKey, mwiQueueName, type MwiJob, type MwiStore } from '../src/queue/mwi-queue.js';
+import { mwiBackoffMs, mwiJobSchema, mwiLockKey, mwiQueueName, type MwiJob, type MwiStore } from '../src/queue/mwi-queue.js';
 import { mailboxKey, type MailboxRef } from '../src/spool/types.js';
 import { startWorker } from '../src/queue/worker-close.js';
 
@@ -89,26 +89,19 @@ function createTargetWorker(deps: MwiWorkerDeps, target: MwiTarget): { worker: W
     const ref: MailboxRef = { context: data.context, mailbox: data.mailbox };
     const lock = await acquireMailboxLock(redis, mwiLockKey(prefix, target.name, ref));
     try {
-      // Cleared only once the lock is ours: a request from here on queues one more job, and the
-      // desired counts read below are at least as new as the request that queued this one.
-      await redis.del(mwiPendingKey(prefix, target.name, ref));
+      // A request made while this job runs is kept by BullMQ as one more job, created when this
+      // one ends; one made while it waited or waits for a retry needs none (./mwi-queue.ts). So
+      // the counts read below are at least as new as any request this job stands for.
       let published = 0;
-      try {
-        for (let round = 0; round < MAX_ROUNDS; round++) {
-          const desired = await store.desired(ref);
-          if (desired === undefined) return { published }; // never counted: unknown, not zero
-          if (sameAsShown(target.kind, await store.published(target.name, ref), desired)) return { published };
-          await send(ref, desired);
-          await store.setPublished(target.name, ref, desired);
-          published++;
-          deps.onPublished?.(target.name, ref, desired);
-          log.info({ mailbox: mailboxKey(ref), new: desired.new, old: desired.old, urgent: desired.urgent, kind: target.kind }, 'MWI published');
-        }
-      } catch (err) {
-        // This job is retried and will read the newest counts then: while it waits, further
-        // changes need no job of their own (a dead target would otherwise collect one per change).
-        await redis.set(mwiPendingKey(prefix, target.name, ref), '1', 'PX', MWI_PENDING_TTL_MS).catch(() => undefined);
-        throw err;
+      for (let round = 0; round < MAX_ROUNDS; round++) {
+        const desired = await store.desired(ref);
+        if (desired === undefined) return { published }; // never counted: unknown, not zero
+        if (sameAsShown(target.kind, await store.published(target.name, ref), desired)) return { published };
+        await send(ref, desired);
+        await store.setPublished(target.name, ref, desired);
+        published++;
+        deps.onPublished?.(target.name, ref, desired);
+        log.info({ mailbox: mailboxKey(ref), new: desired.new, old: desired.old, urgent: desired.urgent, kind: target.kind }, 'MWI published');
       }
       await deps.requeue(target.name, ref);
       return { published };
@@ -127,9 +120,7 @@ function createTargetWorker(deps: MwiWorkerDeps, target: MwiTarget): { worker: W
   worker.on('failed', (job, err) => {
     const final = job !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1);
     const mailbox = job ? `${job.data.mailbox}@${job.data.context}` : undefined;
-    // Given up: the next reconcile of this mailbox (a change, the sweep) may queue a fresh job.
-    const parsed = final ? mwiJobSchema.safeParse(job.data) : undefined;
-    if (parsed?.success) redis.del(mwiPendingKey(prefix, target.name, parsed.data)).catch(() => undefined);
+    // Given up: BullMQ drops the job's deduplication key, so the next change queues a fresh job.
     log[final ? 'error' : 'warn']({ mailbox, attempt: job?.attemptsMade, err: err.message }, final ? 'MWI publish failed for good; the job is kept as failed' : 'MWI publish failed; retried with backoff');
   });
   worker.on('error', (err) => log.error({ err: describeRedisError(err, settings.redis) }, 'MWI worker error'));

@@ -8,17 +8,20 @@
  * a burst of changes becomes one publication of the newest value, and a value older than one
  * already sent is never sent.
  *
- * Jobs are coalesced like reconciles (./coalesce.ts), per target and mailbox: the worker clears
- * the pending key before it reads the desired counts.
+ * Jobs are coalesced per target and mailbox by BullMQ's own deduplication with keepLastIfActive:
+ * while a job for (target, mailbox) waits, or waits for its retry, a request adds nothing (that
+ * job will read the newest counts); while it runs, a request makes exactly one more job, created
+ * when the running one ends. So at most one job runs and one waits, and no change is lost. (The
+ * reconcile queue keeps its own rule, ./coalesce.ts: docs/libraries.md says why.)
  * Payloads and stored counts are validated on both ends: they are data from Redis.
  */
+import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { isValidCounts, type MwiCounts } from '../mwi/counts.js';
 import { isSafeName } from '../spool/names.js';
 import type { MailboxRef } from '../spool/types.js';
-import { requestCoalesced } from './coalesce.js';
 import { errorsLoggedByConnectionOwner } from './redis-connection.js';
 
 const safeName = z.string().refine(isSafeName, 'not a safe spool name');
@@ -48,11 +51,9 @@ export function mwiQueueName(target: string): string {
 const boxField = (ref: MailboxRef): string => `${ref.context}:${ref.mailbox}`;
 export const mwiDesiredKey = (prefix: string): string => `${prefix}:mwi:desired`;
 export const mwiPublishedKey = (prefix: string, target: string): string => `${prefix}:mwi:published:${target}`;
-export const mwiPendingKey = (prefix: string, target: string, ref: MailboxRef): string => `${prefix}:mwi:pending:${target}:${boxField(ref)}`;
 export const mwiLockKey = (prefix: string, target: string, ref: MailboxRef): string => `${prefix}:mwi:lock:${target}:${boxField(ref)}`;
-
-/** How long a pending key may outlive a lost job before a new request queues another. */
-export const MWI_PENDING_TTL_MS = 10 * 60_000;
+/** The deduplication id of (target, mailbox) jobs; the queue is the target's own, so the mailbox names it. */
+export const mwiDeduplicationId = (ref: MailboxRef): string => boxField(ref);
 
 function parseCounts(raw: string | null): MwiCounts | undefined {
   if (raw === null) return undefined;
@@ -135,14 +136,16 @@ export class MwiRequester {
     this.queue.on('error', errorsLoggedByConnectionOwner);
   }
 
-  /** True when a job was queued; false when a queued job will already see the latest counts. */
+  /**
+   * True when a job was queued now; false when a job that will read the latest counts already
+   * covers the request (one waiting, or one created when the running one ends).
+   */
   async request(ref: MailboxRef): Promise<boolean> {
     const data = mwiJobSchema.parse({ context: ref.context, mailbox: ref.mailbox });
-    return requestCoalesced(
-      this.redis,
-      { key: mwiPendingKey(this.prefix, this.target, ref), value: '1', ttlMs: MWI_PENDING_TTL_MS },
-      () => this.queue.add(`${ref.mailbox}@${ref.context}`, data),
-    );
+    // An id of our own tells a new job from the one BullMQ hands back when it deduplicates.
+    const jobId = randomUUID();
+    const job = await this.queue.add(`${ref.mailbox}@${ref.context}`, data, { jobId, deduplication: { id: mwiDeduplicationId(ref), keepLastIfActive: true } });
+    return job.id === jobId;
   }
 
   async close(): Promise<void> {

@@ -16,6 +16,7 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { MwiTarget } from '../../src/config/schema.js';
 import { mailboxStateChange } from '../../src/mwi/ami-actions.js';
@@ -23,7 +24,7 @@ import { AmiActionError, AmiClient, AmiUnsafeValueError, type AmiEvent } from '.
 import type { MwiCounts } from '../../src/mwi/counts.js';
 import { MwiPublisher } from '../../src/mwi/publisher.js';
 import { createSender } from '../../src/mwi/targets.js';
-import { mwiDesiredKey, MwiStore } from '../../src/queue/mwi-queue.js';
+import { mwiDesiredKey, mwiQueueName, MwiStore } from '../../src/queue/mwi-queue.js';
 import type { Service } from '../../src/service.js';
 import type { MailboxRef } from '../../src/spool/types.js';
 import { startAmiServer, type AmiTestServer } from '../support/ami-server.js';
@@ -202,6 +203,14 @@ describe('MWI to every target after each reconcile', { timeout: 300_000 }, () =>
     await waitFor('SIP 1/1 for 1002 while the phone server is down', async () => is(last(await sipShown(ref)), { new: 1, old: 1 }), WAIT);
     await waitFor('owner 1/1 for 1002 while the phone server is down', () => is(last(ownerShown(ref)), { new: 1, old: 1 }), WAIT);
     assert.ok(Date.now() - downAt < OUTAGE_MS, 'the other targets were served during the outage');
+    // Three changes while the phone server is down wait as one job (in its retry back-off), not three.
+    const queue = new Queue(mwiQueueName('phone'), { connection: { url: h.redisUrl }, prefix: h.settings.redis.prefix });
+    try {
+      const jobs = (await queue.getJobs(['waiting', 'delayed', 'active', 'prioritized'])).filter((j) => j.name === '1002@default');
+      assert.equal(jobs.length, 1, JSON.stringify(jobs.map((j) => j.id)));
+    } finally {
+      await queue.close();
+    }
 
     await new Promise((r) => setTimeout(r, Math.max(0, OUTAGE_MS - (Date.now() - downAt))));
     phone = await startAmiServer({ spoolDir, profile: 'mwiext', port: phonePort });
