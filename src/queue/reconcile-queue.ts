@@ -8,15 +8,29 @@
  * So a change that lands before the pending key is cleared is seen by the running reconcile, and a
  * change after it sets the key again and queues the next one. The key expires on its own so a job
  * lost with a crashed Redis client cannot block a mailbox for long.
+ *
+ * Two lanes: a request caused by an event (new voicemail, externnotify, push, IDLE, an AMI event)
+ * is a job without priority, which BullMQ always runs before prioritized ones; the start-up pass,
+ * the sweep and a reload are background jobs with a priority, run when no event waits. So a
+ * backlog of thousands of background jobs never stands between an event and its reconcile.
  */
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { mailboxKey, type MailboxRef } from '../spool/types.js';
-import { requestCoalesced } from './coalesce.js';
+import { requestCoalesced, type Lane } from './coalesce.js';
 import { QUEUE_RECONCILE, reconcileJobSchema, type ReconcileJob } from './jobs.js';
 import { errorsLoggedByConnectionOwner } from './redis-connection.js';
 
 export const PENDING_TTL_MS = 60_000;
+
+/** Reasons whose reconciles may wait for every event's: passes over all mailboxes. */
+export const BACKGROUND_REASONS: ReadonlySet<string> = new Set(['start', 'sweep', 'reload']);
+/** BullMQ priority of background jobs (jobs without one, the events, always run first). */
+export const BACKGROUND_PRIORITY = 10;
+
+export function laneOf(reason: string): Lane {
+  return BACKGROUND_REASONS.has(reason) ? 'background' : 'event';
+}
 
 export function pendingKey(prefix: string, ref: MailboxRef): string {
   return `${prefix}:pending:${ref.context}:${ref.mailbox}`;
@@ -53,10 +67,11 @@ export class ReconcileRequester {
    */
   async request(ref: MailboxRef, reason: string, opts: { force?: boolean } = {}): Promise<boolean> {
     const data = reconcileJobSchema.parse({ context: ref.context, mailbox: ref.mailbox, reason });
+    const lane = laneOf(reason);
     return requestCoalesced(
       this.redis,
-      { key: pendingKey(this.prefix, ref), value: reason, ttlMs: PENDING_TTL_MS, force: opts.force === true },
-      () => this.queue.add(mailboxKey(ref), data),
+      { key: pendingKey(this.prefix, ref), reason, lane, ttlMs: PENDING_TTL_MS, force: opts.force === true },
+      () => this.queue.add(mailboxKey(ref), data, lane === 'background' ? { priority: BACKGROUND_PRIORITY } : {}),
     );
   }
 

@@ -1,0 +1,63 @@
+/**
+ * Interactive work first: a reconcile asked for by an event runs before a backlog of start-up or
+ * sweep reconciles, also for a mailbox whose background job is already queued. Real Redis,
+ * Dovecot and spool; one reconcile at a time, so the order the worker takes jobs in is exact.
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
+import { BACKGROUND_PRIORITY, ReconcileRequester, pendingKey } from '../../src/queue/reconcile-queue.js';
+import { mailboxKey, type MailboxRef } from '../../src/spool/types.js';
+import { startHarness, type Harness } from '../support/harness.js';
+import { waitFor } from '../support/wait.js';
+
+const BOXES = Array.from({ length: 30 }, (_, i) => String(7200 + i));
+const ref = (mailbox: string): MailboxRef => ({ context: 'default', mailbox });
+
+describe('reconcile lanes: events before background passes', { timeout: 180_000 }, () => {
+  let h: Harness;
+  let redis: Redis;
+  let requester: ReconcileRequester;
+  after(async () => {
+    await requester?.close();
+    redis?.disconnect();
+    await h?.stop();
+  });
+
+  it('pending keys: an event is not covered by a queued background job; a background request is covered by anything', async () => {
+    h = await startHarness({
+      boxes: BOXES.map((mailbox) => ({ mailbox })),
+      settings: (b) => ({
+        ...b,
+        spool: { ...(b.spool as object), watch: false, sweepSeconds: 0 },
+        imap: { ...(b.imap as object), idle: { maxAccounts: 0 } },
+        sync: { ...(b.sync as object), concurrency: 1 },
+        alerts: { quotaCheckSeconds: 0 },
+      }),
+    });
+    redis = new Redis(h.redisUrl, { maxRetriesPerRequest: null });
+    const prefix = h.settings.redis.prefix;
+    requester = new ReconcileRequester(redis, prefix);
+    // No worker yet: the queue is exactly what the requests made.
+    for (const m of BOXES) assert.equal(await requester.request(ref(m), 'sweep'), true);
+    assert.equal(await requester.request(ref(BOXES[0]!), 'sweep'), false, 'a second background request is covered');
+    assert.equal(await requester.request(ref(BOXES[29]!), 'watcher'), true, 'an event is not covered by a background job');
+    assert.equal(await requester.request(ref(BOXES[29]!), 'notify'), false, 'a second event is covered by the first');
+    assert.equal(await requester.request(ref(BOXES[29]!), 'start'), false, 'a background request is covered by an event job');
+    assert.equal(await requester.request(ref(BOXES[28]!), 'push'), true);
+    assert.equal(await redis.get(pendingKey(prefix, ref(BOXES[29]!))), 'event:watcher');
+    const counts = await requester.queue.getJobCounts('waiting', 'prioritized');
+    assert.deepEqual(counts, { waiting: 2, prioritized: 30 });
+    const prioritized = await requester.queue.getJobs(['prioritized']);
+    assert.ok(prioritized.every((j) => j.opts.priority === BACKGROUND_PRIORITY));
+  });
+
+  it('the worker takes the two event jobs first, then the 30 sweep jobs and the start-up pass', async () => {
+    const order: string[] = [];
+    await h.startService({ onReconciled: (r) => void order.push(mailboxKey(r)) });
+    await waitFor('every mailbox reconciled', () => BOXES.every((m) => order.includes(mailboxKey(ref(m)))) || undefined, { timeoutMs: 120_000, intervalMs: 200 });
+    assert.deepEqual(order.slice(0, 2), [mailboxKey(ref(BOXES[29]!)), mailboxKey(ref(BOXES[28]!))], order.slice(0, 5).join(' '));
+    // Then the backlog, in the order it was queued.
+    assert.equal(order[2], mailboxKey(ref(BOXES[0]!)));
+  });
+});
