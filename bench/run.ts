@@ -18,10 +18,9 @@
  * Numbers go to bench/results/latest.json and a table is printed. Timings are never asserted in
  * tests: these machines are shared and noisy, so every figure is compared with its floor here.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
 import { stringify } from 'yaml';
 import { SoxTranscoder } from '../src/audio/sox.js';
@@ -35,36 +34,14 @@ import { startDovecot } from '../test/support/dovecot.js';
 import { shortTempDir } from '../test/support/processes.js';
 import { startRedis } from '../test/support/redis.js';
 import { measureStartup, startupTable } from './notify.js';
+import { open, peakRssMiB, progress, ROOT, startVmbridge, stats, type Stats, type Vmbridge } from './support.js';
 
-const ROOT = resolve(import.meta.dirname, '..');
 const LATENCY_SAMPLES = Number(process.env.BENCH_SAMPLES ?? 200);
 const IDLE_SAMPLES = Number(process.env.BENCH_IDLE_SAMPLES ?? 60);
 const IMPORT_MESSAGES = Number(process.env.BENCH_IMPORT ?? 1000);
 const IMPORT_MAILBOXES = 10;
 const CONCURRENCY = 4;
 const AUDIO = randomBytes(36 * 1024); // base64 in the email: ~49 KB, about 50 KB with headers and body
-
-interface Stats { n: number; p50: number; p95: number; p99: number; max: number; mean: number }
-
-function stats(samples: number[]): Stats {
-  const s = [...samples].sort((a, b) => a - b);
-  const at = (q: number): number => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
-  const round = (x: number): number => Math.round(x * 10) / 10;
-  return { n: s.length, p50: round(at(0.5)), p95: round(at(0.95)), p99: round(at(0.99)), max: round(s[s.length - 1] ?? NaN), mean: round(s.reduce((a, b) => a + b, 0) / s.length) };
-}
-
-function progress(what: string, i: number, n: number): void {
-  if (process.stderr.isTTY) process.stderr.write(`\r${what}: ${i}/${n}   `);
-  else if (i === n || i % Math.max(1, Math.floor(n / 5)) === 0) process.stderr.write(`${what}: ${i}/${n}\n`);
-  if (process.stderr.isTTY && i === n) process.stderr.write('\n');
-}
-
-async function open(port: number, user: string): Promise<ImapFlow> {
-  const c = new ImapFlow({ host: '127.0.0.1', port, secure: false, auth: { user, pass: `pw-${user}` }, logger: false, disableAutoIdle: true });
-  c.on('error', () => undefined);
-  await c.connect();
-  return c;
-}
 
 async function sampleEmail(): Promise<Buffer> {
   const dir = await shortTempDir('vmb-s');
@@ -134,28 +111,6 @@ async function floorParallelAppend(port: number, raw: Buffer): Promise<{ message
   const seconds = (performance.now() - t) / 1000;
   await Promise.all(conns.map((c) => c.logout()));
   return { messages: perBox * conns.length, seconds: Math.round(seconds * 100) / 100, perSecond: Math.round((perBox * conns.length) / seconds) };
-}
-
-interface Vmbridge { child: ChildProcess; ready: Promise<void> }
-
-function startVmbridge(configPath: string, logPath: string): Vmbridge {
-  // BENCH_PROFILE=<folder>: vmbridge writes a V8 CPU profile there (open it in Chrome's DevTools).
-  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${resolve(process.env.BENCH_PROFILE)}`] : [];
-  const child = spawn(process.execPath, [...profile, join(ROOT, 'dist/src/cli/bin.js'), 'run', '--config', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  const ready = new Promise<void>((resolveReady, reject) => {
-    child.stderr!.on('data', (d: Buffer) => {
-      log += d.toString();
-      if (log.includes('vmbridge started')) resolveReady();
-    });
-    child.once('exit', (code) => reject(new Error(`vmbridge exited with ${code}:\n${log.slice(-2000)}`)));
-  });
-  child.once('exit', () => void writeFile(logPath, log));
-  return { child, ready };
-}
-
-function peakRssMiB(pid: number): Promise<number> {
-  return readFile(`/proc/${pid}/status`, 'utf8').then((s) => Math.round(Number(/VmHWM:\s+(\d+)/.exec(s)?.[1] ?? 0) / 1024));
 }
 
 /** New voicemail -> visible email, one at a time, round-robin over `boxes`. */

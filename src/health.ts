@@ -12,7 +12,7 @@ import type { AmiSession } from './mwi/ami-session.js';
 import type { MwiTargetHealth } from './mwi/targets.js';
 import { QUEUE_ALERT } from './queue/alert-queue.js';
 import type { DeleteBreaker } from './queue/delete-breaker.js';
-import { QUEUE_RECONCILE } from './queue/jobs.js';
+import { QUEUE_RECONCILE, QUEUE_RECONCILE_BACKGROUND } from './queue/jobs.js';
 import { mwiQueueName } from './queue/mwi-queue.js';
 import { listPushSeen } from './queue/push-seen.js';
 import { QueueCounter } from './queue/queue-counts.js';
@@ -29,7 +29,7 @@ function connected<T>(redis: Redis, read: () => Promise<T>): Promise<T> {
 
 /** Every BullMQ queue the installation's settings give (metrics and the queue view show these). */
 export function installationQueues(settings: Settings, opts: { readonly transcription: boolean }): string[] {
-  return [QUEUE_RECONCILE, ...settings.mwi.targets.map((t) => mwiQueueName(t.name)), QUEUE_QUOTA, QUEUE_ALERT, ...(opts.transcription ? [QUEUE_TRANSCRIBE] : [])];
+  return [QUEUE_RECONCILE, QUEUE_RECONCILE_BACKGROUND, ...settings.mwi.targets.map((t) => mwiQueueName(t.name)), QUEUE_QUOTA, QUEUE_ALERT, ...(opts.transcription ? [QUEUE_TRANSCRIBE] : [])];
 }
 
 export function createMetrics(settings: Settings, redis: Redis, imap: ImapPool, breaker: DeleteBreaker, queueNames: readonly string[]): { metrics: Metrics; close(): Promise<void> } {

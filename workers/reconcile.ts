@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis';
 import { createRedis, describeRedisError } from '../src/queue/redis-connection.js';
 import { ImapAuthBackoffError, SafetyStopError, SpoolBusyError, SpoolChangeDeferredError } from '../src/errors.js';
 import type { Logger } from '../src/log.js';
-import { QUEUE_RECONCILE, reconcileJobSchema, type ReconcileJob } from '../src/queue/jobs.js';
+import { QUEUE_RECONCILE, QUEUE_RECONCILE_BACKGROUND, reconcileJobSchema, type ReconcileJob } from '../src/queue/jobs.js';
 import { acquireMailboxLock } from '../src/queue/mailbox-lock.js';
 import { lockKey, pendingKey } from '../src/queue/reconcile-queue.js';
 import { mwiCounts, type MwiCounts } from '../src/mwi/counts.js';
@@ -37,15 +37,39 @@ export interface ReconcileWorkerDeps extends ReconcileDeps {
   readonly onSpoolCounts?: (ref: MailboxRef, counts: MwiCounts, err: Error, heardAt: number) => void | Promise<void>;
 }
 
-export type ReconcileWorker = ClosableWorker<ReconcileJob>;
+/** The two lanes' workers (docs/sync.md, "Two lanes"), closed together. */
+export interface ReconcileWorker {
+  readonly lanes: readonly ClosableWorker<ReconcileJob>[];
+  /** True when the work in progress of both finished within `graceMs`. */
+  close(graceMs?: number): Promise<boolean>;
+}
+
+/** Background reconciles at once: half the event lane's unless set, so events keep room. */
+export function backgroundConcurrency(sync: { readonly concurrency: number; readonly backgroundConcurrency?: number | undefined }): number {
+  return sync.backgroundConcurrency ?? Math.max(1, Math.floor(sync.concurrency / 2));
+}
 
 export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorker {
+  const lanes = [
+    startLane(deps, QUEUE_RECONCILE, deps.settings.sync.concurrency, 'worker'),
+    startLane(deps, QUEUE_RECONCILE_BACKGROUND, backgroundConcurrency(deps.settings.sync), 'worker-background'),
+  ];
+  return {
+    lanes,
+    async close(graceMs) {
+      const done = await Promise.all(lanes.map((l) => l.close(graceMs)));
+      return done.every(Boolean);
+    },
+  };
+}
+
+function startLane(deps: ReconcileWorkerDeps, queue: string, concurrency: number, connectionName: string): ClosableWorker<ReconcileJob> {
   const { settings, log } = deps;
   const prefix = settings.redis.prefix;
   // BullMQ blocks on this connection waiting for jobs, so it cannot be shared with other commands.
-  const connection = createRedis(settings.redis, 'worker', { maxRetriesPerRequest: null });
+  const connection = createRedis(settings.redis, connectionName, { maxRetriesPerRequest: null });
   const started = startWorker(
-    QUEUE_RECONCILE,
+    queue,
     async (job: Job<ReconcileJob>) => {
       const data = reconcileJobSchema.parse(job.data);
       const ref: MailboxRef = { context: data.context, mailbox: data.mailbox };
@@ -82,7 +106,7 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
       }
     },
     connection,
-    { prefix, concurrency: settings.sync.concurrency, autorun: true },
+    { prefix, concurrency, autorun: true },
   );
   const { worker } = started;
   worker.on('failed', (job, err) => {

@@ -365,6 +365,12 @@ export const settingsSchema = z.strictObject({
   sync: z.strictObject({
     /** Reconciles run at once in one process (different mailboxes). */
     concurrency: z.number().int().min(1).max(256).default(4),
+    /**
+     * Reconciles of the start-up pass, the sweep and reloads run at once, beside the event lane's
+     * `concurrency`. Unset: half of `concurrency` (at least 1), so a pass over every mailbox
+     * leaves room for events (docs/sync.md, "Two lanes").
+     */
+    backgroundConcurrency: z.number().int().min(1).max(256).optional(),
     /** A plan deleting more than this share of a mailbox stops and reports instead. */
     maxDeleteShare: z.number().min(0).max(1).default(0.5),
     /** ...unless it deletes fewer than this many messages. */

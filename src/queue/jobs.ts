@@ -3,6 +3,8 @@ import { z } from 'zod';
 import { isSafeName } from '../spool/names.js';
 
 export const QUEUE_RECONCILE = 'reconcile';
+/** Passes over every mailbox (start-up, sweep, reload): a queue and worker of their own (docs/sync.md). */
+export const QUEUE_RECONCILE_BACKGROUND = 'reconcile-background';
 
 const safeName = z.string().refine(isSafeName, 'not a safe spool name');
 

@@ -10,24 +10,22 @@
  * lost with a crashed Redis client cannot block a mailbox for long.
  *
  * Two lanes: a request caused by an event (new voicemail, externnotify, push, IDLE, an AMI event)
- * is a job without priority, which BullMQ always runs before prioritized ones; the start-up pass,
- * the sweep and a reload are background jobs with a priority, run when no event waits. So a
- * backlog of thousands of background jobs never stands between an event and its reconcile.
+ * goes to the `reconcile` queue; the start-up pass, the sweep and a reload go to
+ * `reconcile-background`, whose worker runs fewer at once. So a backlog of thousands of
+ * background jobs never stands between an event and its reconcile, and always leaves the event
+ * worker its slots and the machine some room.
  */
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { mailboxKey, type MailboxRef } from '../spool/types.js';
 import { requestCoalesced, type Lane } from './coalesce.js';
-import { QUEUE_RECONCILE, reconcileJobSchema, type ReconcileJob } from './jobs.js';
+import { QUEUE_RECONCILE, QUEUE_RECONCILE_BACKGROUND, reconcileJobSchema, type ReconcileJob } from './jobs.js';
 import { errorsLoggedByConnectionOwner } from './redis-connection.js';
 
 export const PENDING_TTL_MS = 60_000;
 
 /** Reasons whose reconciles may wait for every event's: passes over all mailboxes. */
 export const BACKGROUND_REASONS: ReadonlySet<string> = new Set(['start', 'sweep', 'reload']);
-/** BullMQ priority of background jobs (jobs without one, the events, always run first). */
-export const BACKGROUND_PRIORITY = 10;
-
 export function laneOf(reason: string): Lane {
   return BACKGROUND_REASONS.has(reason) ? 'background' : 'event';
 }
@@ -40,24 +38,26 @@ export function lockKey(prefix: string, ref: MailboxRef): string {
   return `${prefix}:lock:${ref.context}:${ref.mailbox}`;
 }
 
+const JOB_OPTIONS = {
+  attempts: 12,
+  backoff: { type: 'exponential', delay: 1_000 },
+  removeOnComplete: { count: 1_000 },
+  removeOnFail: { count: 5_000 },
+} as const;
+
 export class ReconcileRequester {
+  /** The event lane; also where quota retries are scheduled. */
   readonly queue: Queue<ReconcileJob>;
+  readonly background: Queue<ReconcileJob>;
 
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
   ) {
-    this.queue = new Queue<ReconcileJob>(QUEUE_RECONCILE, {
-      connection: redis,
-      prefix,
-      defaultJobOptions: {
-        attempts: 12,
-        backoff: { type: 'exponential', delay: 1_000 },
-        removeOnComplete: { count: 1_000 },
-        removeOnFail: { count: 5_000 },
-      },
-    });
+    this.queue = new Queue<ReconcileJob>(QUEUE_RECONCILE, { connection: redis, prefix, defaultJobOptions: JOB_OPTIONS });
+    this.background = new Queue<ReconcileJob>(QUEUE_RECONCILE_BACKGROUND, { connection: redis, prefix, defaultJobOptions: JOB_OPTIONS });
     this.queue.on('error', errorsLoggedByConnectionOwner);
+    this.background.on('error', errorsLoggedByConnectionOwner);
   }
 
   /**
@@ -71,11 +71,17 @@ export class ReconcileRequester {
     return requestCoalesced(
       this.redis,
       { key: pendingKey(this.prefix, ref), reason, lane, ttlMs: PENDING_TTL_MS, force: opts.force === true },
-      () => this.queue.add(mailboxKey(ref), data, lane === 'background' ? { priority: BACKGROUND_PRIORITY } : {}),
+      () => (lane === 'background' ? this.background : this.queue).add(mailboxKey(ref), data),
     );
   }
 
+  /** Jobs not yet finished in both lanes (waiting, active, delayed). */
+  async unfinished(): Promise<number> {
+    const counts = await Promise.all([this.queue, this.background].map((q) => q.getJobCounts('waiting', 'active', 'delayed', 'prioritized')));
+    return counts.reduce((sum, c) => sum + Object.values(c).reduce((a, b) => a + b, 0), 0);
+  }
+
   async close(): Promise<void> {
-    await this.queue.close();
+    await Promise.all([this.queue.close(), this.background.close()]);
   }
 }

@@ -44,8 +44,7 @@ describe('reconcile queue: coalescing and one reconcile per mailbox at a time', 
 
   const drained = async (): Promise<void> => {
     await waitFor('an empty reconcile queue', async () => {
-      const c = await requester.queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
-      return Object.values(c).every((n) => n === 0);
+      return (await requester.unfinished()) === 0;
     }, { timeoutMs: 60_000 });
   };
 

@@ -1,0 +1,188 @@
+/**
+ * Events during a backlog: how long a new voicemail takes to become an email while vmbridge works
+ * through the start-up pass of every mailbox, beside the same when nothing else is queued (the
+ * floor of this run). Issue: event latency during a pass over thousands of mailboxes stays within
+ * 2x its idle value, because events are jobs of their own lane (docs/sync.md, "Two lanes").
+ *
+ *   BENCH_LANES_MAILBOXES  mailboxes (default 2000; 10000 for the size of a large site)
+ *   BENCH_LANES_SAMPLES    voicemails measured idle and again during the backlog (default 20)
+ *
+ * Private Dovecot with that many users and a master user (as large sites log in), Redis, and
+ * vmbridge built and run as a real process. The backlog is the pass a restart makes over every
+ * mailbox; each sample is counted only if the backlog still held jobs when it was taken.
+ * Writes bench/results/lanes.json and lanes.md.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ImapFlow } from 'imapflow';
+import { stringify } from 'yaml';
+import type { MailboxRef } from '../src/spool/types.js';
+import { leaveVoicemail } from '../test/support/asterisk-spool.js';
+import { startDovecot } from '../test/support/dovecot.js';
+import { freePort } from '../test/support/ports.js';
+import { shortTempDir } from '../test/support/processes.js';
+import { startRedis } from '../test/support/redis.js';
+import { open, peakRssMiB, progress, ROOT, startVmbridge, stats, type Stats, type Vmbridge } from './support.js';
+
+const MAILBOXES = Number(process.env.BENCH_LANES_MAILBOXES ?? 2000);
+const SAMPLES = Number(process.env.BENCH_LANES_SAMPLES ?? 20);
+const MASTER = { user: 'vmbmaster', pass: 'bench-master-password' };
+
+interface QueueDepth { waiting: number; prioritized: number; active: number }
+
+async function queueDepth(httpPort: number): Promise<QueueDepth> {
+  const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  // Both lanes: the event queue and the background one.
+  const read = (state: string): number => ['reconcile', 'reconcile-background']
+    .map((queue) => Number(new RegExp(`^vmbridge_queue_jobs\\{queue="${queue}",state="${state}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN))
+    .reduce((a, b) => a + b, 0);
+  return { waiting: read('waiting'), prioritized: read('prioritized'), active: read('active') };
+}
+
+const backlogOf = (d: QueueDepth): number => d.waiting + d.prioritized + d.active;
+
+async function drained(httpPort: number, what: string): Promise<number> {
+  const t = performance.now();
+  for (;;) {
+    const d = await queueDepth(httpPort);
+    if (backlogOf(d) === 0) return (performance.now() - t) / 1000;
+    progress(what, MAILBOXES - Math.min(MAILBOXES, backlogOf(d)), MAILBOXES);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** One voicemail until its email is in INBOX, seen by the user's own session. */
+async function inboxCount(observer: ImapFlow): Promise<number> {
+  const st = await observer.status('INBOX', { messages: true });
+  return st ? (st.messages ?? 0) : 0;
+}
+
+async function oneVoicemail(spoolDir: string, ref: MailboxRef, observer: ImapFlow, i: number): Promise<number> {
+  const before = await inboxCount(observer);
+  await leaveVoicemail(spoolDir, ref, { callerid: `"Lane ${i}" <${1000 + i}>`, duration: 3, formats: ['wav'] });
+  const t = performance.now();
+  for (;;) {
+    if ((await inboxCount(observer)) > before) return performance.now() - t;
+    if (performance.now() - t > 300_000) throw new Error(`voicemail ${i} for ${ref.mailbox} not visible after 300 s`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+async function stop(vm: Vmbridge): Promise<void> {
+  const exited = new Promise((r) => vm.child.once('exit', r));
+  vm.child.kill('SIGTERM');
+  await exited;
+}
+
+async function main(): Promise<void> {
+  const dir = await shortTempDir('vmb-l');
+  const spoolDir = join(dir, 'spool');
+  await mkdir(join(spoolDir, 'voicemail'), { recursive: true });
+  const boxes: MailboxRef[] = Array.from({ length: MAILBOXES }, (_, i) => ({ context: 'default', mailbox: String(100_000 + i) }));
+  // Measured in mailboxes spread over the whole list, past the first 100 (the IDLE set): they
+  // are heard by the spool watcher, as every mailbox of a large site is.
+  const measured = Array.from({ length: 4 }, (_, k) => boxes[Math.floor(((k + 1) * MAILBOXES) / 5)]!);
+  process.stderr.write(`starting private Dovecot (${MAILBOXES} users) and Redis\n`);
+  const dovecot = await startDovecot({ users: boxes.map((b) => ({ user: `u${b.mailbox}`, pass: `pw-u${b.mailbox}` })), masterUser: MASTER });
+  const redis = await startRedis();
+  let vm: Vmbridge | undefined;
+  try {
+    const confPath = join(dir, 'voicemail.conf');
+    await writeFile(confPath, ['[general]', 'format=wav', '', '[default]', ...boxes.map((b) => `${b.mailbox} => 1,Bench ${b.mailbox},u${b.mailbox}@example.invalid,,imapuser=u${b.mailbox}`), ''].join('\n'));
+    const httpPort = await freePort();
+    const configPath = join(dir, 'vmbridge.yaml');
+    await writeFile(configPath, stringify({
+      spool: { dir: spoolDir, voicemailConf: confPath, watch: true, sweepSeconds: 0 },
+      redis: { url: redis.url, prefix: 'lanes' },
+      imap: { host: '127.0.0.1', port: dovecot.port, secure: false, requireTls: false, maxConnections: 100, login: { mode: 'master', masterUser: MASTER.user, masterPassword: MASTER.pass } },
+      email: { messageIdDomain: 'bench.invalid', audio: 'original' },
+      log: { level: 'info' },
+      http: { host: '127.0.0.1', port: httpPort },
+      alerts: { quotaCheckSeconds: 0 },
+    }));
+
+    // First start: every mailbox's first reconcile, let finish.
+    vm = startVmbridge(configPath, join(ROOT, 'bench/results/vmbridge-lanes-first.log'));
+    const t0 = performance.now();
+    await vm.ready;
+    await drained(httpPort, 'first pass');
+    const firstPassSeconds = (performance.now() - t0) / 1000;
+
+    const observers = new Map<string, ImapFlow>();
+    for (const b of measured) observers.set(b.mailbox, await open(dovecot.port, `u${b.mailbox}`));
+    const idle: number[] = [];
+    for (let i = 0; i < SAMPLES; i++) {
+      const b = measured[i % measured.length]!;
+      idle.push(await oneVoicemail(spoolDir, b, observers.get(b.mailbox)!, i));
+      progress('idle: new voicemail -> email', i + 1, SAMPLES);
+    }
+    await stop(vm);
+
+    // Restart: the start-up pass queues every mailbox again; events arrive while it drains.
+    vm = startVmbridge(configPath, join(ROOT, 'bench/results/vmbridge-lanes-restart.log'));
+    const t1 = performance.now();
+    await vm.ready;
+    const during: number[] = [];
+    const backlogs: number[] = [];
+    let outside = 0;
+    for (let i = 0; during.length < SAMPLES && i < SAMPLES * 3; i++) {
+      const depth = backlogOf(await queueDepth(httpPort));
+      const b = measured[i % measured.length]!;
+      const ms = await oneVoicemail(spoolDir, b, observers.get(b.mailbox)!, SAMPLES + i);
+      if (depth > 0 && backlogOf(await queueDepth(httpPort)) > 0) {
+        during.push(ms);
+        backlogs.push(depth);
+      } else {
+        outside++;
+      }
+      progress('during the start-up pass: new voicemail -> email', during.length, SAMPLES);
+    }
+    const restartPassSeconds = (performance.now() - t1) / 1000 + (await drained(httpPort, 'restart pass'));
+    const rssMiB = await peakRssMiB(vm.child.pid!);
+    await stop(vm);
+    vm = undefined;
+    await Promise.all([...observers.values()].map((o) => o.logout()));
+
+    const idleStats = stats(idle);
+    const duringStats: Stats | undefined = during.length > 0 ? stats(during) : undefined;
+    const ratio = duringStats ? Math.round((duringStats.p50 / idleStats.p50) * 100) / 100 : NaN;
+    const result = {
+      date: new Date().toISOString(),
+      mailboxes: MAILBOXES,
+      firstPassSeconds: Math.round(firstPassSeconds * 10) / 10,
+      restartPassSeconds: Math.round(restartPassSeconds * 10) / 10,
+      idle: idleStats,
+      duringBacklog: duringStats,
+      backlogJobsAtSample: backlogs.length > 0 ? { min: Math.min(...backlogs), max: Math.max(...backlogs) } : undefined,
+      samplesAfterBacklogDrained: outside,
+      p50Ratio: ratio,
+      target: 'p50 during the backlog <= 2x idle p50',
+      met: Number.isFinite(ratio) && ratio <= 2,
+      peakRssMiB: rssMiB,
+    };
+    const row = (label: string, s: Stats | undefined): string => (s ? `| ${label} | ${s.n} | ${s.p50} | ${s.p95} | ${s.max} |` : `| ${label} | 0 | | | |`);
+    const md = [
+      `vmbridge lanes benchmark, ${result.date}, ${MAILBOXES} mailboxes (master-user login)`,
+      '',
+      '| new voicemail -> email (ms) | n | p50 | p95 | max |',
+      '| --- | --- | --- | --- | --- |',
+      row('floor: nothing else queued', idleStats),
+      row('during the start-up pass of every mailbox', duringStats),
+      '',
+      `backlog when each sample was taken: ${result.backlogJobsAtSample ? `${result.backlogJobsAtSample.min}-${result.backlogJobsAtSample.max} jobs` : 'none'}; samples left out because the backlog had drained: ${outside}`,
+      `first pass over ${MAILBOXES} mailboxes: ${result.firstPassSeconds} s; pass after a restart: ${result.restartPassSeconds} s; peak RSS ${rssMiB} MiB`,
+      `target ${result.target}: ${result.met ? 'met' : 'not met'} (ratio ${ratio})`,
+      '',
+    ].join('\n');
+    await mkdir(join(ROOT, 'bench/results'), { recursive: true });
+    await writeFile(join(ROOT, 'bench/results/lanes.json'), `${JSON.stringify(result, null, 2)}\n`);
+    await writeFile(join(ROOT, 'bench/results/lanes.md'), md);
+    process.stdout.write(md);
+  } finally {
+    if (vm) await stop(vm).catch(() => undefined);
+    await redis.stop();
+    await dovecot.stop();
+  }
+}
+
+await main();
