@@ -31,18 +31,43 @@ export function subscriptionStateHeader(state: 'terminated' | 'active', expires:
   return state === 'active' ? `active;expires=${expires}` : 'terminated';
 }
 
+/** The Via transport token (RFC 3261 §18.1.1, §26.2.2): what the request travels over. */
+export type ViaTransport = 'UDP' | 'TCP' | 'TLS';
+
 export interface Dialogish {
   readonly callId: string;
   readonly fromTag: string;
   readonly viaHost: string;
   readonly localPort: number;
+  /** Default UDP. */
+  readonly transport?: ViaTransport;
+}
+
+/**
+ * The Contact URI (RFC 6665 §8.2.1 makes it mandatory in NOTIFY). Over UDP the plain form, as
+ * before; over TCP with `;transport=tcp` (RFC 3261 §19.1.1: without it, UDP is meant); over TLS a
+ * `sips:` URI (RFC 3261 §8.1.1.8 requires one when the Request-URI is `sips:`, and it is the way
+ * RFC 3261 §26.2.2 says "over TLS", where `transport=tls` is deprecated).
+ */
+function contactUri(user: string, d: Dialogish): string {
+  const hostPort = `${d.viaHost}:${d.localPort}`;
+  switch (d.transport ?? 'UDP') {
+    case 'UDP':
+      return `sip:${user}@${hostPort}`;
+    case 'TCP':
+      return `sip:${user}@${hostPort};transport=tcp`;
+    case 'TLS':
+      return `sips:${user}@${hostPort}`;
+  }
 }
 
 export function buildNotify(c: NotifyParts, d: Dialogish, cseq: number, branch: string, extra: readonly string[], subState: string): string {
   const headers = [
     `NOTIFY ${c.to.text} SIP/2.0`,
-    // rport (RFC 3581): answer to the port the datagram came from, so NAT in between is harmless.
-    `Via: SIP/2.0/UDP ${d.viaHost}:${d.localPort};branch=${branch};rport`,
+    // rport (RFC 3581): answer to the port the request came from, so NAT in between is harmless
+    // (over a stream the answer comes on the connection, RFC 3261 §18.2.2; rport also lets a proxy
+    // find that connection again by the address it came from).
+    `Via: SIP/2.0/${d.transport ?? 'UDP'} ${d.viaHost}:${d.localPort};branch=${branch};rport`,
     'Max-Forwards: 70',
     `From: <${c.from.text}>;tag=${d.fromTag}`,
     // No To tag: the request is outside any dialog (RFC 3261 §8.1.1.2); a tag would make phones
@@ -51,7 +76,7 @@ export function buildNotify(c: NotifyParts, d: Dialogish, cseq: number, branch: 
     `Call-ID: ${d.callId}`,
     `CSeq: ${cseq} NOTIFY`,
     // RFC 6665 §8.2.1 (Table 3): Contact is mandatory in NOTIFY.
-    `Contact: <sip:${c.from.user}@${d.viaHost}:${d.localPort}>`,
+    `Contact: <${contactUri(c.from.user, d)}>`,
     ...extra,
     'Event: message-summary',
     `Subscription-State: ${subState}`,

@@ -1,21 +1,24 @@
 /**
  * MWI target "SIP NOTIFY": one unsolicited `NOTIFY` with Event `message-summary` (RFC 3842) sent
- * over UDP to a SIP proxy or endpoint, for phones that are not registered to any Asterisk.
+ * over UDP, TCP or TLS to a SIP proxy or endpoint, for phones that are not registered to any Asterisk.
  *
  * The request is built by hand, with no SIP stack: it is one fixed-shape, out-of-dialog request,
  * and every byte of it is easier to check here than behind a library. What this module does:
  * - a non-INVITE client transaction over UDP (RFC 3261 §17.1.2): Timer E retransmissions at T1
  *   doubling up to T2, T2 once a provisional response arrived, Timer F giving up after 64*T1;
+ * - or over a TCP or TLS connection (RFC 3261 §18): written once, framed by Content-Length,
+ *   Timer F still the bound; TLS with the certificate checked against the host name by default;
  * - one Digest retry on 401/407 (RFC 3261 §22.2, RFC 7616, RFC 8760): MD5 or SHA-256;
  * - refusing, before anything is sent, any value that could change the message's shape.
  * The password never appears in the message (only a hash derived from it) nor in any error.
  *
  * This module checks the target and runs the send; the request and response bytes are in
- * sip-message.ts, the Digest answer in sip-digest.ts, the UDP transaction in sip-udp.ts and the
- * errors in sip-errors.ts (re-exported here).
+ * sip-message.ts, the Digest answer in sip-digest.ts, the UDP transaction in sip-udp.ts, the TCP
+ * and TLS one in sip-stream.ts, and the errors in sip-errors.ts (re-exported here).
  */
 import { performance } from 'node:perf_hooks';
 import { ConfigError } from '../errors.js';
+import type { TlsSettings } from '../tls.js';
 import {
   assertNoControl,
   assertSafeUser,
@@ -30,18 +33,29 @@ import {
 } from './message-summary.js';
 import { authorizationHeader, chooseChallenge } from './sip-digest.js';
 import { SipAuthError, SipNotifyError, SipResponseError } from './sip-errors.js';
-import { BRANCH_COOKIE, buildNotify, hex, subscriptionStateHeader, type Dialogish } from './sip-message.js';
+import { BRANCH_COOKIE, buildNotify, hex, subscriptionStateHeader, type Dialogish, type SipResponse, type ViaTransport } from './sip-message.js';
+import { SipStream } from './sip-stream.js';
 import { openSocket, runTransaction, type Run } from './sip-udp.js';
 
 export { SipAuthError, SipNotifyError, SipResponseError, SipTimeoutError, SipTransportError } from './sip-errors.js';
 
 /** Where to send the NOTIFY and as whom. */
 export interface SipTarget {
-  /** The proxy or endpoint the datagram goes to (host name or IP literal). */
+  /** The proxy or endpoint the request goes to (host name or IP literal). */
   readonly host: string;
   readonly port: number;
-  /** Only UDP for now; TCP and TLS are planned. */
-  readonly transport: 'udp';
+  /**
+   * `udp`; `tcp`; or `tls` (TLS over TCP, needed for a `sips:` toUri). Over TCP and TLS one
+   * connection carries one send (the request and its authenticated retry) and is then closed.
+   */
+  readonly transport: SipTransport;
+  /**
+   * How a TLS server's certificate is checked (src/tls.ts). Default: verified against the system's
+   * CAs and `host`. Only read for `tls`.
+   */
+  readonly tls?: TlsSettings;
+  /** The settings block of `tls`, named in certificate errors. Default `tls`. */
+  readonly tlsSettingsKey?: string;
   /** Request-URI and To: the phone's address of record, e.g. `sip:1000@pbx.example`. */
   readonly toUri: string;
   /** From: who is telling, e.g. `sip:vmbridge@pbx.example`. Its user part also names the Contact. */
@@ -52,6 +66,14 @@ export interface SipTarget {
   readonly password?: string;
   /** Host written into Via and Contact (for NAT or several interfaces); default: the socket's own address. */
   readonly localHost?: string;
+}
+
+export type SipTransport = 'udp' | 'tcp' | 'tls';
+export const SIP_TRANSPORTS: readonly SipTransport[] = ['udp', 'tcp', 'tls'];
+
+/** The registered ports (RFC 3261 §19.1.2): 5061 for TLS, 5060 for the others. */
+export function defaultSipPort(transport: SipTransport): number {
+  return transport === 'tls' ? 5061 : 5060;
 }
 
 export interface SipNotifyOptions {
@@ -75,7 +97,7 @@ export interface SipNotifyOptions {
 export interface SipNotifyResult {
   /** The final 2xx status. */
   readonly status: number;
-  /** Datagrams sent, retransmissions and the authenticated retry included. */
+  /** Requests sent, retransmissions (UDP only) and the authenticated retry included. */
   readonly attempts: number;
   /** Wall-clock time from the first send to the final response. */
   readonly ms: number;
@@ -95,6 +117,9 @@ interface Checked {
   readonly hostKind: HostKind;
   readonly port: number;
   readonly label: string;
+  readonly transport: SipTransport;
+  readonly tls: TlsSettings;
+  readonly tlsSettingsKey: string;
   readonly to: SipUri;
   readonly from: SipUri;
   readonly username: string | undefined;
@@ -111,12 +136,17 @@ function checkTarget(target: SipTarget, summary: MessageSummary): Checked {
     throw new UnsafeSipValueError('target.port', String(port), 'must be a whole number from 1 to 65535');
   }
   const label = `${hostForUri(host, kind)}:${port}`;
-  if (target.transport !== 'udp') {
-    throw new SipNotifyError('SIP_UNSUPPORTED', label, `transport ${JSON.stringify(String(target.transport))} is not supported; use udp`);
+  const transport = target.transport;
+  if (!SIP_TRANSPORTS.includes(transport)) {
+    throw new SipNotifyError('SIP_UNSUPPORTED', label, `transport ${JSON.stringify(String(transport))} is not supported; use udp, tcp or tls`);
   }
   const to = parseSipUri('target.toUri', target.toUri);
-  // RFC 3261 §26.2.2: a sips: Request-URI must travel over TLS all the way; UDP cannot honour it.
-  if (to.scheme === 'sips') throw new SipNotifyError('SIP_UNSUPPORTED', label, 'a sips: toUri needs TLS, which is not supported yet');
+  // RFC 3261 §26.2.2: a sips: Request-URI must travel over TLS all the way; UDP and TCP cannot honour it.
+  if (to.scheme === 'sips' && transport !== 'tls') {
+    throw new SipNotifyError('SIP_UNSUPPORTED', label, `a sips: toUri must travel over TLS (RFC 3261 §26.2.2), not ${transport}; use transport tls`);
+  }
+  const tls = target.tls ?? { rejectUnauthorized: true };
+  const tlsSettingsKey = target.tlsSettingsKey ?? 'tls';
   const from = parseSipUri('target.fromUri', target.fromUri);
   let password: string | undefined;
   if (target.password !== undefined) {
@@ -129,7 +159,7 @@ function checkTarget(target: SipTarget, summary: MessageSummary): Checked {
   const username = target.username !== undefined ? assertSafeUser('target.username', target.username) : password !== undefined ? from.user : undefined;
   const localHost = target.localHost !== undefined ? checkHost('target.localHost', target.localHost) : undefined;
   const body = messageSummaryBody(summary);
-  return { host, hostKind: kind, port, label, to, from, username, password, localHost, body };
+  return { host, hostKind: kind, port, label, transport, tls, tlsSettingsKey, to, from, username, password, localHost, body };
 }
 
 function checkTimers(opts: SipNotifyOptions): { t1: number; t2: number; timeout: number; expires: number } {
@@ -162,13 +192,12 @@ export async function sendSipNotify(target: SipTarget, summary: MessageSummary, 
   const subState = subscriptionStateHeader(opts.subscriptionState ?? 'terminated', timers.expires);
   if (opts.signal?.aborted) throw new SipNotifyError('SIP_ABORTED', c.label, 'aborted before sending');
 
-  const socket = await openSocket(c);
+  const channel = await openChannel(c, timers, opts.signal);
   const started = performance.now();
-  const run: Run = { socket, label: c.label, t1: timers.t1, t2: timers.t2, timeout: timers.timeout, signal: opts.signal, attempts: 0 };
   try {
-    const local = socket.address();
+    const local = channel.local;
     const viaHost = c.localHost ? hostForUri(c.localHost.host, c.localHost.kind) : local.family === 'IPv6' ? `[${local.address}]` : local.address;
-    const d: Dialogish = { callId: hex(16), fromTag: hex(8), viaHost, localPort: local.port };
+    const d: Dialogish = { callId: hex(16), fromTag: hex(8), viaHost, localPort: local.port, transport: channel.via };
     assertNoControl('local address', viaHost);
 
     // Same Call-ID and From tag for the retry; new branch and CSeq+1 (RFC 3261 §22.2, §8.1.3.5).
@@ -179,12 +208,13 @@ export async function sendSipNotify(target: SipTarget, summary: MessageSummary, 
       const branch = `${BRANCH_COOKIE}${hex(10)}`;
       const text = buildNotify(c, d, cseq, branch, extra, subState);
       const bytes = Buffer.from(text, 'utf8');
-      if (bytes.length > MAX_UDP_MESSAGE) {
+      // Over TCP and TLS there is no such limit (RFC 3261 §18.1.1 is why one switches to them).
+      if (c.transport === 'udp' && bytes.length > MAX_UDP_MESSAGE) {
         throw new SipNotifyError('SIP_TOO_LARGE', c.label, `request is ${bytes.length} bytes; over UDP the limit is ${MAX_UDP_MESSAGE}`);
       }
-      const r = await runTransaction(run, bytes, branch, cseq, d.callId);
+      const r = await channel.transact(bytes, branch, cseq, d.callId);
       if (r.status >= 200 && r.status < 300) {
-        return { status: r.status, attempts: run.attempts, ms: Math.round(performance.now() - started) };
+        return { status: r.status, attempts: channel.attempts, ms: Math.round(performance.now() - started) };
       }
       if (r.status === 401 || r.status === 407) {
         if (challenged) {
@@ -202,6 +232,52 @@ export async function sendSipNotify(target: SipTarget, summary: MessageSummary, 
       throw new SipResponseError(c.label, r.status, r.reason);
     }
   } finally {
-    socket.close();
+    channel.close();
   }
+}
+
+// ------------------------------------------------------------------------------------------
+// The transports, behind one shape.
+
+interface Channel {
+  /** The Via transport token. */
+  readonly via: ViaTransport;
+  /** The local end of the socket, for Via and Contact. */
+  readonly local: { readonly address: string; readonly family: string; readonly port: number };
+  /** Requests sent so far. */
+  readonly attempts: number;
+  /** One client transaction: resolves with its final response. */
+  transact(request: Buffer, branch: string, cseq: number, callId: string): Promise<SipResponse>;
+  close(): void;
+}
+
+async function openChannel(c: Checked, timers: { t1: number; t2: number; timeout: number }, signal: AbortSignal | undefined): Promise<Channel> {
+  if (c.transport === 'udp') {
+    const socket = await openSocket(c);
+    const run: Run = { socket, label: c.label, t1: timers.t1, t2: timers.t2, timeout: timers.timeout, signal, attempts: 0 };
+    return {
+      via: 'UDP',
+      local: socket.address(),
+      get attempts() {
+        return run.attempts;
+      },
+      transact: (request, branch, cseq, callId) => runTransaction(run, request, branch, cseq, callId),
+      close: () => socket.close(),
+    };
+  }
+  // Connecting and the TLS handshake get Timer F's time too; each transaction then has its own.
+  const stream = await SipStream.open(
+    { host: c.host, hostIsName: c.hostKind === 'hostname', port: c.port, label: c.label, transport: c.transport, tls: c.tls, tlsSettingsKey: c.tlsSettingsKey },
+    timers.timeout,
+    signal,
+  );
+  return {
+    via: c.transport === 'tls' ? 'TLS' : 'TCP',
+    local: stream.local,
+    get attempts() {
+      return stream.attempts;
+    },
+    transact: (request, branch, cseq, callId) => stream.transact(request, branch, cseq, callId, timers.timeout, signal),
+    close: () => stream.close(),
+  };
 }
