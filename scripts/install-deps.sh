@@ -13,14 +13,15 @@ set -euo pipefail
 DEMO_PACKAGES=(redis-server dovecot-core dovecot-imapd sox libsox-fmt-mp3 ca-certificates)
 # cyrus-common (Cyrus's master, ctl_cyrusdb) and sasl2-bin (saslpasswd2) for the private Cyrus IMAP
 # of test/integration/cyrus.test.ts; its imapd comes from the cyrus-imapd package, unpacked below.
-# kamailio is the SIP peer of the SIP NOTIFY tests; systemd gives systemd-analyze, which checks the
+# kamailio is the SIP peer of the SIP NOTIFY tests, and kamailio-tls-modules its tls module (SIP over
+# TLS, with certificates from the tests' private CA); systemd gives systemd-analyze, which checks the
 # unit in config/systemd (test/integration/packaging.test.ts). The transcription tests make speech
 # with espeak-ng and transcribe it with PocketSphinx and its en-us model (docs/transcription.md).
 # PostgreSQL and MariaDB hold Asterisk's ODBC voicemail table in test/integration/store-odbc.test.ts
 # (private servers on random ports, started by test/support/databases.ts). socat links two
 # pseudo-terminals into the serial line of the SMDI tests. chromium is the headless browser that
 # test/integration/status-page.test.ts drives (through playwright-core) to look at the status page.
-TEST_PACKAGES=("${DEMO_PACKAGES[@]}" kamailio cyrus-common sasl2-bin netcat-openbsd systemd espeak-ng pocketsphinx pocketsphinx-en-us openssl postgresql mariadb-server mariadb-client socat chromium)
+TEST_PACKAGES=("${DEMO_PACKAGES[@]}" kamailio kamailio-tls-modules cyrus-common sasl2-bin netcat-openbsd systemd espeak-ng pocketsphinx pocketsphinx-en-us openssl postgresql mariadb-server mariadb-client socat chromium)
 # Packages whose install would start a system-wide service the tests do not want (kamailio: a SIP
 # proxy on 5060; cyrus-common: a Cyrus master; exim4, which cyrus-common pulls in as the default
 # MTA; saslauthd from sasl2-bin). The tests run their own private instances on random ports.

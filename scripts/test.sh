@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 shopt -s nullglob
 
-# Installs the servers and tools the tests need (Dovecot, Cyrus, Redis, Kamailio, sox,
+# Installs the servers and tools the tests need (Dovecot, Cyrus, Redis, Kamailio with its TLS module, sox,
 # systemd-analyze) and the npm packages when they are missing (quick when they are there).
 bash scripts/install-deps.sh --test
 

@@ -552,7 +552,8 @@ function collectWarnings(settings: Settings, src: Sources, warnings: string[]): 
 
 /**
  * mwi.targets: AMI targets need exactly one of secret and secretFile, SIP targets at most one of
- * password and passwordFile; files are read here, once. A SIP URI template must give a valid URI.
+ * password and passwordFile; files are read here, once. A SIP URI template must give a valid URI,
+ * and a sips: toUri needs transport tls.
  * An SMDI target's smdi.conf must be readable and map stations on the port it drives.
  */
 async function checkMwi(settings: Settings, warnings: string[], file: string | undefined): Promise<void> {
@@ -572,6 +573,16 @@ async function checkMwi(settings: Settings, warnings: string[], file: string | u
         if (!/^sips?:[A-Za-z0-9_.+-]+@(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(value)) {
           throw new ConfigError(`${key(field)} (target ${t.name}) must be sip:user@host[:port] (no display name, parameters or headers); with {mailbox}=1000 and {context}=default it is ${JSON.stringify(value)}`, { key: key(field), ...at });
         }
+      }
+      // RFC 3261 §26.2.2: a sips: Request-URI must travel over TLS; over udp or tcp it would be a lie.
+      if (/^sips:/i.test(t.toUri) && t.transport !== 'tls') {
+        throw new ConfigError(`${key('toUri')} (target ${t.name}) is a sips: URI, which must travel over TLS (RFC 3261 §26.2.2), but ${key('transport')} is ${t.transport}; set ${key('transport')} to tls, or use a sip: toUri`, { key: key('transport'), ...at });
+      }
+      if (t.transport === 'tls' && t.port === 5060) {
+        warnings.push(`${key('transport')} (target ${t.name}) is tls but ${key('port')} is 5060, the usual port of plain SIP; TLS is usually on 5061 (the default with tls)`);
+      }
+      if (t.transport !== 'tls' && t.port === 5061) {
+        warnings.push(`${key('port')} (target ${t.name}) is 5061, the usual port of SIP over TLS, but ${key('transport')} is ${t.transport}; set ${key('transport')} to tls if the target expects TLS there`);
       }
       continue;
     }

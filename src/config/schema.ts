@@ -101,12 +101,17 @@ export const mwiTargetSchema = z.discriminatedUnion('kind', [
      */
     entityId: z.string().regex(/^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$/, 'six hex pairs separated by colons, e.g. 02:00:00:00:00:01'),
   }),
-  /** A SIP proxy or endpoint: one unsolicited NOTIFY (message-summary) over UDP. */
+  /** A SIP proxy or endpoint: one unsolicited NOTIFY (message-summary) over UDP, TCP or TLS. */
   z.strictObject({
     kind: z.literal('sip-notify'),
     ...mwiTargetBase,
     host: hostName,
-    port: z.number().int().min(1).max(65_535).default(5060),
+    /** Default 5060, or 5061 with transport tls (RFC 3261 §19.1.2). */
+    port: z.number().int().min(1).max(65_535).optional(),
+    /** udp, tcp, or tls (TLS over TCP; needed for a sips: toUri). docs/sip-notify.md. */
+    transport: z.enum(['udp', 'tcp', 'tls']).default('udp'),
+    /** With transport tls: how the target's certificate is checked (verified against host by default). */
+    tls: tlsSettings,
     /** Request-URI and To: of each NOTIFY. Placeholders {mailbox} and {context}. */
     toUri: lineText(256).refine((s) => s.includes('{mailbox}'), 'must contain {mailbox}'),
     /** From: of each NOTIFY, e.g. sip:vmbridge@pbx.example.com. */
@@ -117,7 +122,7 @@ export const mwiTargetSchema = z.discriminatedUnion('kind', [
     password: lineText(256).optional(),
     /** A file holding only the Digest password (one trailing newline ignored). */
     passwordFile: z.string().min(1).optional(),
-  }),
+  }).transform((t) => ({ ...t, port: t.port ?? (t.transport === 'tls' ? 5061 : 5060) })),
   /**
    * Message lamps of a PBX on an SMDI serial link (docs/mwi.md): the port, its line settings and
    * the station of each mailbox come from Asterisk's smdi.conf.

@@ -1,6 +1,6 @@
 /**
  * Start-time checks of the TLS settings of every server (imap.tls, redis.tls, alerts.smtp.tls,
- * asterisk.ami.tls, the MWI targets' tls) and of redis's credentials: a CA file that cannot be
+ * asterisk.ami.tls, the MWI targets' tls: AMI with secure, SIP with transport tls) and of redis's credentials: a CA file that cannot be
  * used is a ConfigError naming the setting, now rather than at the first connection; turning
  * verification off, or sending a secret unencrypted off this machine, is warned about.
  */
@@ -26,6 +26,7 @@ function usedTls(settings: Settings): UsedTls[] {
   if (ami?.secure) out.push({ key: 'asterisk.ami.tls', tls: ami.tls });
   for (const [i, t] of settings.mwi.targets.entries()) {
     if (t.kind !== 'sip-notify' && t.kind !== 'smdi' && t.secure) out.push({ key: `mwi.targets.${i}.tls`, tls: t.tls });
+    if (t.kind === 'sip-notify' && t.transport === 'tls') out.push({ key: `mwi.targets.${i}.tls`, tls: t.tls });
   }
   return out;
 }

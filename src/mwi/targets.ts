@@ -151,7 +151,9 @@ class SipSender implements MwiSender {
       {
         host: this.target.host,
         port: this.target.port,
-        transport: 'udp',
+        transport: this.target.transport,
+        tls: this.target.tls,
+        tlsSettingsKey: `mwi.targets[name=${this.target.name}].tls`,
         toUri,
         fromUri: this.target.fromUri,
         ...(this.target.username !== undefined ? { username: this.target.username } : {}),

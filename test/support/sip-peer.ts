@@ -8,12 +8,16 @@
  * of our code. sipp would also be a real peer, but it replays what a scenario file says instead
  * of judging the request, and it checks no digest.
  *
+ * It listens on UDP and TCP on one port, and with `tls` (a certificate from test/support/tls-ca.ts)
+ * also on TLS on a second port (Kamailio's tls module, Debian package kamailio-tls-modules).
+ *
  * What it does with a request (see `config()` below): OPTIONS gets 200 (the readiness probe);
  * a NOTIFY without valid credentials gets 401 with a Digest challenge; with valid credentials for
  * the configured user, 200. Every NOTIFY is logged in full (base64 on one line) with the status
- * it got, so tests can read exactly what arrived.
+ * it got and the transport it came over (Kamailio's $pr: udp, tcp or tls), so tests can read
+ * exactly what arrived and how.
  *
- * Debian package: kamailio. On a host with systemd the package also enables a system-wide
+ * Debian packages: kamailio, kamailio-tls-modules. On a host with systemd the package also enables a system-wide
  * kamailio.service on port 5060; these tests never use or touch that one.
  */
 import { spawn } from 'node:child_process';
@@ -21,7 +25,9 @@ import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { open, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { connect } from 'node:net';
 import { freePort } from './ports.js';
+import type { TestCert } from './tls-ca.js';
 import { forgetOnExit, isAlive, killOnExit, readPidFile, requireExecutable, shortTempDir, sleep, stopPid, stopServerOnce } from './processes.js';
 
 export interface SipPeerOptions {
@@ -33,11 +39,15 @@ export interface SipPeerOptions {
   readonly algorithm?: 'MD5' | 'SHA-256';
   /** false: answer every NOTIFY with 200 without asking for credentials. Default true. */
   readonly challenge?: boolean;
+  /** Also listen on TLS (on `tlsPort`), presenting this certificate. Default: no TLS. */
+  readonly tls?: TestCert;
 }
 
 /** One NOTIFY the peer received, and the status it answered with. */
 export interface ReceivedRequest {
   readonly answered: number;
+  /** What it came over, as Kamailio says ($pr): `udp`, `tcp` or `tls`. */
+  readonly transport: string;
   readonly raw: string;
   readonly requestLine: string;
   /** Header lines as received: [name, value]. */
@@ -49,7 +59,10 @@ export interface ReceivedRequest {
 
 export interface SipPeer {
   readonly host: '127.0.0.1';
+  /** UDP and TCP. */
   readonly port: number;
+  /** TLS, when started with `tls`. */
+  readonly tlsPort: number | undefined;
   readonly realm: string;
   readonly username: string;
   readonly password: string;
@@ -67,17 +80,32 @@ const START_ATTEMPTS = 5;
 const READY_TIMEOUT_MS = 10_000;
 const SAFE = /^[A-Za-z0-9_.+-]+$/;
 
-function config(port: number, o: { username: string; password: string; algorithm: string; challenge: boolean }): string {
-  // One line per received request: the status it got and the whole message in base64, so the
-  // test sees the bytes exactly (headers, blank line, body) without log-format guesswork.
-  const log = (status: string): string => `xlog("L_NOTICE", "VMBPEER ${status} $(mb{s.encode.base64})\\n");`;
+function config(port: number, tlsPort: number | undefined, o: { username: string; password: string; algorithm: string; challenge: boolean; tls: TestCert | undefined }): string {
+  // One line per received request: the status it got, the transport, and the whole message in
+  // base64, so the test sees the bytes exactly (headers, blank line, body) without log-format guesswork.
+  const log = (status: string): string => `xlog("L_NOTICE", "VMBPEER ${status} $pr $(mb{s.encode.base64})\\n");`;
+  // The tls module first: it must set up OpenSSL's memory before any other module uses it.
+  const tls =
+    o.tls && tlsPort !== undefined
+      ? `listen=tls:127.0.0.1:${tlsPort}
+enable_tls=yes
+
+loadmodule "tls.so"
+modparam("tls", "certificate", "${o.tls.certFile}")
+modparam("tls", "private_key", "${o.tls.keyFile}")
+modparam("tls", "tls_method", "TLSv1.2+")
+modparam("tls", "verify_certificate", 0)
+modparam("tls", "require_certificate", 0)
+`
+      : '';
   return `#!KAMAILIO
 debug=1
 log_stderror=yes
 children=1
+tcp_children=1
 listen=udp:127.0.0.1:${port}
-disable_tcp=yes
-auto_aliases=no
+listen=tcp:127.0.0.1:${port}
+${tls}auto_aliases=no
 dns=no
 rev_dns=no
 use_dns_cache=off
@@ -104,7 +132,7 @@ ${o.challenge ? `  # The password is plain text here (flag 0); www_challenge fla
 `;
 }
 
-function parseRequest(answered: number, raw: string): ReceivedRequest {
+function parseRequest(answered: number, transport: string, raw: string): ReceivedRequest {
   const split = raw.indexOf('\r\n\r\n');
   const head = split >= 0 ? raw.slice(0, split) : raw;
   const [requestLine = '', ...lines] = head.split('\r\n');
@@ -114,6 +142,7 @@ function parseRequest(answered: number, raw: string): ReceivedRequest {
   });
   return {
     answered,
+    transport,
     raw,
     requestLine,
     headers,
@@ -162,6 +191,17 @@ async function probe(port: number): Promise<boolean> {
   }
 }
 
+/** True once something accepts a TCP connection on the port (the TLS listener). */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
 
 export async function startSipPeer(options: SipPeerOptions = {}): Promise<SipPeer> {
   const bin = requireExecutable('kamailio', 'kamailio');
@@ -177,7 +217,8 @@ export async function startSipPeer(options: SipPeerOptions = {}): Promise<SipPee
   try {
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
-      await writeFile(cfgPath, config(port, { username, password, algorithm, challenge: options.challenge ?? true }));
+      const tlsPort = options.tls ? await freePort() : undefined;
+      await writeFile(cfgPath, config(port, tlsPort, { username, password, algorithm, challenge: options.challenge ?? true, tls: options.tls }));
       await rm(pidPath, { force: true });
       const out = await open(logPath, 'w');
       // -DD: the main process stays in the foreground as our child; -E: log to stderr (the file).
@@ -197,7 +238,7 @@ export async function startSipPeer(options: SipPeerOptions = {}): Promise<SipPee
           break;
         }
         // The pid file names our process: a foreign SIP server that got the port is never taken for ours.
-        if ((await readPidFile(pidPath)) === pid && (await probe(port))) break;
+        if ((await readPidFile(pidPath)) === pid && (await probe(port)) && (tlsPort === undefined || (await accepts(tlsPort)))) break;
         if (Date.now() > deadline) {
           failure = `no answer on udp 127.0.0.1:${port} within ${READY_TIMEOUT_MS} ms`;
           break;
@@ -214,6 +255,7 @@ export async function startSipPeer(options: SipPeerOptions = {}): Promise<SipPee
       return {
         host: '127.0.0.1',
         port,
+        tlsPort,
         realm: REALM,
         username,
         password,
@@ -222,8 +264,8 @@ export async function startSipPeer(options: SipPeerOptions = {}): Promise<SipPee
         dir,
         async received(): Promise<ReceivedRequest[]> {
           const text = await readFile(logPath, 'utf8');
-          return [...text.matchAll(/VMBPEER ([0-9]{3}) ([A-Za-z0-9+/=]+)\s*$/gm)].map((m) =>
-            parseRequest(Number(m[1]), Buffer.from(m[2] ?? '', 'base64').toString('utf8')),
+          return [...text.matchAll(/VMBPEER ([0-9]{3}) ([a-z]+) ([A-Za-z0-9+/=]+)\s*$/gm)].map((m) =>
+            parseRequest(Number(m[1]), m[2] ?? '', Buffer.from(m[3] ?? '', 'base64').toString('utf8')),
           );
         },
         stop: stopServerOnce(pid, dir),

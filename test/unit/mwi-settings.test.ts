@@ -107,4 +107,57 @@ describe('mwi settings', () => {
     const { settings } = await load(sip('sip:{mailbox}-{context}@pbx.example.com:5070'));
     assert.equal(settings.mwi.targets[0]?.kind, 'sip-notify');
   });
+
+  it('takes the SIP transport: udp by default, tcp, tls with its own default port and tls block', async () => {
+    const sip = (more: string): string =>
+      `  targets:\n    - { name: p, kind: sip-notify, host: pbx.example.com, toUri: "sip:{mailbox}@pbx.example.com", fromUri: "sip:vmbridge@pbx.example.com"${more} }\n`;
+    const udp = (await load(sip(''))).settings.mwi.targets[0];
+    assert.ok(udp?.kind === 'sip-notify');
+    assert.equal(udp.transport, 'udp');
+    assert.equal(udp.port, 5060);
+    assert.deepEqual(udp.tls, { rejectUnauthorized: true });
+    const tcp = (await load(sip(', transport: tcp'))).settings.mwi.targets[0];
+    assert.ok(tcp?.kind === 'sip-notify');
+    assert.equal(tcp.transport, 'tcp');
+    assert.equal(tcp.port, 5060);
+    const ca = await secret('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+    const { settings, warnings } = await load(sip(`, transport: tls, tls: { caFile: ${ca}, servername: sip.example.com }`));
+    const tls = settings.mwi.targets[0];
+    assert.ok(tls?.kind === 'sip-notify');
+    assert.equal(tls.transport, 'tls');
+    assert.equal(tls.port, 5061, 'TLS defaults to 5061');
+    assert.deepEqual(tls.tls, { rejectUnauthorized: true, caFile: ca, servername: 'sip.example.com' });
+    assert.deepEqual(warnings, []);
+    const given = (await load(sip(', transport: tls, port: 5081'))).settings.mwi.targets[0];
+    assert.equal(given?.kind === 'sip-notify' && given.port, 5081);
+    await refused(load(sip(', transport: sctp')), 'mwi.targets.0.transport');
+    await refused(load(sip(', transport: tls, tls: { caFile: /nonexistent/ca.pem }')), 'mwi.targets.0.tls.caFile');
+    await refused(load(sip(', tls: { verify: false }')), 'verify');
+  });
+
+  it('refuses a sips: toUri unless the transport is tls, naming both settings', async () => {
+    const sips = (transport: string): string =>
+      `  targets:\n    - { name: p, kind: sip-notify, host: pbx.example.com, toUri: "sips:{mailbox}@pbx.example.com", fromUri: "sip:vmbridge@pbx.example.com"${transport} }\n`;
+    for (const transport of ['', ', transport: udp', ', transport: tcp']) {
+      await assert.rejects(load(sips(transport)), (err: unknown) => {
+        assert.ok(err instanceof ConfigError, String(err));
+        assert.match(err.message, /mwi\.targets\.0\.toUri \(target p\) is a sips: URI, which must travel over TLS .* but mwi\.targets\.0\.transport is (udp|tcp); set mwi\.targets\.0\.transport to tls/);
+        assert.equal(err.key, 'mwi.targets.0.transport');
+        return true;
+      });
+    }
+    const { settings } = await load(sips(', transport: tls'));
+    assert.equal(settings.mwi.targets[0]?.kind === 'sip-notify' && settings.mwi.targets[0].transport, 'tls');
+  });
+
+  it('warns about a TLS target on 5060, a plain one on 5061, and verification turned off', async () => {
+    const sip = (more: string): string =>
+      `  targets:\n    - { name: p, kind: sip-notify, host: pbx.example.com, toUri: "sip:{mailbox}@pbx.example.com", fromUri: "sip:vmbridge@pbx.example.com"${more} }\n`;
+    const w1 = (await load(sip(', transport: tls, port: 5060'))).warnings;
+    assert.ok(w1.some((w) => w.includes('mwi.targets.0.transport (target p) is tls but mwi.targets.0.port is 5060')), w1.join('\n'));
+    const w2 = (await load(sip(', transport: tcp, port: 5061'))).warnings;
+    assert.ok(w2.some((w) => w.includes('mwi.targets.0.port (target p) is 5061')), w2.join('\n'));
+    const w3 = (await load(sip(', transport: tls, tls: { rejectUnauthorized: false }'))).warnings;
+    assert.ok(w3.some((w) => w.startsWith('mwi.targets.0.tls.rejectUnauthorized is false')), w3.join('\n'));
+  });
 });

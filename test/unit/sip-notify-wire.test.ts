@@ -399,8 +399,9 @@ describe('sendSipNotify refuses hostile or broken values before sending anything
     const peer = await startPeer((p) => reply(p, '200 OK'));
     const unsupported = (e: unknown): boolean => e instanceof SipNotifyError && e.code === 'SIP_UNSUPPORTED';
     await assert.rejects(sendSipNotify(target(peer.port, { toUri: 'sips:1000@pbx.example' }), { newCount: 1, oldCount: 0 }, CALM), unsupported);
+    await assert.rejects(sendSipNotify(target(peer.port, { transport: 'tcp', toUri: 'sips:1000@pbx.example' }), { newCount: 1, oldCount: 0 }, CALM), unsupported);
     await assert.rejects(
-      sendSipNotify({ ...target(peer.port), transport: 'tcp' } as unknown as SipTarget, { newCount: 1, oldCount: 0 }, CALM),
+      sendSipNotify({ ...target(peer.port), transport: 'sctp' } as unknown as SipTarget, { newCount: 1, oldCount: 0 }, CALM),
       unsupported,
     );
     await assert.rejects(sendSipNotify(target(0), { newCount: 1, oldCount: 0 }, CALM), UnsafeSipValueError);
