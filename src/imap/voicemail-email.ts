@@ -48,6 +48,12 @@ export interface VoicemailEmailInput {
   from: string;
   /** Value of X-Asterisk-VM-Server-Name (Asterisk writes its `fromstring` there). */
   serverName: string;
+  /**
+   * Value of X-Asterisk-VM-Extension: the mailbox's imapvmshareid= where it has one, as Asterisk's
+   * IMAP storage writes it (so that Asterisk finds the email should the site go back). Absent: the
+   * mailbox number.
+   */
+  asteriskExtension?: string;
   /** Domain of the identity Message-ID. */
   messageIdDomain: string;
   readAudio: (path: string) => Promise<Buffer>;
@@ -184,7 +190,7 @@ export async function buildVoicemailEmail(input: VoicemailEmailInput): Promise<B
     ['X-Asterisk-VM-Message-Num', String(message.msgnum + 1)],
     ['X-Asterisk-VM-Server-Name', sanitizeText(input.serverName, FIELD_MAX)],
     ['X-Asterisk-VM-Context', ref.context],
-    ['X-Asterisk-VM-Extension', ref.mailbox],
+    ['X-Asterisk-VM-Extension', input.asteriskExtension ?? ref.mailbox],
     ['X-Asterisk-VM-Flag', envelopeText(message.envelope.flag)],
     ['X-Asterisk-VM-Priority', envelopeText(message.envelope.priority)],
     ['X-Asterisk-VM-Caller-ID-Num', caller.number],

@@ -48,6 +48,7 @@ export async function buildEmail(deps: EmailBuildDeps, box: BoxInfo, message: Sp
       timezone: box.timezone,
       from: settings.email.from,
       serverName: settings.email.serverName,
+      ...(box.asteriskExtension !== undefined ? { asteriskExtension: box.asteriskExtension } : {}),
       messageIdDomain: settings.email.messageIdDomain,
       readAudio,
       ...(attachments ? { attachments } : {}),
