@@ -41,7 +41,7 @@ const CATALOG: Readonly<Record<string, OptionInfo>> = {
   locale: used('day and month names in ${VM_DATE}; the transcription language where language= is not set'),
   tz: used('the time zone of every date in the email ([zonemessages])'),
   pbxskip: used('no "[PBX]: " before Asterisk\'s default subject (email.wording: asterisk)'),
-  charset: unsupported('the body is always UTF-8, which every mail client reads and which holds any charset\'s text'),
+  charset: used('the text part is written in it and labelled so, as Asterisk labels it; a text it cannot hold, or an unknown charset, goes as UTF-8 with a warning; unset, UTF-8'),
   emailtitle: unsupported('an old name of emailsubject that Asterisk still reads; rename it to emailsubject'),
   volgain: used('the gain MP3 and WAV attachments get (SoX -v, as Asterisk applies it); a recording attached as it is (email.audio: original) keeps its own volume'),
   attachextrecs: unsupported('every message in the spool becomes an email, recordings added from outside (MixMonitor) too'),

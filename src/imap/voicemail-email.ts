@@ -16,9 +16,11 @@ import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import type { MailComposerAttachment } from 'nodemailer/lib/mail-composer/index.js';
+import type MimeNode from 'nodemailer/lib/mime-node/index.js';
 import { audioContentType } from '../audio/formats.js';
 import type { PreparedAttachment } from '../audio/attachments.js';
 import { renderLook, type EmailLook } from '../email/asterisk-look.js';
+import { encodeBody, isUtf8 } from '../email/body-charset.js';
 import { SpoolError } from '../errors.js';
 import type { AudioFile, MailboxRef, SpoolMessage } from '../spool/types.js';
 import { parseCallerId, sanitizeText } from './caller-id.js';
@@ -66,6 +68,13 @@ export interface VoicemailEmailInput {
   look?: EmailLook;
   /** The host name an Asterisk-style From without a domain gets (serveremail=asterisk). */
   hostname?: string;
+  /**
+   * voicemail.conf charset=: the text part is written in it and labelled so (src/email/body-charset.ts).
+   * Absent, or UTF-8: UTF-8.
+   */
+  charset?: string;
+  /** Told why the text part went as UTF-8 although `charset` names another. */
+  onCharsetFallback?: (why: string) => void;
   /** Told what the templates use that vmbridge cannot evaluate (dialplan functions, expressions, escapes). */
   onTemplateProblem?: (problems: readonly string[]) => void;
   /** The machine transcript (src/transcribe/), or the one line saying why there is none. Absent: not transcribed. */
@@ -184,6 +193,7 @@ export async function buildVoicemailEmail(input: VoicemailEmailInput): Promise<B
     disableUrlAccess: true,
   });
   const root = composer.compile();
+  if (input.charset !== undefined && !isUtf8(input.charset)) inCharset(root, text.replace(/\r?\n/g, '\r\n'), input.charset, input.onCharsetFallback);
   const raw = mimeBytes(root) ?? await root.build();
 
   const xHeaders: Array<[string, string]> = [
@@ -210,6 +220,33 @@ export async function buildVoicemailEmail(input: VoicemailEmailInput): Promise<B
   if (input.transcript && 'text' in input.transcript && sanitizeText(input.transcript.text) !== '') lines.push(transcriptHeaderLine(input.transcript.text));
   if (input.transcript && 'note' in input.transcript && input.transcript.pending) lines.push(headerLine(TRANSCRIPT_STATE_HEADER, 'pending'));
   return insertHeaderLines(raw, lines);
+}
+
+/**
+ * Writes the text part in `charset` with that label, as Asterisk labels it; when the charset cannot
+ * hold the text (or is no charset for mail), the part stays UTF-8 and `onFallback` is told why.
+ */
+function inCharset(root: MimeNode, text: string, charset: string, onFallback: ((why: string) => void) | undefined): void {
+  const encoded = encodeBody(text, charset);
+  if ('fallback' in encoded) {
+    onFallback?.(encoded.fallback);
+    return;
+  }
+  const part = textPart(root);
+  if (!part) throw new Error('voicemail email: no text part in the composed message');
+  part.setContent(encoded.bytes);
+  part.setHeader('Content-Type', `text/plain; charset=${encoded.label}`);
+}
+
+/** The text/plain node that is not an attachment: the root itself when nothing is attached. */
+function textPart(node: MimeNode): MimeNode | undefined {
+  const type = String(node.getHeader('Content-Type') ?? '').toLowerCase();
+  if (type.startsWith('text/plain') && !node.filename) return node;
+  for (const child of node.childNodes) {
+    const found = textPart(child);
+    if (found) return found;
+  }
+  return undefined;
 }
 
 /** Every recorded format as it is, in attachment order. */

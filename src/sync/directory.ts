@@ -27,6 +27,8 @@ export interface BoxInfo {
   readonly attachments?: AttachmentPolicy;
   /** voicemail.conf's email options (fromstring=, emailsubject=, ...). Absent: vmbridge's own look. */
   readonly emailLook?: EmailLook;
+  /** voicemail.conf [general] charset=, when set: the character set of the text part (src/email/body-charset.ts). */
+  readonly charset?: string;
   /** X-Asterisk-VM-Extension of its emails: imapvmshareid=, else the mailbox number. Absent: the number. */
   readonly asteriskExtension?: string;
   /**
@@ -45,6 +47,8 @@ export interface Directory {
 
 export function buildDirectory(conf: VoicemailConf, settings: Settings, passwords: ReadonlyMap<string, string>): Directory {
   const boxes = new Map<string, BoxInfo>();
+  // Asterisk reads charset= in [general] only (load_config); unset, vmbridge writes UTF-8.
+  const charset = (conf.general['charset'] ?? '').trim();
   const problems: { mailbox: string; file: string; line: number; problem: string }[] = [];
   for (const box of conf.boxes) {
     const ref: MailboxRef = { context: box.context, mailbox: box.mailbox };
@@ -91,6 +95,7 @@ export function buildDirectory(conf: VoicemailConf, settings: Settings, password
       attachments: audio.policy,
       emailLook: boxEmailLook(conf, box, settings.email.wording),
       asteriskExtension: asterisk.extension,
+      ...(charset !== '' ? { charset } : {}),
     });
   }
   return { boxes: withShareSiblings(boxes), problems };
