@@ -27,7 +27,6 @@ const MENU = phone('how VoiceMail()/VoiceMailMain() behave for callers; the spoo
 const RECORDING = phone('how Asterisk records a message; vmbridge reads what it recorded');
 const PASSWORD = phone("the mailbox's phone password; vmbridge never needs it");
 const ADSI = phone('ADSI phone display scripts');
-const IMAP_ONLY = (instead: string): OptionInfo => unsupported(`an IMAP_STORAGE setting vmbridge does not read yet; ${instead}`);
 
 const CATALOG: Readonly<Record<string, OptionInfo>> = {
   // What an email looks like (docs/email-templates.md, docs/attachments.md).
@@ -42,7 +41,7 @@ const CATALOG: Readonly<Record<string, OptionInfo>> = {
   locale: used('day and month names in ${VM_DATE}; the transcription language where language= is not set'),
   tz: used('the time zone of every date in the email ([zonemessages])'),
   pbxskip: used('no "[PBX]: " before Asterisk\'s default subject (email.wording: asterisk)'),
-  charset: unsupported('the body is always UTF-8, which every mail client reads and which holds any charset\'s text'),
+  charset: used('the text part is written in it and labelled so, as Asterisk labels it; a text it cannot hold, or an unknown charset, goes as UTF-8 with a warning; unset, UTF-8'),
   emailtitle: unsupported('an old name of emailsubject that Asterisk still reads; rename it to emailsubject'),
   volgain: used('the gain MP3 and WAV attachments get (SoX -v, as Asterisk applies it); a recording attached as it is (email.audio: original) keeps its own volume'),
   attachextrecs: unsupported('every message in the spool becomes an email, recordings added from outside (MixMonitor) too'),
@@ -80,7 +79,7 @@ const CATALOG: Readonly<Record<string, OptionInfo>> = {
   imapparentfolder: used('imap.folders.parent, where vmbridge\'s settings do not set it'),
   imapgreetings: unsupported('greetings are not synced to IMAP; they stay in the spool'),
   greetingsfolder: unsupported('greetings are not synced to IMAP'),
-  imapvmshareid: IMAP_ONLY('shared voicemail boxes map by imapuser= per mailbox'),
+  imapvmshareid: used('what the mailbox\'s emails carry in X-Asterisk-VM-Extension, as Asterisk writes it; emails of Asterisk\'s IMAP storage with it are adopted, by one mailbox only where several share it'),
   authuser: used('a master login (imap.login.mode master, SASL PLAIN with each imapuser as authorization identity)'),
   authpassword: used('the master login\'s password with authuser= (imap.login.masterPasswordFile is better: voicemail.conf is often world-readable)'),
   imapopentimeout: phone('IMAP_STORAGE timeouts; vmbridge has its own'),

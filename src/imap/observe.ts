@@ -26,11 +26,22 @@ import { folderExists, refreshFolders, type RolePaths } from './folders.js';
 export interface ImapObservation {
   /** identity -> copies in mapped folders */
   readonly copies: Map<string, ImapSide[]>;
+  /**
+   * msg_id -> copies of the emails Asterisk's own IMAP storage wrote for this mailbox's context and
+   * Asterisk extension (X-Asterisk-VM-Context, X-Asterisk-VM-Extension). Not in `copies`: whether
+   * they are this mailbox's is for the caller to say when several mailboxes share the extension
+   * (imapvmshareid=; src/sync/shared-extension.ts).
+   */
+  readonly asteriskCopies: Map<string, ImapSide[]>;
   readonly uidValidity: Partial<Record<ImapRole, string>>;
 }
 
 interface ViewRow {
-  /** "<context>\0<mailbox>\0<id>", or null for mail that is not ours */
+  /**
+   * "v\0<context>\0<mailbox>\0<id>" for vmbridge's identity Message-ID, "a\0<context>\0<extension>\0<id>"
+   * for the X-Asterisk-VM-* headers of Asterisk's IMAP storage, or null for mail that is not ours.
+   * The two are kept apart: a mailbox's share id may be another mailbox's number.
+   */
   owner: string | null;
   /** Carries X-VMBridge-Transcript: pending (its transcript follows in a replacement). */
   pending: boolean;
@@ -66,7 +77,11 @@ function viewFor(client: ImapFlow, path: string, uidValidity: string): FolderVie
 }
 
 function ownerKey(ref: MailboxRef, id: string): string {
-  return `${ref.context}\0${ref.mailbox}\0${id}`;
+  return `v\0${ref.context}\0${ref.mailbox}\0${id}`;
+}
+
+function asteriskKey(context: string, extension: string, id: string): string {
+  return `a\0${context}\0${extension}\0${id}`;
 }
 
 /** Remembers a UID vmbridge itself just wrote (APPEND, MOVE), so it need not be fetched again. */
@@ -227,11 +242,17 @@ export async function observeImap(
   ref: MailboxRef,
   paths: RolePaths,
   domain: string,
-  opts: { relist?: boolean } = {},
+  opts: {
+    relist?: boolean;
+    /** What Asterisk writes in X-Asterisk-VM-Extension for this mailbox: its imapvmshareid, else its number. */
+    asteriskExtension?: string;
+  } = {},
 ): Promise<ImapObservation> {
   const copies = new Map<string, ImapSide[]>();
+  const asteriskCopies = new Map<string, ImapSide[]>();
   const uidValidity: Partial<Record<ImapRole, string>> = {};
-  const mine = `${ref.context}\0${ref.mailbox}\0`;
+  const mine = ownerKey(ref, '');
+  const theirs = asteriskKey(ref.context, opts.asteriskExtension ?? ref.mailbox, '');
   const seenPaths = new Set<string>();
   // A look that may lead to deleting a voicemail lists the folders again (see refreshFolders).
   await refreshFolders(client, { relist: opts.relist ?? false });
@@ -257,21 +278,25 @@ export async function observeImap(
       if (!view) continue;
       uidValidity[role] = view.uidValidity;
       for (const [uid, row] of view.rows) {
-        if (!row.owner || !row.owner.startsWith(mine) || row.deleted) continue;
-        const id = row.owner.slice(mine.length);
-        const list = copies.get(id) ?? [];
+        if (!row.owner || row.deleted) continue;
+        const [into, prefix] = row.owner.startsWith(mine) ? [copies, mine] : row.owner.startsWith(theirs) ? [asteriskCopies, theirs] : [undefined, ''];
+        if (!into) continue;
+        const id = row.owner.slice(prefix.length);
+        const list = into.get(id) ?? [];
         list.push({ role, uid, seen: row.seen, flagged: row.flagged, ...(row.pending ? { pending: true } : {}) });
-        copies.set(id, list);
+        into.set(id, list);
       }
     } finally {
       lock.release();
     }
   }
-  return { copies, uidValidity };
+  return { copies, asteriskCopies, uidValidity };
 }
 
 /**
- * UIDs of the selected folder that carry exactly this identity and are not flagged \Deleted: the
+ * UIDs of the selected folder that carry exactly this identity (vmbridge's Message-ID; an email
+ * Asterisk's IMAP storage wrote is never taken for it here, as it may be another mailbox's when
+ * mailboxes share an extension) and are not flagged \Deleted: the
  * look for an identity that comes right before an APPEND. Everything at or below the view's
  * `lookedThrough` is known from the observation this reconcile made. Whether anything arrived
  * since is told by the message count the server reports to this session (it announces new
@@ -321,5 +346,5 @@ function ownerOfHeaders(raw: Buffer | undefined, domain: string): string | null 
   const ours = ownerOf(messageIdFromHeaders(raw), domain);
   if (ours) return ours;
   const theirs = asteriskStorageIdentity(raw);
-  return theirs ? ownerKey(theirs.ref, theirs.id) : null;
+  return theirs ? asteriskKey(theirs.ref.context, theirs.ref.mailbox, theirs.id) : null;
 }

@@ -48,6 +48,12 @@ export async function buildEmail(deps: EmailBuildDeps, box: BoxInfo, message: Sp
       timezone: box.timezone,
       from: settings.email.from,
       serverName: settings.email.serverName,
+      ...(box.asteriskExtension !== undefined ? { asteriskExtension: box.asteriskExtension } : {}),
+      ...(box.charset !== undefined ? { charset: box.charset } : {}),
+      onCharsetFallback: (why) => {
+        // Once per mailbox and setting: every email of the mailbox would say the same.
+        if (isNewFinding(`charset ${mailboxKey(box.ref)}`, box.charset ?? '')) log.warn({ mailbox: mailboxKey(box.ref), setting: 'charset', problem: why }, 'voicemail.conf charset= cannot be used for this mailbox\'s email; its text is sent as UTF-8');
+      },
       messageIdDomain: settings.email.messageIdDomain,
       readAudio,
       ...(attachments ? { attachments } : {}),

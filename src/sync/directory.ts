@@ -7,8 +7,9 @@ import { boxBackupDeleted, boxMaxmsg, boxOption, boxTimezone, type VoicemailBox,
 import type { AttachmentPolicy } from '../audio/formats.js';
 import { boxAttachmentPolicy } from '../config/mailbox-audio.js';
 import { boxEmailLook } from '../config/mailbox-email.js';
+import { boxAsteriskExtension } from '../config/mailbox-share-id.js';
 import type { EmailLook } from '../email/asterisk-look.js';
-import type { ImapAccount } from '../imap/account.js';
+import { accountKey, type ImapAccount } from '../imap/account.js';
 import { mailboxKey, type MailboxRef } from '../spool/types.js';
 import { isTimeZone } from '../config/time-zone.js';
 import { ownServerProblem } from '../config/imap-from-voicemail-conf.js';
@@ -26,6 +27,16 @@ export interface BoxInfo {
   readonly attachments?: AttachmentPolicy;
   /** voicemail.conf's email options (fromstring=, emailsubject=, ...). Absent: vmbridge's own look. */
   readonly emailLook?: EmailLook;
+  /** voicemail.conf [general] charset=, when set: the character set of the text part (src/email/body-charset.ts). */
+  readonly charset?: string;
+  /** X-Asterisk-VM-Extension of its emails: imapvmshareid=, else the mailbox number. Absent: the number. */
+  readonly asteriskExtension?: string;
+  /**
+   * The other mailboxes of the same context and IMAP account with the same Asterisk extension: with
+   * Asterisk's IMAP storage they all saw the same emails (src/sync/shared-extension.ts). Empty or
+   * absent: none.
+   */
+  readonly shareSiblings?: readonly MailboxRef[];
 }
 
 export interface Directory {
@@ -36,6 +47,8 @@ export interface Directory {
 
 export function buildDirectory(conf: VoicemailConf, settings: Settings, passwords: ReadonlyMap<string, string>): Directory {
   const boxes = new Map<string, BoxInfo>();
+  // Asterisk reads charset= in [general] only (load_config); unset, vmbridge writes UTF-8.
+  const charset = (conf.general['charset'] ?? '').trim();
   const problems: { mailbox: string; file: string; line: number; problem: string }[] = [];
   for (const box of conf.boxes) {
     const ref: MailboxRef = { context: box.context, mailbox: box.mailbox };
@@ -65,6 +78,11 @@ export function buildDirectory(conf: VoicemailConf, settings: Settings, password
       problems.push({ mailbox: key, file: box.file, line: box.line, problem: `unknown time zone ${JSON.stringify(timezone)}: dates use ${settings.email.timezone} instead` });
       timezone = settings.email.timezone;
     }
+    const asterisk = boxAsteriskExtension(box);
+    if ('problem' in asterisk) {
+      problems.push({ mailbox: key, file: box.file, line: box.line, problem: asterisk.problem });
+      continue;
+    }
     const audio = boxAttachmentPolicy(conf, box, settings.email.audio);
     if (audio.problem) problems.push({ mailbox: key, file: box.file, line: box.line, problem: audio.problem });
     boxes.set(key, {
@@ -76,9 +94,32 @@ export function buildDirectory(conf: VoicemailConf, settings: Settings, password
       backupDeleted: boxBackupDeleted(conf, box),
       attachments: audio.policy,
       emailLook: boxEmailLook(conf, box, settings.email.wording),
+      asteriskExtension: asterisk.extension,
+      ...(charset !== '' ? { charset } : {}),
     });
   }
-  return { boxes, problems };
+  return { boxes: withShareSiblings(boxes), problems };
+}
+
+/**
+ * Each mailbox with the mailboxes that see the same emails of Asterisk's IMAP storage: one IMAP
+ * account, one context, one X-Asterisk-VM-Extension (a share id, or a number that another
+ * mailbox's share id repeats, as Asterisk's search for either finds both).
+ */
+function withShareSiblings(boxes: Map<string, BoxInfo>): Map<string, BoxInfo> {
+  const groups = new Map<string, MailboxRef[]>();
+  const groupOf = (b: BoxInfo): string => JSON.stringify([accountKey(b.account), b.ref.context, b.asteriskExtension ?? b.ref.mailbox]);
+  for (const b of boxes.values()) {
+    const list = groups.get(groupOf(b)) ?? [];
+    list.push(b.ref);
+    groups.set(groupOf(b), list);
+  }
+  const out = new Map<string, BoxInfo>();
+  for (const [key, b] of boxes) {
+    const siblings = (groups.get(groupOf(b)) ?? []).filter((r) => r.mailbox !== b.ref.mailbox);
+    out.set(key, siblings.length > 0 ? { ...b, shareSiblings: siblings } : b);
+  }
+  return out;
 }
 
 function fillTemplate(template: string, box: VoicemailBox, email: string): string {

@@ -30,7 +30,7 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
   return deps.imap.withClient(box.account, async (client, caps) => {
     const imap = await observeImapSide(run, store, client, caps, opts);
     timer.lap('imapMs');
-    const decision = await decide(run, store, imap);
+    const decision = await decide(run, store, imap, opts);
     timer.lap('planMs');
     const base = { plan: decision.plan, spoolProblems: store.snapshot.problems, spoolTotal: store.sides.size, imapTotal: imap.observed.copies.size };
     if (opts.dryRun) return { ...base, applied: 0, skipped: [], phases: timer.phases };

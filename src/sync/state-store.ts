@@ -68,7 +68,39 @@ export class StateStore {
     await this.redis.set(this.accountKey(ref), account);
   }
 
+  /**
+   * Which mailbox took each of these emails of Asterisk's IMAP storage, where several mailboxes
+   * share their X-Asterisk-VM-Extension (src/sync/shared-extension.ts): msg_id -> mailbox.
+   */
+  async sharedClaims(account: string, context: string, extension: string, ids: readonly string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    if (ids.length === 0) return out;
+    const values = await this.redis.hmget(this.claimsKey(), ...ids.map((id) => claimField(account, context, extension, id)));
+    ids.forEach((id, i) => {
+      const v = values[i];
+      if (typeof v === 'string') out.set(id, v);
+    });
+    return out;
+  }
+
+  /** Takes the email for `mailbox` unless a mailbox took it first; returns the mailbox that has it. */
+  async claimShared(account: string, context: string, extension: string, id: string, mailbox: string): Promise<string> {
+    const field = claimField(account, context, extension, id);
+    // HSETNX: of two reconciles deciding at once, exactly one wins.
+    if ((await this.redis.hsetnx(this.claimsKey(), field, mailbox)) === 1) return mailbox;
+    return (await this.redis.hget(this.claimsKey(), field)) ?? mailbox;
+  }
+
+  private claimsKey(): string {
+    return `${this.prefix}:asterisk-claims`;
+  }
+
   private accountKey(ref: MailboxRef): string {
     return `${this.prefix}:state-account:${ref.context}:${ref.mailbox}`;
   }
+}
+
+/** One hash field per email: JSON keeps an account, context or share id holding ':' from meeting another's field. */
+function claimField(account: string, context: string, extension: string, id: string): string {
+  return JSON.stringify([account, context, extension, id]);
 }

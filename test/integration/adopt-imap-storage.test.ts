@@ -9,7 +9,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Service } from '../../src/service.js';
 import type { MailboxRef, SpoolFolder } from '../../src/spool/types.js';
-import { leaveVoicemail, listFolder, moveMessage } from '../support/asterisk-spool.js';
+import { identityMessageId } from '../../src/imap/identity-header.js';
+import { deleteMessage, leaveVoicemail, listFolder, moveMessage } from '../support/asterisk-spool.js';
 import { startHarness, type Harness } from '../support/harness.js';
 import type { MailClient } from '../support/mail-client.js';
 import { waitFor } from '../support/wait.js';
@@ -17,18 +18,21 @@ import { waitFor } from '../support/wait.js';
 const WAIT = { timeoutMs: 30_000, intervalMs: 100 };
 const ref: MailboxRef = { context: 'default', mailbox: '3300' };
 
-/** An email as Asterisk's IMAP storage writes it (make_email_file with imap=1), headers in its order. */
-function asteriskStorageEmail(msgnum: number, msgId: string, callerNum: string): Buffer {
+/**
+ * An email as Asterisk's IMAP storage writes it (make_email_file with imap=1), headers in its order.
+ * `extension` is what it writes in X-Asterisk-VM-Extension: the mailbox's imapvmshareid, else its number.
+ */
+function asteriskStorageEmail(msgnum: number, msgId: string, callerNum: string, mailbox = '3300', extension = mailbox): Buffer {
   const lines = [
     'Date: Sun, 22 Nov 2026 11:32:37 +0000',
     'From: "Voicemail System" <asterisk@pbx.example.invalid>',
-    'To: "Hank Example" <u3300@example.invalid>',
-    `Subject: [PBX]: New message ${msgnum + 1} in mailbox 3300`,
-    `Message-ID: <Asterisk-${msgnum + 1}-1804289383-3300-1070@vm>`,
+    `To: "Owner ${mailbox}" <u${mailbox}@example.invalid>`,
+    `Subject: [PBX]: New message ${msgnum + 1} in mailbox ${mailbox}`,
+    `Message-ID: <Asterisk-${msgnum + 1}-1804289383-${mailbox}-1070@vm>`,
     `X-Asterisk-VM-Message-Num: ${msgnum + 1}`,
     'X-Asterisk-VM-Server-Name: Voicemail System',
     'X-Asterisk-VM-Context: default',
-    'X-Asterisk-VM-Extension: 3300',
+    `X-Asterisk-VM-Extension: ${extension}`,
     'X-Asterisk-VM-Flag: ',
     'X-Asterisk-VM-Priority: 2',
     `X-Asterisk-VM-Caller-ID-Num: ${callerNum}`,
@@ -45,7 +49,7 @@ function asteriskStorageEmail(msgnum: number, msgId: string, callerNum: string):
     'Content-Type: text/plain; charset=ISO-8859-1',
     'Content-Transfer-Encoding: 8bit',
     '',
-    'Dear Hank Example:',
+    `Dear Owner ${mailbox}:`,
     '',
   ];
   return Buffer.from(lines.join('\r\n'), 'latin1');
@@ -118,5 +122,103 @@ describe('emails of Asterisk\'s IMAP storage are adopted in place', { timeout: 1
     }
     await waitFor(`${heard.msgId} back in INBOX`, async () => ((await where(heard.msgId)).join() === 'INBOX' ? true : undefined), WAIT);
     assert.equal((await folderUids('INBOX')).length, 3, 'the email whose voicemail is gone is still there');
+  });
+});
+
+/**
+ * imapvmshareid: mailboxes 3301 and 3302 share IMAP account u3301 and share id 6000, so Asterisk's
+ * IMAP storage wrote X-Asterisk-VM-Extension: 6000 into the emails of both, and each phone saw all
+ * of them. Each email is adopted by the one mailbox whose spool holds its voicemail; a message
+ * Asterisk left for both (same msg_id in both spools, one email each) is adopted by neither and gets
+ * an email of each mailbox's own, Asterisk's two left untouched; deleting on one side removes only
+ * that mailbox's voicemail and email.
+ */
+describe('emails of Asterisk\'s IMAP storage with a share id (imapvmshareid) are adopted, each by one mailbox', { timeout: 240_000 }, () => {
+  const ida: MailboxRef = { context: 'default', mailbox: '3301' };
+  const jack: MailboxRef = { context: 'default', mailbox: '3302' };
+  const shared = 'imapuser=u3301|imappassword=pw-u3301|imapvmshareid=6000';
+  let h: Harness;
+  let service: Service | undefined;
+  let mc: MailClient;
+
+  const inSpool = async (ref: MailboxRef, id: string): Promise<SpoolFolder[]> => {
+    const out: SpoolFolder[] = [];
+    for (const f of ['INBOX', 'Old'] as const) if ((await listFolder(h.spoolDir, ref, f)).some((m) => m.msgId === id)) out.push(f);
+    return out;
+  };
+  const inbox = async (): Promise<Array<{ uid: number; messageId: string; extension: string }>> => {
+    const lock = await mc.client.getMailboxLock('INBOX');
+    try {
+      await mc.client.noop();
+      if (!mc.client.mailbox || mc.client.mailbox.exists === 0) return [];
+      const rows = await mc.client.fetchAll('1:*', { uid: true, flags: true, envelope: true, headers: ['x-asterisk-vm-extension'] }, { uid: true });
+      return rows
+        .filter((m) => !(m.flags?.has('\\Deleted') ?? false))
+        .map((m) => ({ uid: m.uid, messageId: m.envelope?.messageId ?? '', extension: (m.headers?.toString('latin1') ?? '').replace(/^[^:]*:\s*/, '').trim() }));
+    } finally {
+      lock.release();
+    }
+  };
+
+  before(async () => {
+    h = await startHarness({ boxes: [{ mailbox: ida.mailbox, options: shared }, { mailbox: jack.mailbox, options: shared }] });
+    mc = await h.mail(ida);
+  });
+  after(async () => {
+    await service?.close();
+    await h?.stop();
+  });
+
+  it('the first sync adopts each mailbox\'s own, appends only for the message both hold, and deletions stay on their mailbox', async () => {
+    const forIda = await leaveVoicemail(h.spoolDir, ida, { callerid: '"Test Caller" <5550011>', duration: 3 });
+    const forJack = await leaveVoicemail(h.spoolDir, jack, { callerid: '"Test Caller" <5550012>', duration: 3 });
+    const heardByJack = await leaveVoicemail(h.spoolDir, jack, { callerid: '"Test Caller" <5550013>', duration: 3 });
+    await moveMessage(h.spoolDir, jack, 'INBOX', 1, 'Old');
+    // VoiceMail(3301&3302): one recording, the same msg_id in both spools.
+    const both = await leaveVoicemail(h.spoolDir, ida, { callerid: '"Test Caller" <5550014>', duration: 3 });
+    await leaveVoicemail(h.spoolDir, jack, { callerid: '"Test Caller" <5550014>', duration: 3, msgId: both.msgId });
+
+    await mc.client.append('INBOX', asteriskStorageEmail(0, forIda.msgId, '5550011', '3301', '6000'), []);
+    await mc.client.append('INBOX', asteriskStorageEmail(0, forJack.msgId, '5550012', '3302', '6000'), []);
+    await mc.client.append('INBOX', asteriskStorageEmail(1, heardByJack.msgId, '5550013', '3302', '6000'), ['\\Seen']);
+    await mc.client.append('INBOX', asteriskStorageEmail(1, both.msgId, '5550014', '3301', '6000'), []);
+    await mc.client.append('INBOX', asteriskStorageEmail(2, both.msgId, '5550014', '3302', '6000'), []);
+    await mc.client.append('INBOX', asteriskStorageEmail(3, '1795000000-0000beef', '5550015', '3301', '6000'), []);
+    const asterisks = await inbox();
+    assert.equal(asterisks.length, 6);
+
+    service = await h.startService();
+    const reconciled = (ref: MailboxRef) => () => h.logLines.some((l) => l.includes(`"mailbox":"${ref.mailbox}@default"`) && l.includes('"msg":"reconciled"')) || undefined;
+    await waitFor('3301 reconciled', reconciled(ida), WAIT);
+    await waitFor('3302 reconciled', reconciled(jack), WAIT);
+    await waitFor('the two emails of the message both hold', async () => ((await inbox()).length === 8 ? true : undefined), WAIT);
+    await new Promise((r) => setTimeout(r, 1_500));
+
+    const now = await inbox();
+    assert.deepEqual(now.slice(0, 6).map((m) => m.uid), asterisks.map((m) => m.uid), 'every email Asterisk wrote is still there');
+    const added = now.slice(6);
+    assert.deepEqual(added.map((m) => m.messageId).sort(), [identityMessageId(ida, both.msgId, h.settings.email.messageIdDomain), identityMessageId(jack, both.msgId, h.settings.email.messageIdDomain)].sort(), 'appended: only the message both mailboxes hold, once for each');
+    assert.deepEqual(added.map((m) => m.extension), ['6000', '6000'], 'vmbridge writes the share id, as Asterisk does');
+    assert.equal(h.logLines.filter((l) => l.includes('email appended')).length, 2);
+    assert.deepEqual(await inSpool(jack, heardByJack.msgId), ['Old'], 'adopted as heard, as the phone had it');
+    assert.deepEqual(await inSpool(ida, forIda.msgId), ['INBOX']);
+
+    // The user deletes Ida's adopted email: her voicemail goes, Jack's are untouched.
+    const idaUid = asterisks[0]!.uid;
+    const lock = await mc.client.getMailboxLock('INBOX');
+    try {
+      await mc.client.messageDelete(String(idaUid), { uid: true });
+    } finally {
+      lock.release();
+    }
+    await waitFor(`${forIda.msgId} gone from 3301's spool`, async () => ((await inSpool(ida, forIda.msgId)).length === 0 ? true : undefined), WAIT);
+    // Jack's phone deletes his first message: its email goes, nothing else.
+    await deleteMessage(h.spoolDir, jack, 'INBOX', (await listFolder(h.spoolDir, jack, 'INBOX')).find((m) => m.msgId === forJack.msgId)!.msgnum);
+    await waitFor(`${forJack.msgId}'s email deleted`, async () => ((await inbox()).some((m) => m.uid === asterisks[1]!.uid) ? undefined : true), WAIT);
+    await new Promise((r) => setTimeout(r, 1_500));
+    assert.deepEqual((await inbox()).map((m) => m.uid), [...asterisks.slice(2).map((m) => m.uid), ...added.map((m) => m.uid)], 'the rest is all there');
+    assert.deepEqual(await inSpool(jack, heardByJack.msgId), ['Old']);
+    assert.deepEqual(await inSpool(jack, both.msgId), ['INBOX']);
+    assert.deepEqual(await inSpool(ida, both.msgId), ['INBOX']);
   });
 });

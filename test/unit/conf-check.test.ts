@@ -58,9 +58,10 @@ describe('every voicemail.conf option is accounted for', () => {
     assert.match(lines.find((l) => l.startsWith('maxsecs:'))!, /^maxsecs: phone-side — /);
     assert.match(lines.find((l) => l.startsWith('odbcstorage:'))!, /^odbcstorage: used — /);
     assert.match(lines.find((l) => l.startsWith('imapserver:'))!, /^imapserver: used — imap\.host/);
-    assert.match(lines.find((l) => l.startsWith('imapvmshareid:'))!, /^imapvmshareid: not supported — /);
+    assert.match(lines.find((l) => l.startsWith('imapvmshareid:'))!, /^imapvmshareid: used — /);
     assert.ok(unsupportedOptions(conf).every((r) => r.use === 'not supported'));
-    assert.ok(unsupportedOptions(conf).some((r) => r.option === 'charset'));
+    assert.match(lines.find((l) => l.startsWith('charset:'))!, /^charset: used — /);
+    assert.ok(unsupportedOptions(conf).some((r) => r.option === 'delete'));
   });
 
   it('#include and #tryinclude work; #exec is refused naming its line', async () => {

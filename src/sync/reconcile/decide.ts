@@ -9,7 +9,9 @@ import type { Logger } from '../../log.js';
 import { isNewFinding } from '../../spool/report-once.js';
 import { mailboxKey } from '../../spool/types.js';
 import { countDeletions, plan, type Held, type Plan } from '../plan.js';
-import type { ImapView, MailboxRun, StoreView } from './types.js';
+import { withAsteriskCopies } from '../shared-extension.js';
+import { asteriskLook } from './observe.js';
+import type { ImapView, MailboxRun, ReconcileOptions, StoreView } from './types.js';
 
 export interface Decision {
   readonly plan: Plan;
@@ -17,7 +19,7 @@ export interface Decision {
   readonly observed: ImapObservation;
 }
 
-export async function decide(run: MailboxRun, store: StoreView, imap: ImapView): Promise<Decision> {
+export async function decide(run: MailboxRun, store: StoreView, imap: ImapView, opts: ReconcileOptions = {}): Promise<Decision> {
   const { deps, box, log } = run;
   const { settings } = deps;
   const planFor = (seen: ImapObservation): Plan => plan({
@@ -34,7 +36,8 @@ export async function decide(run: MailboxRun, store: StoreView, imap: ImapView):
     // that moment (Work back to INBOX, say) can be missed in both and look deleted. A voicemail
     // is only deleted if a second look agrees. It lists the folders again too: one the user has
     // just made (and filed the email into) is not in the listing the first look used.
-    observed = await observeImap(imap.client, box.ref, imap.paths, settings.email.messageIdDomain, { relist: true });
+    const looked = await observeImap(imap.client, box.ref, imap.paths, settings.email.messageIdDomain, { relist: true, ...asteriskLook(box) });
+    observed = await withAsteriskCopies(run, store, imap.records, looked, opts);
     thePlan = planFor(observed);
   }
   logHeld(log, thePlan.held, mailboxKey(box.ref));

@@ -12,6 +12,7 @@ import { observeImap } from '../../imap/observe.js';
 import { isNewFinding } from '../../spool/report-once.js';
 import { isSyncedSpoolFolder, mailboxKey, type SpoolMessage } from '../../spool/types.js';
 import { adoptLegacyIds } from '../legacy-ids.js';
+import { withAsteriskCopies } from '../shared-extension.js';
 import type { SpoolSide } from '../plan.js';
 import type { ImapView, MailboxRun, ReconcileOptions, StoreView } from './types.js';
 
@@ -44,8 +45,9 @@ export async function observeImapSide(run: MailboxRun, store: StoreView, client:
   const recordedAccount = state.account(box.ref);
   recordedAccount.catch(() => undefined);
   const paths = await rolePaths(client, settings.imap.folders);
-  const observed = await observeImap(client, box.ref, paths, settings.email.messageIdDomain);
+  const looked = await observeImap(client, box.ref, paths, settings.email.messageIdDomain, asteriskLook(box));
   const { records, dropped } = await loading;
+  const observed = await withAsteriskCopies(run, store, records, looked, opts);
   const account = accountKey(box.account);
   const lastAccount = await recordedAccount;
   const accountChanged = lastAccount !== undefined && lastAccount !== account && records.size > 0
@@ -59,4 +61,9 @@ export async function observeImapSide(run: MailboxRun, store: StoreView, client:
     log.info({ from: a.from, to: a.to }, 'Asterisk gave an old voicemail a msg_id; its email keeps its place');
   }
   return { client, caps, paths, observed, records, account, lastAccount, accountChanged, imapAccount: box.account };
+}
+
+/** What Asterisk's IMAP storage wrote in X-Asterisk-VM-Extension for the mailbox, for observeImap. */
+export function asteriskLook(box: MailboxRun['box']): { asteriskExtension?: string } {
+  return box.asteriskExtension !== undefined ? { asteriskExtension: box.asteriskExtension } : {};
 }
