@@ -6,6 +6,7 @@
  *
  *   BENCH_LANES_MAILBOXES  mailboxes (default 2000; 10000 for the size of a large site)
  *   BENCH_LANES_SAMPLES    voicemails measured idle and again during the backlog (default 20)
+ *   BENCH_LANES_BACKGROUND sync.backgroundConcurrency (default: unset, the setting's own default)
  *
  * Private Dovecot with that many users and a master user (as large sites log in), Redis, and
  * vmbridge built and run as a real process. The backlog is the pass a restart makes over every
@@ -26,6 +27,7 @@ import { open, peakRssMiB, progress, ROOT, startVmbridge, stats, type Stats, typ
 
 const MAILBOXES = Number(process.env.BENCH_LANES_MAILBOXES ?? 2000);
 const SAMPLES = Number(process.env.BENCH_LANES_SAMPLES ?? 20);
+const BACKGROUND = process.env.BENCH_LANES_BACKGROUND ? Number(process.env.BENCH_LANES_BACKGROUND) : undefined;
 const MASTER = { user: 'vmbmaster', pass: 'bench-master-password' };
 
 interface QueueDepth { waiting: number; prioritized: number; active: number }
@@ -99,6 +101,7 @@ async function main(): Promise<void> {
       log: { level: 'info' },
       http: { host: '127.0.0.1', port: httpPort },
       alerts: { quotaCheckSeconds: 0 },
+      ...(BACKGROUND !== undefined ? { sync: { backgroundConcurrency: BACKGROUND } } : {}),
     }));
 
     // First start: every mailbox's first reconcile, let finish.
@@ -149,6 +152,7 @@ async function main(): Promise<void> {
     const result = {
       date: new Date().toISOString(),
       mailboxes: MAILBOXES,
+      backgroundConcurrency: BACKGROUND ?? 'default (half of sync.concurrency)',
       firstPassSeconds: Math.round(firstPassSeconds * 10) / 10,
       restartPassSeconds: Math.round(restartPassSeconds * 10) / 10,
       idle: idleStats,
@@ -162,7 +166,7 @@ async function main(): Promise<void> {
     };
     const row = (label: string, s: Stats | undefined): string => (s ? `| ${label} | ${s.n} | ${s.p50} | ${s.p95} | ${s.max} |` : `| ${label} | 0 | | | |`);
     const md = [
-      `vmbridge lanes benchmark, ${result.date}, ${MAILBOXES} mailboxes (master-user login)`,
+      `vmbridge lanes benchmark, ${result.date}, ${MAILBOXES} mailboxes (master-user login), sync.backgroundConcurrency ${result.backgroundConcurrency}`,
       '',
       '| new voicemail -> email (ms) | n | p50 | p95 | max |',
       '| --- | --- | --- | --- | --- |',

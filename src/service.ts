@@ -28,6 +28,7 @@ import { MwiPublisher } from './mwi/publisher.js';
 import { MwiStore } from './queue/mwi-queue.js';
 import { createMwiWorkers } from '../workers/mwi.js';
 import { accountKey, type ImapAccount } from './imap/account.js';
+import { AccountNeedTracker, idleOrder } from './imap/idle-choice.js';
 import { IdleWatcher } from './imap/idle-watcher.js';
 import { startAudio } from './audio/start.js';
 import { startTranscription } from './transcribe/start.js';
@@ -151,6 +152,20 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     onAttempt: (target, ok, ms) => metrics.published(target, ok ? 'ok' : 'failed', ms),
     onPublished: (target, ref) => void status.published(target, ref).catch(statusNote('change-to-lamp time')),
   });
+  // What makes an account worth one of the IDLE connections (src/imap/idle-choice.ts).
+  const need = new AccountNeedTracker();
+  const accountOf = (ref: MailboxRef): string | undefined => {
+    const box = directory.boxes.get(mailboxKey(ref));
+    return box ? accountKey(box.account) : undefined;
+  };
+  const noteCounts = (ref: MailboxRef, unread: boolean): void => {
+    const account = accountOf(ref);
+    if (account) need.counts(account, mailboxKey(ref), unread);
+  };
+  const noteActivity = (ref: MailboxRef): void => {
+    const account = accountOf(ref);
+    if (account) need.activity(account);
+  };
   // The first pass over every mailbox logs `progress` lines while its backlog drains (docs/sync.md).
   let startup: StartupProgress | undefined;
   const reconcileDeps: ReconcileWorkerDeps = {
@@ -163,6 +178,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     directory: () => directory,
     ownerName: (ref) => directory.boxes.get(mailboxKey(ref))?.owner.fullName,
     onReconciled: async (ref, result, ms, heardAt) => {
+      if (result.counts) noteCounts(ref, result.counts.new > 0);
       metrics.reconciled(result.plan.ops, ms);
       await status.reconciled(ref, { at: Date.now(), ms, store: result.spoolTotal, imap: result.imapTotal, applied: result.applied, counts: result.counts }).catch(statusNote('reconcile'));
       metrics.staleness(mailboxKey(ref), false);
@@ -181,6 +197,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     },
     // The lamps follow the spool whatever IMAP does; the mailbox is marked stale until a reconcile finishes.
     onSpoolCounts: async (ref, counts, err, heardAt) => {
+      noteCounts(ref, counts.new > 0);
       metrics.staleness(mailboxKey(ref), true);
       await markStale(redis, settings.redis.prefix, ref, err.message);
       await mwi.publish(ref, counts, heardAt);
@@ -200,6 +217,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     : undefined;
   let boxes = indexBoxes(directory);
   const requestBoxes = (refs: readonly MailboxRef[], reason: string): void => {
+    for (const ref of refs) noteActivity(ref);
     for (const ref of refs) requester.request(ref, reason).catch((err: Error) => log.warn({ err: err.message }, 'cannot queue reconcile'));
   };
   // Dovecot's push_notification names the user whose mail changed; every voicemail box of that
@@ -241,6 +259,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   let watcher: StoreWatcher | undefined;
   if (settings.spool.watch) {
     watcher = store.watch((ref) => {
+      noteActivity(ref);
       requester.request(ref, 'watcher').catch((err: Error) => log.warn({ err: err.message }, 'cannot queue reconcile'));
     }, { log });
   }
@@ -251,10 +270,15 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   const idle = settings.imap.idle.maxAccounts > 0
     ? new IdleWatcher({ server: settings.imap, maxAccounts: settings.imap.idle.maxAccounts, log, onChange: (account) => requestAccount(account, 'idle'), limiter: imap.limiter, logins: imap.logins })
     : undefined;
-  idle?.update(accounts());
+  const idleOrderNow = (keys: readonly string[]): string[] => idleOrder(keys, need);
+  idle?.update(accounts(), idleOrderNow);
+  // Chosen again by need: accounts with unread voicemail, then the most recently active (src/imap/idle-choice.ts).
+  const rechoose = idle ? setInterval(() => idle.update(accounts(), idleOrderNow), settings.imap.idle.rechooseSeconds * 1000) : undefined;
+  rechoose?.unref();
   ami?.client.on('event', (event) => {
     const ref = messageWaitingMailbox(event);
     if (!ref || !directory.boxes.has(mailboxKey(ref))) return;
+    noteActivity(ref);
     requester.request(ref, 'ami').catch((err: Error) => log.warn({ err: err.message }, 'cannot queue reconcile'));
   });
 
@@ -265,6 +289,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   const board = settings.http.port > 0 && settings.http.status.enabled ? createQueueBoard(redis, settings.redis.prefix, queueNames, { readOnly: settings.http.status.readOnly }) : undefined;
   const closeAll = async (): Promise<void> => {
     if (sweep) clearInterval(sweep);
+    if (rechoose) clearInterval(rechoose);
     await new Promise<void>((r) => (http ? http.close(() => r()) : r()));
     await board?.close();
     await notify?.close();
@@ -318,6 +343,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
             log.debug({ mailbox: mailboxKey(ref) }, 'notify for a mailbox not in voicemail.conf: ignored');
             return 'unknown';
           }
+          noteActivity(ref);
           await requester.request(ref, 'notify');
           return 'queued';
         },
@@ -347,7 +373,8 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
       directory = await loadDirectory(settings, log);
       boxes = indexBoxes(directory);
       startup?.keepOnly([...directory.boxes.values()].map((b) => b.ref));
-      idle?.update(accounts());
+      need.keepOnly(new Set(accounts().map(accountKey)));
+      idle?.update(accounts(), idleOrderNow);
       log.info({ mailboxes: directory.boxes.size }, 'voicemail.conf reloaded');
       await requestAll('reload');
     },

@@ -10,6 +10,7 @@
 import type { Settings } from '../config/schema.js';
 import { amiCheck } from './doctor/ami.js';
 import { audioCheck } from './doctor/audio.js';
+import { delayCheck } from './doctor/delay.js';
 import { readDirectoryOnce, type DirectoryRead } from './doctor/directory.js';
 import { imapCheck } from './doctor/imap.js';
 import { spoolCheck, voicemailConfCheck } from './doctor/local.js';
@@ -46,7 +47,7 @@ export interface DoctorCheck {
 }
 
 /** The checks, in the order they run and are shown. Add new ones here. */
-export const CHECKS: readonly DoctorCheck[] = [spoolCheck, voicemailConfCheck, storeCheck, audioCheck, redisCheck, imapCheck, amiCheck, smtpCheck, pushCheck];
+export const CHECKS: readonly DoctorCheck[] = [spoolCheck, voicemailConfCheck, storeCheck, audioCheck, redisCheck, imapCheck, amiCheck, smtpCheck, pushCheck, delayCheck];
 
 export const DEFAULT_MAX_ACCOUNTS = 20;
 

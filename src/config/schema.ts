@@ -329,7 +329,12 @@ export const settingsSchema = z.strictObject({
        * the sweep. 0 turns IDLE off.
        */
       maxAccounts: z.number().int().min(0).max(10_000).default(100),
-    }).default({ maxAccounts: 100 }),
+      /**
+       * With more accounts than maxAccounts, how often the watched ones are chosen again by need:
+       * accounts with unread voicemail first, then those most recently active.
+       */
+      rechooseSeconds: z.number().int().min(1).max(86_400).default(60),
+    }).default({ maxAccounts: 100, rechooseSeconds: 60 }),
   }).superRefine((imap, ctx) => {
     // Only 1 is in range and too small (other values already have their own problem reported).
     if (imap.idle.maxAccounts > 0 && imap.maxConnectionsPerUser === 1) {

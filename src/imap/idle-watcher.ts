@@ -109,14 +109,15 @@ export class IdleWatcher {
   }
 
   /**
-   * Watches these accounts (the first maxAccounts by name), stops watching the others. Called at
-   * start and after voicemail.conf is reloaded.
+   * Watches these accounts (the first maxAccounts in `order`, by name if none is given), stops
+   * watching the others. Called at start, after voicemail.conf is reloaded, and when the choice
+   * by need is made again (./idle-choice.ts).
    */
-  update(accounts: Iterable<ImapAccount>): void {
+  update(accounts: Iterable<ImapAccount>, order?: (keys: readonly string[]) => string[]): void {
     if (this.closed) return;
     const byKey = new Map<string, ImapAccount>();
     for (const a of accounts) byKey.set(accountKey(a), a);
-    const keys = [...byKey.keys()].sort();
+    const keys = order ? order([...byKey.keys()]) : [...byKey.keys()].sort();
     const wanted = new Set(keys.slice(0, this.opts.maxAccounts));
     if (keys.length > wanted.size && !this.warnedBeyond && this.opts.maxAccounts > 0) {
       this.warnedBeyond = true;

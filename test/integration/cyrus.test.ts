@@ -208,7 +208,7 @@ describe('sync on a real Cyrus IMAP (default namespace: INBOX.Work, delimiter ".
     const ref = box('4002');
     before(async () => {
       // IDLE off: the sweep alone carries the user's changes, as on a server whose IDLE is silent.
-      await restart({ ...h.settings, spool: { ...h.settings.spool, sweepSeconds: 1 }, imap: { ...h.settings.imap, idle: { maxAccounts: 0 } } });
+      await restart({ ...h.settings, spool: { ...h.settings.spool, sweepSeconds: 1 }, imap: { ...h.settings.imap, idle: { ...h.settings.imap.idle, maxAccounts: 0 } } });
     });
 
     it('read -> Old; filed in INBOX.Family -> Family; deleted -> removed', async () => {
