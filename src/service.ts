@@ -21,6 +21,7 @@ import { ReconcileRequester } from './queue/reconcile-queue.js';
 import { mailboxKey, type MailboxRef } from './spool/types.js';
 import { buildDirectory, type Directory } from './sync/directory.js';
 import type { ReconcileResult } from './sync/reconcile.js';
+import { QuietMarks } from './sync/quiet-marks.js';
 import { StateStore } from './sync/state-store.js';
 import { createReconcileWorker, type ReconcileWorker, type ReconcileWorkerDeps } from '../workers/reconcile.js';
 import { startAlerts } from './alerts/start.js';
@@ -177,6 +178,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     redis,
     directory: () => directory,
     ownerName: (ref) => directory.boxes.get(mailboxKey(ref))?.owner.fullName,
+    quietMarks: new QuietMarks(redis, settings.redis.prefix),
     onReconciled: async (ref, result, ms, heardAt) => {
       if (result.counts) noteCounts(ref, result.counts.new > 0);
       metrics.reconciled(result.plan.ops, ms);

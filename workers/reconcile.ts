@@ -9,7 +9,7 @@ import { ImapAuthBackoffError, SafetyStopError, SpoolBusyError, SpoolChangeDefer
 import type { Logger } from '../src/log.js';
 import { QUEUE_RECONCILE, QUEUE_RECONCILE_BACKGROUND, reconcileJobSchema, type ReconcileJob } from '../src/queue/jobs.js';
 import { acquireMailboxLock } from '../src/queue/mailbox-lock.js';
-import { lockKey, pendingKey } from '../src/queue/reconcile-queue.js';
+import { laneOf, lockKey, pendingKey } from '../src/queue/reconcile-queue.js';
 import { mwiCounts, type MwiCounts } from '../src/mwi/counts.js';
 import { mailboxKey, type MailboxRef } from '../src/spool/types.js';
 import type { Directory } from '../src/sync/directory.js';
@@ -85,7 +85,8 @@ function startLane(deps: ReconcileWorkerDeps, queue: string, concurrency: number
       try {
         // Cleared only once the lock is ours: a request arriving from here on queues one more run.
         await deps.redis.del(pendingKey(prefix, ref));
-        const result = await reconcileMailbox(deps, box);
+        // A pass over every mailbox first looks whether anything changed since it was last quiet.
+        const result = await reconcileMailbox(deps, box, { quickLook: laneOf(data.reason) === 'background' });
         const ms = performance.now() - started;
         if (result.applied > 0 || result.skipped.length > 0) {
           log.info({ mailbox: mailboxKey(ref), reason: data.reason, ops: result.applied, skipped: result.skipped.length, held: result.plan.held.length, ms: Math.round(ms), waitedMs, phases: result.phases }, 'reconciled');

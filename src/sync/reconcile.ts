@@ -17,7 +17,10 @@ import { apply } from './reconcile/apply.js';
 import { decide } from './reconcile/decide.js';
 import { observeImapSide, observeStore } from './reconcile/observe.js';
 import { publish } from './reconcile/publish.js';
-import type { MailboxRun, ReconcileDeps, ReconcileOptions, ReconcilePhases, ReconcileResult } from './reconcile/types.js';
+import { quickLook, uniquePaths, type QuickLook } from './reconcile/quick-look.js';
+import { mwiCounts } from '../mwi/counts.js';
+import type { Plan } from './plan.js';
+import type { ImapView, MailboxRun, ReconcileDeps, ReconcileOptions, ReconcilePhases, ReconcileResult } from './reconcile/types.js';
 
 export { checkSafety } from './reconcile/decide.js';
 export type { ReconcileDeps, ReconcileOptions, ReconcilePhases, ReconcileResult, SkippedOp } from './reconcile/types.js';
@@ -28,6 +31,12 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
   const store = await observeStore(run);
   timer.lap('spoolMs');
   return deps.imap.withClient(box.account, async (client, caps) => {
+    const look = opts.quickLook && caps.condstore && !opts.dryRun ? await quickLook(run, store, client) : undefined;
+    if (look?.unchanged && look.mark) {
+      timer.lap('imapMs');
+      // Nothing changed on either side since it was last found quiet: nothing to plan or publish anew.
+      return { plan: { ops: [], held: [] }, spoolProblems: store.snapshot.problems, spoolTotal: store.sides.size, imapTotal: look.mark.imapTotal, applied: 0, skipped: [], phases: timer.phases, counts: mwiCounts(store.snapshot), unchanged: true };
+    }
     const imap = await observeImapSide(run, store, client, caps, opts);
     timer.lap('imapMs');
     const decision = await decide(run, store, imap, opts);
@@ -41,8 +50,24 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
     timer.lap('applyMs');
     // What could be done is done; the store changes are retried (and the lamps follow the store meanwhile).
     if (applied.deferred) throw applied.deferred;
+    await rememberQuiet(run, look, imap, decision.plan, applied.skipped.length, counts !== undefined);
     return { ...base, applied: applied.applied, skipped: applied.skipped, phases: timer.phases, ...(counts ? { counts } : {}) };
   });
+}
+
+/**
+ * After a full look: a background reconcile that found nothing to do leaves a quiet mark; one
+ * that changed anything, or could not tell, leaves none (the next quick look then looks in full).
+ */
+async function rememberQuiet(run: MailboxRun, look: QuickLook | undefined, imap: ImapView, plan: Plan, skipped: number, counted: boolean): Promise<void> {
+  const marks = run.deps.quietMarks;
+  if (!marks) return;
+  const quiet = plan.ops.length === 0 && plan.held.length === 0 && skipped === 0 && counted && imap.accountChanged === undefined;
+  const candidate = look?.candidate;
+  // The mark must cover exactly the folders this look mapped (a changed imap.folders maps others).
+  const sameFolders = candidate !== undefined && Object.keys(candidate.folders).sort().join('\n') === uniquePaths(imap.paths).join('\n');
+  if (quiet && candidate && sameFolders) await marks.set(run.box.ref, { ...candidate, imapTotal: imap.observed.copies.size });
+  else if (look?.mark !== undefined || plan.ops.length > 0) await marks.forget(run.box.ref);
 }
 
 /** Milliseconds per phase, for the `reconciled` log line. */

@@ -16,6 +16,7 @@ import type { EmailTranscriber } from '../../transcribe/transcriber.js';
 import type { ReconcileFollower } from '../after-reconcile.js';
 import type { BoxInfo } from '../directory.js';
 import type { Op, Plan, SpoolSide, SyncRecord } from '../plan.js';
+import type { QuietMarks } from '../quiet-marks.js';
 import type { StateStore } from '../state-store.js';
 
 export interface ReconcileDeps {
@@ -37,11 +38,18 @@ export interface ReconcileDeps {
   readonly transcriber?: EmailTranscriber;
   /** The full name of a mailbox in voicemail.conf, for an email of a message forwarded from it. */
   readonly ownerName?: (ref: MailboxRef) => string | undefined;
+  /** Where background reconciles remember a quiet mailbox (./quick-look.ts); absent: always a full look. */
+  readonly quietMarks?: QuietMarks;
 }
 
 export interface ReconcileOptions {
   /** Plan only; change nothing. */
   readonly dryRun?: boolean;
+  /**
+   * A background reconcile (start-up pass, sweep): look quickly first, and skip the full look
+   * when nothing changed since the mailbox was last found quiet (./quick-look.ts).
+   */
+  readonly quickLook?: boolean;
   /** Called after each op is applied (progress output, tests). */
   readonly onOp?: (op: Op) => void;
   /**
@@ -73,6 +81,8 @@ export interface ReconcileResult {
   readonly counts?: MwiCounts;
   /** Where the time went, in milliseconds: reading the store, looking at IMAP, planning, applying. */
   readonly phases: ReconcilePhases;
+  /** True when the quick look found nothing changed since the mailbox was last quiet (no full look). */
+  readonly unchanged?: boolean;
 }
 
 export interface ReconcilePhases {

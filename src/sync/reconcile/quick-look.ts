@@ -1,0 +1,95 @@
+/**
+ * Phase 0 of a background reconcile (the start-up pass, the sweep), the quick look: has anything
+ * changed since the last background reconcile found this mailbox quiet? The store's messages, the
+ * records and the account are compared by digest, and each mapped IMAP folder by its STATUS
+ * (UIDVALIDITY, UIDNEXT, MESSAGES, HIGHESTMODSEQ: a new, removed or moved email changes the first
+ * three, a changed flag the last). All equal: nothing to do, and no folder is selected or fetched.
+ *
+ * Only where the server has CONDSTORE: without HIGHESTMODSEQ a changed flag (an email read) would
+ * not show, so every reconcile looks in full. The STATUS is taken before the full look, so a
+ * change made while it runs makes the next quick look differ.
+ */
+import { createHash } from 'node:crypto';
+import type { ImapFlow } from 'imapflow';
+import { accountKey } from '../../imap/account.js';
+import { rolePaths, type RolePaths } from '../../imap/folders.js';
+import type { QuietMark } from '../quiet-marks.js';
+import type { SyncRecord } from '../plan.js';
+import type { MailboxRun, StoreView } from './types.js';
+
+export interface QuickLook {
+  /** The mark matched: nothing changed since the mailbox was last found quiet. */
+  readonly unchanged: boolean;
+  readonly mark: QuietMark | undefined;
+  /** What a new mark would hold if the full look finds nothing to do (undefined: cannot be marked). */
+  readonly candidate: Omit<QuietMark, 'imapTotal'> | undefined;
+}
+
+export function storeDigest(store: StoreView): string {
+  const lines = [...store.snapshot.messages]
+    .map((m) => `${m.folder}\0${m.id}\0${m.msgnum}\0${m.audio.map((a) => a.ext).sort().join(',')}`)
+    .sort();
+  lines.push(`problems:${store.snapshot.problems.length}`);
+  return createHash('sha256').update(lines.join('\n')).digest('base64url');
+}
+
+export function recordsDigest(records: ReadonlyMap<string, SyncRecord>): string {
+  const lines = [...records.entries()].map(([id, r]) => `${id}\0${JSON.stringify(r)}`).sort();
+  return createHash('sha256').update(lines.join('\n')).digest('base64url');
+}
+
+/** STATUS of each folder, as one comparable string each; undefined when one lacks HIGHESTMODSEQ or fails. */
+async function folderStatus(client: ImapFlow, paths: readonly string[]): Promise<Record<string, string> | undefined> {
+  const out: Record<string, string> = {};
+  // A server may answer STATUS for the folder this session has selected from the session's own
+  // view (Dovecot does), which other sessions' changes reach only at the next sync: NOOP first.
+  if (client.mailbox) await client.noop();
+  for (const path of paths) {
+    let st;
+    try {
+      st = await client.status(path, { messages: true, uidNext: true, uidValidity: true, highestModseq: true });
+    } catch (err) {
+      // A mapped folder not made yet (vmbridge makes Work, Family, Friends when first needed) is
+      // part of the state too: made later, it no longer compares equal.
+      if (isNonexistent(err)) {
+        out[path] = 'absent';
+        continue;
+      }
+      return undefined; // refused for another reason: the full look will say what it is
+    }
+    if (!st || st.highestModseq === undefined || st.uidValidity === undefined) return undefined;
+    out[path] = `${st.uidValidity}/${st.uidNext ?? ''}/${st.messages ?? ''}/${st.highestModseq}`;
+  }
+  return out;
+}
+
+function isNonexistent(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const e = err as { serverResponseCode?: unknown; responseText?: unknown; message?: unknown };
+  return e.serverResponseCode === 'NONEXISTENT' || /NONEXISTENT|doesn't exist|does not exist/i.test(`${String(e.responseText ?? '')} ${String(e.message ?? '')}`);
+}
+
+const samePaths = (a: Record<string, string>, b: Record<string, string>): boolean => {
+  const ka = Object.keys(a).sort();
+  const kb = Object.keys(b).sort();
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k] === b[k]);
+};
+
+export async function quickLook(run: MailboxRun, store: StoreView, client: ImapFlow): Promise<QuickLook> {
+  const { deps, box } = run;
+  const marks = deps.quietMarks;
+  if (!marks) return { unchanged: false, mark: undefined, candidate: undefined };
+  const [mark, loaded] = await Promise.all([marks.get(box.ref), deps.state.load(box.ref)]);
+  // The mark's folders when there is one (no LIST needed); else the mapped folders as found now.
+  const paths: string[] = mark ? Object.keys(mark.folders) : uniquePaths(await rolePaths(client, deps.settings.imap.folders));
+  const folders = await folderStatus(client, paths);
+  if (!folders) return { unchanged: false, mark, candidate: undefined };
+  const candidate = { store: storeDigest(store), records: recordsDigest(loaded.records), account: accountKey(box.account), folders };
+  const unchanged = mark !== undefined && loaded.dropped.length === 0
+    && mark.store === candidate.store && mark.records === candidate.records && mark.account === candidate.account && samePaths(mark.folders, folders);
+  return { unchanged, mark, candidate };
+}
+
+export function uniquePaths(paths: RolePaths): string[] {
+  return [...new Set(Object.values(paths))].sort();
+}
