@@ -70,6 +70,29 @@ async function oneVoicemail(spoolDir: string, ref: MailboxRef, observer: ImapFlo
   }
 }
 
+/**
+ * The floor of a pass: a minimal client that, `concurrency` at a time, logs in as each user (as
+ * the master user, as vmbridge does), asks STATUS of INBOX and logs out.
+ */
+async function floorPass(port: number, users: readonly string[], concurrency: number): Promise<number> {
+  const { ImapFlow } = await import('imapflow');
+  let next = 0;
+  const t = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    for (;;) {
+      const i = next++;
+      if (i >= users.length) return;
+      const c = new ImapFlow({ host: '127.0.0.1', port, secure: false, auth: { user: `${users[i]}*${MASTER.user}`, pass: MASTER.pass }, logger: false, disableAutoIdle: true });
+      c.on('error', () => undefined);
+      await c.connect();
+      await c.status('INBOX', { messages: true, uidNext: true, uidValidity: true, highestModseq: true });
+      await c.logout();
+      progress('floor: LOGIN + STATUS + LOGOUT per account', i + 1, users.length);
+    }
+  }));
+  return (performance.now() - t) / 1000;
+}
+
 async function stop(vm: Vmbridge): Promise<void> {
   const exited = new Promise((r) => vm.child.once('exit', r));
   vm.child.kill('SIGTERM');
@@ -141,7 +164,16 @@ async function main(): Promise<void> {
       progress('during the start-up pass: new voicemail -> email', during.length, SAMPLES);
     }
     const restartPassSeconds = (performance.now() - t1) / 1000 + (await drained(httpPort, 'restart pass'));
-    const rssMiB = await peakRssMiB(vm.child.pid!);
+    // The same pass once more with nothing happening meanwhile, beside its floor.
+    const rssRestart = await peakRssMiB(vm.child.pid!);
+    await stop(vm);
+    vm = startVmbridge(configPath, join(ROOT, 'bench/results/vmbridge-lanes-quiet.log'));
+    const t2 = performance.now();
+    await vm.ready;
+    const quietPassSeconds = (performance.now() - t2) / 1000 + (await drained(httpPort, 'quiet restart pass'));
+    const laneConcurrency = BACKGROUND ?? 2;
+    const floorPassSeconds = await floorPass(dovecot.port, boxes.map((b) => `u${b.mailbox}`), laneConcurrency);
+    const rssMiB = Math.max(rssRestart, await peakRssMiB(vm.child.pid!));
     await stop(vm);
     vm = undefined;
     await Promise.all([...observers.values()].map((o) => o.logout()));
@@ -155,6 +187,10 @@ async function main(): Promise<void> {
       backgroundConcurrency: BACKGROUND ?? 'default (half of sync.concurrency)',
       firstPassSeconds: Math.round(firstPassSeconds * 10) / 10,
       restartPassSeconds: Math.round(restartPassSeconds * 10) / 10,
+      quietPassSeconds: Math.round(quietPassSeconds * 10) / 10,
+      floorPassSeconds: Math.round(floorPassSeconds * 10) / 10,
+      floorConcurrency: laneConcurrency,
+      quietPassOverFloor: Math.round((quietPassSeconds / floorPassSeconds) * 100) / 100,
       idle: idleStats,
       duringBacklog: duringStats,
       backlogJobsAtSample: backlogs.length > 0 ? { min: Math.min(...backlogs), max: Math.max(...backlogs) } : undefined,
@@ -174,7 +210,8 @@ async function main(): Promise<void> {
       row('during the start-up pass of every mailbox', duringStats),
       '',
       `backlog when each sample was taken: ${result.backlogJobsAtSample ? `${result.backlogJobsAtSample.min}-${result.backlogJobsAtSample.max} jobs` : 'none'}; samples left out because the backlog had drained: ${outside}`,
-      `first pass over ${MAILBOXES} mailboxes: ${result.firstPassSeconds} s; pass after a restart: ${result.restartPassSeconds} s; peak RSS ${rssMiB} MiB`,
+      `first pass over ${MAILBOXES} mailboxes: ${result.firstPassSeconds} s; pass after a restart (with the voicemails measured above): ${result.restartPassSeconds} s; peak RSS ${rssMiB} MiB`,
+      `quiet pass after a restart (nothing changed): ${result.quietPassSeconds} s, beside the floor of LOGIN + STATUS + LOGOUT per account ${laneConcurrency} at a time: ${result.floorPassSeconds} s (${result.quietPassOverFloor}x; issue target for a sweep: at most 2x)`,
       `target ${result.target}: ${result.met ? 'met' : 'not met'} (ratio ${ratio})`,
       '',
     ].join('\n');

@@ -219,6 +219,13 @@ export const settingsSchema = z.strictObject({
       url: z.string().min(1).optional(),
       /** A file holding the URL (one line). At most one of url and urlFile. */
       urlFile: z.string().min(1).optional(),
+      /**
+       * Without url and urlFile, the URL is worked out from Asterisk's own files: res_odbc.conf
+       * (default: beside voicemail.conf) for the class odbcstorage= names, and unixODBC's odbc.ini
+       * (default /etc/odbc.ini) for its DSN (docs/stores.md).
+       */
+      resOdbcConf: z.string().min(1).optional(),
+      odbcIni: z.string().min(1).optional(),
       /** The astspooldir the Asterisk server writes into the table's dir column; default spool.dir. */
       asteriskSpoolDir: z.string().min(1).optional(),
       /** How often the table is looked at for changes where no notice says so (seconds; 0: only the sweep). */

@@ -3,6 +3,7 @@
  * `odbcstorage=` (Asterisk then keeps every mailbox there), else the file spool.
  */
 import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { extensionOf } from '../audio/formats.js';
 import { asteriskTrue, recordedFormats } from '../config/mailbox-audio.js';
 import { spoolOwnership } from '../config/run-user.js';
@@ -10,6 +11,7 @@ import type { Settings } from '../config/schema.js';
 import { readVoicemailConf, stripSpace, type VoicemailConf } from '../config/voicemail-conf.js';
 import { ConfigError } from '../errors.js';
 import { FileSpoolStore, type FileSpoolStoreOptions } from './file-spool.js';
+import { urlFromAsteriskFiles } from './odbc/dsn-hints.js';
 import { OdbcStore } from './odbc/odbc-store.js';
 import { spoolLockmode } from './spool-changes.js';
 import type { VoicemailStore } from './types.js';
@@ -74,5 +76,13 @@ async function odbcUrl(settings: Settings, connection: string): Promise<string> 
     return url;
   }
   if (odbc?.url !== undefined) return odbc.url;
-  throw new ConfigError(`${why}: set spool.odbc.urlFile (a file holding postgres://... or mysql://...) to the database that connection names in res_odbc.conf`, { key: 'spool.odbc.urlFile' });
+  // Neither is set: the database Asterisk itself uses, from res_odbc.conf and odbc.ini.
+  const resOdbcConf = odbc?.resOdbcConf ?? join(dirname(settings.spool.voicemailConf), 'res_odbc.conf');
+  const odbcIni = odbc?.odbcIni ?? '/etc/odbc.ini';
+  try {
+    return await urlFromAsteriskFiles(resOdbcConf, odbcIni, connection);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new ConfigError(`${why}, and its database could not be worked out from Asterisk's files: ${reason}. Set spool.odbc.urlFile (a file holding postgres://... or mysql://...) to that database`, { key: err instanceof ConfigError && err.key ? err.key : 'spool.odbc.urlFile', ...(err instanceof ConfigError && err.file ? { file: err.file } : {}) }, { cause: err });
+  }
 }
