@@ -121,6 +121,8 @@ describe('secrets from files, none in the log', { timeout: 180_000 }, () => {
     await waitFor('a NOTIFY with 1 new, answered 200 after Digest', async () =>
       (await peer.received()).some((r) => r.answered === 200 && r.requestLine.startsWith('NOTIFY sip:1000@') && /^Voice-Message: 1\/0/m.test(r.body)), WAIT);
     await waitFor('the quota alert mail, sent with the SMTP login', () => sink.received.some((m) => (m.mail.subject ?? '').includes('1000@default')), WAIT);
+    // The sink has the mail a moment before the worker, told by the server, logs it as sent.
+    await waitFor('the "alert mailed" log line', () => h.logLines.some((line) => line.includes('"msg":"alert mailed"')), WAIT);
   });
 
   it('logs none of the secrets it used', () => {
