@@ -18,13 +18,15 @@ import { waitFor } from '../support/wait.js';
 const REF: MailboxRef = { context: 'default', mailbox: '7400' };
 const WAIT = { timeoutMs: 30_000, intervalMs: 50 };
 
-describe('quick look: a quiet mailbox is skipped by the sweep until something changes', { timeout: 180_000 }, () => {
+// With LIST-STATUS (one command for every folder) and without it (one STATUS each).
+for (const omit of [[], ['LIST-STATUS']] as const) describe(`quick look${omit.length ? ' without LIST-STATUS' : ''}: a quiet mailbox is skipped by the sweep until something changes`, { timeout: 180_000 }, () => {
   let h: Harness;
   let service: Service;
   const results: ReconcileResult[] = [];
   before(async () => {
     h = await startHarness({
       boxes: [{ mailbox: REF.mailbox }],
+      omitCapabilities: omit,
       settings: (b) => ({
         ...b,
         spool: { ...(b.spool as object), watch: false, sweepSeconds: 0 },

@@ -5,7 +5,8 @@
  * (UIDVALIDITY, UIDNEXT, MESSAGES, HIGHESTMODSEQ: a new, removed or moved email changes the first
  * three, a changed flag the last). All equal: nothing to do, and no folder is selected or fetched.
  *
- * Only where the server has CONDSTORE: without HIGHESTMODSEQ a changed flag (an email read) would
+ * The folders' STATUS comes in one LIST-STATUS command where the server has it (Dovecot does),
+ * else one STATUS each. Only where the server has CONDSTORE: without HIGHESTMODSEQ a changed flag (an email read) would
  * not show, so every reconcile looks in full. The STATUS is taken before the full look, so a
  * change made while it runs makes the next quick look differ.
  */
@@ -44,10 +45,11 @@ async function folderStatus(client: ImapFlow, paths: readonly string[]): Promise
   // A server may answer STATUS for the folder this session has selected from the session's own
   // view (Dovecot does), which other sessions' changes reach only at the next sync: NOOP first.
   if (client.mailbox) await client.noop();
+  if (client.capabilities.has('LIST-STATUS')) return listStatus(client, paths);
   for (const path of paths) {
     let st;
     try {
-      st = await client.status(path, { messages: true, uidNext: true, uidValidity: true, highestModseq: true });
+      st = await client.status(path, STATUS_QUERY);
     } catch (err) {
       // A mapped folder not made yet (vmbridge makes Work, Family, Friends when first needed) is
       // part of the state too: made later, it no longer compares equal.
@@ -57,8 +59,33 @@ async function folderStatus(client: ImapFlow, paths: readonly string[]): Promise
       }
       return undefined; // refused for another reason: the full look will say what it is
     }
-    if (!st || st.highestModseq === undefined || st.uidValidity === undefined) return undefined;
-    out[path] = `${st.uidValidity}/${st.uidNext ?? ''}/${st.messages ?? ''}/${st.highestModseq}`;
+    const text = st ? statusText(st) : undefined;
+    if (text === undefined) return undefined;
+    out[path] = text;
+  }
+  return out;
+}
+
+const STATUS_QUERY = { messages: true, uidNext: true, uidValidity: true, highestModseq: true } as const;
+
+function statusText(st: { uidValidity?: bigint | undefined; uidNext?: number | undefined; messages?: number | undefined; highestModseq?: bigint | undefined }): string | undefined {
+  if (st.highestModseq === undefined || st.uidValidity === undefined) return undefined;
+  return `${st.uidValidity}/${st.uidNext ?? ''}/${st.messages ?? ''}/${st.highestModseq}`;
+}
+
+/** One round trip for every folder (LIST-STATUS, RFC 5819) instead of one STATUS each. */
+async function listStatus(client: ImapFlow, paths: readonly string[]): Promise<Record<string, string> | undefined> {
+  const listed = new Map((await client.list({ statusQuery: STATUS_QUERY })).map((e) => [e.path, e]));
+  const out: Record<string, string> = {};
+  for (const path of paths) {
+    const entry = listed.get(path);
+    if (!entry) {
+      out[path] = 'absent';
+      continue;
+    }
+    const text = entry.status ? statusText(entry.status) : undefined;
+    if (text === undefined) return undefined;
+    out[path] = text;
   }
   return out;
 }
