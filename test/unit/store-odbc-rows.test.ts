@@ -47,13 +47,14 @@ describe('ODBC rows', () => {
     assert.deepEqual(parseMessagePath('/a/b/INBOX/msg0012.WAV'), { dir: '/a/b/INBOX', msgnum: 12, ext: 'WAV' });
   });
 
-  it('odbcstorage= without a database URL is an error at start naming the setting', async () => {
+  it('odbcstorage= without a database URL, nor the Asterisk files to find it in, is an error at start naming the setting', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'vmbridge-open-'));
     try {
       const conf = join(dir, 'voicemail.conf');
       await writeFile(conf, '[general]\nodbcstorage=asterisk\n\n[default]\n1000 => 1234,A\n');
       const settings = settingsSchema.parse({ spool: { dir, voicemailConf: conf }, imap: { host: '127.0.0.1' }, email: { from: 'a@b.invalid', messageIdDomain: 'x.invalid' } });
-      await assert.rejects(openStore(settings), (err: unknown) => err instanceof ConfigError && /odbcstorage=.*set spool\.odbc\.urlFile/.test(err.message));
+      // Nor a res_odbc.conf beside voicemail.conf to work it out from: both are named.
+      await assert.rejects(openStore(settings), (err: unknown) => err instanceof ConfigError && /odbcstorage=.*res_odbc\.conf: no such file.*Set spool\.odbc\.urlFile/.test(err.message));
       const file = join(dir, 'url');
       await writeFile(file, 'ftp://nope\n');
       const withFile = settingsSchema.parse({ ...settings, spool: { ...settings.spool, odbc: { urlFile: file } } });
