@@ -39,7 +39,6 @@ export interface ReconcileWorkerDeps extends ReconcileDeps {
 
 /** The two lanes' workers (docs/sync.md, "Two lanes"), closed together. */
 export interface ReconcileWorker {
-  readonly lanes: readonly ClosableWorker<ReconcileJob>[];
   /** True when the work in progress of both finished within `graceMs`. */
   close(graceMs?: number): Promise<boolean>;
 }
@@ -55,7 +54,6 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
     startLane(deps, QUEUE_RECONCILE_BACKGROUND, backgroundConcurrency(deps.settings.sync), 'worker-background'),
   ];
   return {
-    lanes,
     async close(graceMs) {
       const done = await Promise.all(lanes.map((l) => l.close(graceMs)));
       return done.every(Boolean);

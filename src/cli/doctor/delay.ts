@@ -6,9 +6,9 @@
  * sent to a server.
  */
 import { accountKey } from '../../imap/account.js';
-import { listPushSeen } from '../../queue/push-seen.js';
+import type { Settings } from '../../config/schema.js';
 import type { CheckResult, DoctorCheck } from '../doctor.js';
-import { oneShotRedis, withTimeout } from './redis.js';
+import { readPushSeen } from './push.js';
 
 /** Dovecot's IDLE notice (about 0.5 s measured) and push, plus one reconcile and the lamp. */
 const EVENT_SECONDS = 1;
@@ -59,19 +59,11 @@ export function lampDelayResults(f: DelayFacts): CheckResult[] {
   return out;
 }
 
-async function newestPushAge(settings: Parameters<typeof oneShotRedis>[0]): Promise<number | undefined> {
-  const redis = oneShotRedis(settings);
-  redis.on('error', () => undefined);
-  try {
-    await withTimeout(redis.connect(), 6_000, 'connect');
-    const seen = await withTimeout(listPushSeen(redis, settings.redis.prefix), 5_000, 'push record');
-    const newest = Math.max(...seen.map((s) => Date.parse(s.at)).filter(Number.isFinite));
-    return Number.isFinite(newest) ? Math.max(0, Math.round((Date.now() - newest) / 1000)) : undefined;
-  } catch {
-    return undefined;
-  } finally {
-    redis.disconnect();
-  }
+/** Seconds since the newest POST from Dovecot; undefined when none was seen or Redis is not readable. */
+async function newestPushAge(settings: Settings): Promise<number | undefined> {
+  const seen = await readPushSeen(settings).catch(() => []);
+  const newest = Math.max(...seen.map((s) => Date.parse(s.at)).filter(Number.isFinite));
+  return Number.isFinite(newest) ? Math.max(0, Math.round((Date.now() - newest) / 1000)) : undefined;
 }
 
 export const delayCheck: DoctorCheck = {

@@ -39,16 +39,23 @@ export function arrivalResults(seen: readonly PushSeen[], now: number): CheckRes
   });
 }
 
-async function readArrivals(settings: Settings): Promise<CheckResult[]> {
+/** The push record the service keeps in Redis; rejects when Redis is not readable. */
+export async function readPushSeen(settings: Settings): Promise<PushSeen[]> {
   const redis = oneShotRedis(settings);
   redis.on('error', () => undefined);
   try {
     await withTimeout(redis.connect(), 6_000, 'connect');
-    return arrivalResults(await withTimeout(listPushSeen(redis, settings.redis.prefix), TIMEOUT_MS, 'push record'), Date.now());
-  } catch (err) {
-    return [{ section: 'Dovecot push', status: 'info', message: `whether POSTs arrive is not known: Redis is not readable (${err instanceof Error ? err.message : String(err)})` }];
+    return await withTimeout(listPushSeen(redis, settings.redis.prefix), TIMEOUT_MS, 'push record');
   } finally {
     redis.disconnect();
+  }
+}
+
+async function readArrivals(settings: Settings): Promise<CheckResult[]> {
+  try {
+    return arrivalResults(await readPushSeen(settings), Date.now());
+  } catch (err) {
+    return [{ section: 'Dovecot push', status: 'info', message: `whether POSTs arrive is not known: Redis is not readable (${err instanceof Error ? err.message : String(err)})` }];
   }
 }
 
