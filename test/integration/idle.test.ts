@@ -123,7 +123,9 @@ describe('IMAP IDLE: bounded, reconnecting, backed by the sweep', { timeout: 240
         const imap = base.imap as { port: number };
         dovecotPort = imap.port;
         tap.upstreamPort = imap.port;
-        return { ...base, imap: { ...imap, port: tap.port, idle: { maxAccounts: 2 } } };
+        // Watched by name for the whole file (the choice by need, made again every minute, would
+        // move connections between accounts mid-test; it has its own test, idle-choice.test.ts).
+        return { ...base, imap: { ...imap, port: tap.port, idle: { maxAccounts: 2, rechooseSeconds: 86_400 } } };
       },
     });
     await start(h.settings);
