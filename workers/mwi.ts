@@ -15,6 +15,7 @@ import { createSender, type MwiSender, type MwiTargetHealth } from '../src/mwi/t
 import { acquireMailboxLock } from '../src/queue/mailbox-lock.js';
 import { mwiBackoffMs, mwiJobSchema, mwiLockKey, mwiQueueName, type MwiJob, type MwiStore } from '../src/queue/mwi-queue.js';
 import { mailboxKey, type MailboxRef } from '../src/spool/types.js';
+import { refOfJob } from '../src/queue/box-fields.js';
 import { startWorker } from '../src/queue/worker-close.js';
 
 export interface MwiWorkerDeps {
@@ -86,7 +87,7 @@ function createTargetWorker(deps: MwiWorkerDeps, target: MwiTarget): { worker: W
 
   const handle = async (job: Job<MwiJob>): Promise<{ published: number }> => {
     const data = mwiJobSchema.parse(job.data);
-    const ref: MailboxRef = { context: data.context, mailbox: data.mailbox };
+    const ref: MailboxRef = refOfJob(data);
     const lock = await acquireMailboxLock(redis, mwiLockKey(prefix, target.name, ref));
     try {
       // A request made while this job runs is kept by BullMQ as one more job, created when this
@@ -119,7 +120,7 @@ function createTargetWorker(deps: MwiWorkerDeps, target: MwiTarget): { worker: W
   const { worker } = started;
   worker.on('failed', (job, err) => {
     const final = job !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1);
-    const mailbox = job ? `${job.data.mailbox}@${job.data.context}` : undefined;
+    const mailbox = job ? mailboxKey(refOfJob(job.data)) : undefined;
     // Given up: BullMQ drops the job's deduplication key, so the next change queues a fresh job.
     log[final ? 'error' : 'warn']({ mailbox, attempt: job?.attemptsMade, err: err.message }, final ? 'MWI publish failed for good; the job is kept as failed' : 'MWI publish failed; retried with backoff');
   });

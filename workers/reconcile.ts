@@ -12,6 +12,7 @@ import { acquireMailboxLock } from '../src/queue/mailbox-lock.js';
 import { laneOf, lockKey, pendingKey } from '../src/queue/reconcile-queue.js';
 import { mwiCounts, type MwiCounts } from '../src/mwi/counts.js';
 import { mailboxKey, type MailboxRef } from '../src/spool/types.js';
+import { refOfJob } from '../src/queue/box-fields.js';
 import type { Directory } from '../src/sync/directory.js';
 import { reconcileMailbox, type ReconcileDeps, type ReconcileResult } from '../src/sync/reconcile.js';
 import { startWorker, type ClosableWorker } from '../src/queue/worker-close.js';
@@ -70,7 +71,7 @@ function startLane(deps: ReconcileWorkerDeps, queue: string, concurrency: number
     queue,
     async (job: Job<ReconcileJob>) => {
       const data = reconcileJobSchema.parse(job.data);
-      const ref: MailboxRef = { context: data.context, mailbox: data.mailbox };
+      const ref: MailboxRef = refOfJob(data);
       const box = deps.directory().boxes.get(mailboxKey(ref));
       if (!box) {
         log.warn({ mailbox: mailboxKey(ref), reason: data.reason }, 'mailbox is not in voicemail.conf (or has no IMAP account): not synced');
@@ -110,12 +111,12 @@ function startLane(deps: ReconcileWorkerDeps, queue: string, concurrency: number
   const { worker } = started;
   worker.on('failed', (job, err) => {
     const parsed = job ? reconcileJobSchema.safeParse(job.data) : undefined;
-    deps.onFailed?.(err, parsed?.success ? { context: parsed.data.context, mailbox: parsed.data.mailbox } : undefined);
+    deps.onFailed?.(err, parsed?.success ? refOfJob(parsed.data) : undefined);
     // A busy spool is expected while Asterisk renumbers, and a caller in VoiceMailMain defers
     // spool changes until they hang up; both are only worth a quiet line. A login in back-off was
     // already logged once by the pool.
     const quiet = err instanceof SpoolBusyError || err instanceof SpoolChangeDeferredError;
-    log[quiet ? 'info' : err instanceof ImapAuthBackoffError ? 'debug' : 'warn']({ mailbox: job ? `${job.data.mailbox}@${job.data.context}` : undefined, attempt: job?.attemptsMade, err: err.message }, 'reconcile failed; retried with backoff');
+    log[quiet ? 'info' : err instanceof ImapAuthBackoffError ? 'debug' : 'warn']({ mailbox: job ? mailboxKey(refOfJob(job.data)) : undefined, attempt: job?.attemptsMade, err: err.message }, 'reconcile failed; retried with backoff');
   });
   worker.on('error', (err) => log.error({ err: describeRedisError(err, settings.redis) }, 'reconcile worker error'));
   return started;

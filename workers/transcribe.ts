@@ -11,6 +11,7 @@ import { createRedis } from '../src/queue/redis-connection.js';
 import { startWorker, type ClosableWorker } from '../src/queue/worker-close.js';
 import { SpoolBusyError } from '../src/errors.js';
 import { isSyncedSpoolFolder, mailboxKey, type MailboxRef } from '../src/spool/types.js';
+import { refOfJob } from '../src/queue/box-fields.js';
 import type { Directory } from '../src/sync/directory.js';
 import { QUEUE_TRANSCRIBE, transcribeJobSchema, type OutcomeStore, type TranscribeJob } from '../src/queue/transcribe-queue.js';
 import { replaceLate, type ReplaceDeps, type ReplaceResult } from '../src/transcribe/replace.js';
@@ -33,7 +34,7 @@ export function createTranscribeWorker(deps: TranscribeWorkerDeps): TranscribeWo
 
   const handle = async (job: Job<TranscribeJob>): Promise<{ done: string }> => {
     const data = transcribeJobSchema.parse(job.data);
-    const ref: MailboxRef = { context: data.context, mailbox: data.mailbox };
+    const ref: MailboxRef = refOfJob(data);
     const box = deps.directory().boxes.get(mailboxKey(ref));
     if (!box) return { done: 'no-mailbox' };
     let outcome = await deps.outcomes.get(ref, data.id);
@@ -75,7 +76,7 @@ export function createTranscribeWorker(deps: TranscribeWorkerDeps): TranscribeWo
     autorun: true,
   });
   const { worker } = started;
-  worker.on('failed', (job, err) => log.warn({ mailbox: job ? `${job.data.mailbox}@${job.data.context}` : undefined, id: job?.data.id, attempt: job?.attemptsMade, err: err.message }, 'transcription job failed; retried with backoff'));
+  worker.on('failed', (job, err) => log.warn({ mailbox: job ? mailboxKey(refOfJob(job.data)) : undefined, id: job?.data.id, attempt: job?.attemptsMade, err: err.message }, 'transcription job failed; retried with backoff'));
   worker.on('error', (err) => log.error({ err: err.message }, 'transcription worker error'));
   return started;
 }

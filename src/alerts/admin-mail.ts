@@ -11,6 +11,8 @@ import type { Transporter } from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import type { Settings } from '../config/schema.js';
 import type { AlertBox, AlertJob, BreakerAlert, MaxmsgAlert, QuotaAlert } from '../queue/alert-queue.js';
+import { refOfJob } from '../queue/box-fields.js';
+import { mailboxKey } from '../spool/types.js';
 import { summaryLines } from './flood-cap.js';
 import { certificateError, tlsConnectOptions } from '../tls.js';
 import type { HeldAlert } from './state.js';
@@ -57,7 +59,7 @@ export function formatPercent(usage: number, limit: number): string {
 }
 
 function boxLabel(b: AlertBox): string {
-  return `${b.mailbox}@${b.context}`;
+  return mailboxKey(refOfJob(b));
 }
 
 function ownerLabel(b: AlertBox): string {

@@ -13,7 +13,8 @@ import { AlertProducer } from '../queue/alert-queue.js';
 import type { BreakerState } from '../queue/delete-breaker.js';
 import { reconcileJobSchema, type ReconcileJob } from '../queue/jobs.js';
 import { QuotaSweepQueue } from '../queue/quota-queue.js';
-import { mailboxKey } from '../spool/types.js';
+import { mailboxKey, redisBoxPart } from '../spool/types.js';
+import { jobBox } from '../queue/box-fields.js';
 import type { Directory } from '../sync/directory.js';
 import { createAlertWorker, type AlertWorker } from '../../workers/alert.js';
 import { createQuotaWorker, type QuotaWorker } from '../../workers/quota.js';
@@ -60,9 +61,9 @@ export interface Alerts {
 export function retryScheduler(queue: Queue<ReconcileJob>): RetryScheduler {
   return {
     async schedule(ref, delayMs, attempt) {
-      const data = reconcileJobSchema.parse({ context: ref.context, mailbox: ref.mailbox, reason: 'quota-retry' });
+      const data = reconcileJobSchema.parse({ ...jobBox(ref), reason: 'quota-retry' });
       // BullMQ refuses ':' in job ids; context and mailbox are safe spool names without one.
-      const jobId = `quota-retry-${ref.context}-${ref.mailbox}-${attempt}-${randomUUID()}`;
+      const jobId = `quota-retry-${redisBoxPart(ref).replaceAll(':', '-')}-${attempt}-${randomUUID()}`;
       await queue.add(mailboxKey(ref), data, { delay: delayMs, jobId });
       return jobId;
     },

@@ -4,7 +4,7 @@
  *
  *   <prefix>:alert:fired:<scope>          set of fired level ids (scope: quota:<user>:<RESOURCE>,
  *                                         maxmsg:<context>:<mailbox>:<folder>)
- *   <prefix>:quota-block:<context>:<mb>   hash: a mailbox whose server refused an APPEND for quota
+ *   <prefix>:quota-block:[<server>:]<context>:<mb> hash: a mailbox whose server refused an APPEND for quota
  *   <prefix>:alert:sent                   sorted set: send times of alert mails (flood cap)
  *   <prefix>:alert:held                   list: alerts held back by the flood cap (JSON)
  *   <prefix>:alert:summary-due            a summary of held-back alerts is scheduled
@@ -14,7 +14,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { MailboxRef } from '../spool/types.js';
+import { redisBoxPart, type MailboxRef } from '../spool/types.js';
 import { FLOOD_WINDOW_MS, floodDecision, type FloodDecision } from './flood-cap.js';
 
 // ARGV[1] = how many ids to clear, then those ids, then the ids to fire. Returns the ids that
@@ -94,7 +94,7 @@ export class AlertState implements AlertStore {
   }
 
   private blockKey(ref: MailboxRef): string {
-    return `${this.prefix}:quota-block:${ref.context}:${ref.mailbox}`;
+    return `${this.prefix}:quota-block:${redisBoxPart(ref)}`;
   }
 
   async fired(scope: string): Promise<Set<string>> {

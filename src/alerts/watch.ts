@@ -14,7 +14,8 @@ import { readQuota, refusalText, type QuotaReading } from '../imap/quota.js';
 import type { Logger } from '../log.js';
 import type { AlertBox, AlertJob, AlertProducer } from '../queue/alert-queue.js';
 import type { MwiCounts } from '../mwi/counts.js';
-import { mailboxKey, type MailboxRef } from '../spool/types.js';
+import { mailboxKey, redisBoxPart, type MailboxRef } from '../spool/types.js';
+import { jobBox } from '../queue/box-fields.js';
 import type { ReconcileFollower, ReconcileOutcome } from '../sync/after-reconcile.js';
 import type { BoxInfo, Directory } from '../sync/directory.js';
 import type { AlertSettings } from './admin-mail.js';
@@ -64,14 +65,14 @@ export function quotaScope(user: string, resource: string): string {
 }
 
 export function maxmsgScope(ref: MailboxRef, folder: string): string {
-  return `maxmsg:${ref.context}:${ref.mailbox}:${folder}`;
+  return `maxmsg:${redisBoxPart(ref)}:${folder}`;
 }
 
 function alertBox(box: BoxInfo): AlertBox {
   // The job schema refuses line breaks; names and addresses from voicemail.conf have none, but
   // a stray one must not make the alert unsendable.
   const clean = (s: string, max: number): string => s.replace(/[\r\n\0]/g, ' ').slice(0, max);
-  return { context: box.ref.context, mailbox: box.ref.mailbox, ownerName: clean(box.owner.fullName, 200), ownerEmail: clean(box.owner.email, 320) };
+  return { ...jobBox(box.ref), ownerName: clean(box.owner.fullName, 200), ownerEmail: clean(box.owner.email, 320) };
 }
 
 function describe(err: unknown): string {

@@ -2,7 +2,10 @@
  * A voicemail's identity as it appears in IMAP: a deterministic Message-ID.
  *
  *     <vm.{id}.{mailbox}.{context}@{domain}>
+ *     <vm.{id}.{mailbox}.{context}.{server}@{domain}>   (a mailbox of a named voicemail server)
  *
+ * The main server's mailboxes have no server part, so emails written before there could be
+ * several servers keep their identity.
  * Each of id, mailbox and context is encoded so that the whole left-hand side is a valid
  * RFC 5322 dot-atom whatever the parts contain: letters, digits and '-' stand for themselves,
  * every other character (including '.' and '_') is written as '_XX' per UTF-8 byte, uppercase
@@ -13,7 +16,8 @@
  * otherwise find `11000`), but case is still ignored, so whoever searches must confirm every
  * hit with `parseIdentityMessageId` and an exact comparison before acting on it.
  */
-import type { MailboxRef } from '../spool/types.js';
+import { isServerName } from '../spool/names.js';
+import { boxOn, type MailboxRef } from '../spool/types.js';
 
 /** The header that carries the identity. */
 export const IDENTITY_HEADER = 'Message-ID';
@@ -76,7 +80,9 @@ function checkDomain(domain: string): void {
 /** The Message-ID, angle brackets included, for a message of the mailbox `ref`. */
 export function identityMessageId(ref: MailboxRef, id: string, domain: string): string {
   checkDomain(domain);
-  const local = [PREFIX, encodePart('id', id), encodePart('mailbox', ref.mailbox), encodePart('context', ref.context)].join('.');
+  const parts = [PREFIX, encodePart('id', id), encodePart('mailbox', ref.mailbox), encodePart('context', ref.context)];
+  if (ref.server !== undefined) parts.push(encodePart('server', ref.server));
+  const local = parts.join('.');
   return `<${local}@${domain}>`;
 }
 
@@ -95,10 +101,12 @@ export function parseIdentityMessageId(value: string, domain: string): { ref: Ma
   const [, local = '', valueDomain = ''] = match;
   if (valueDomain.toLowerCase() !== domain.toLowerCase()) return undefined;
   const parts = local.split('.');
-  if (parts.length !== 4 || parts[0] !== PREFIX) return undefined;
+  if ((parts.length !== 4 && parts.length !== 5) || parts[0] !== PREFIX) return undefined;
   const id = decodePart(parts[1] ?? '');
   const mailbox = decodePart(parts[2] ?? '');
   const context = decodePart(parts[3] ?? '');
+  const server = parts.length === 5 ? decodePart(parts[4] ?? '') : undefined;
   if (id === undefined || mailbox === undefined || context === undefined) return undefined;
-  return { ref: { context, mailbox }, id };
+  if (parts.length === 5 && (server === undefined || !isServerName(server))) return undefined;
+  return { ref: boxOn(server, context, mailbox), id };
 }

@@ -77,7 +77,7 @@ function viewFor(client: ImapFlow, path: string, uidValidity: string): FolderVie
 }
 
 function ownerKey(ref: MailboxRef, id: string): string {
-  return `v\0${ref.context}\0${ref.mailbox}\0${id}`;
+  return `v\0${ref.server ?? ''}\0${ref.context}\0${ref.mailbox}\0${id}`;
 }
 
 function asteriskKey(context: string, extension: string, id: string): string {

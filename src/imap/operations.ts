@@ -14,7 +14,7 @@
  * connection (requireCapability), never on a guess.
  */
 import type { ImapFlow } from 'imapflow';
-import type { MailboxRef } from '../spool/types.js';
+import { sameMailbox, type MailboxRef } from '../spool/types.js';
 import { ImapError } from '../errors.js';
 import { serverHas, type ServerCapabilities } from './capabilities.js';
 import { describeImapError } from './connect.js';
@@ -62,7 +62,7 @@ async function findByIdentity(client: ImapFlow, identity: Identity): Promise<num
   const exact: number[] = [];
   for (const row of await client.fetchAll(uids.join(','), { uid: true, headers: ['message-id'] }, { uid: true })) {
     const parsed = parseIdentityMessageId(messageIdFromHeaders(row.headers) ?? '', identity.domain);
-    if (parsed && parsed.id === identity.id && parsed.ref.context === identity.ref.context && parsed.ref.mailbox === identity.ref.mailbox) {
+    if (parsed && parsed.id === identity.id && sameMailbox(parsed.ref, identity.ref)) {
       exact.push(row.uid);
     }
   }

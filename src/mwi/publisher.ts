@@ -8,6 +8,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 import { mwiJobSchema, MwiRequester, MwiStore } from '../queue/mwi-queue.js';
 import { mailboxKey, type MailboxRef } from '../spool/types.js';
+import { jobBox } from '../queue/box-fields.js';
 import { isValidCounts, MwiCountsError, sameCounts, type MwiCounts } from './counts.js';
 
 export interface MwiPublisherDeps {
@@ -45,7 +46,7 @@ export class MwiPublisher {
    * published. Refuses (throws) an unsafe mailbox name or invalid counts before touching Redis.
    */
   async publish(ref: MailboxRef, counts: MwiCounts, heardAt?: number): Promise<number> {
-    mwiJobSchema.parse({ context: ref.context, mailbox: ref.mailbox });
+    mwiJobSchema.parse(jobBox(ref));
     if (!isValidCounts(counts)) throw new MwiCountsError(`${mailboxKey(ref)}: counts ${JSON.stringify(counts)} are not whole numbers ≥ 0 with urgent ≤ new`);
     if (this.requesters.size === 0) return 0;
     const onChanged = heardAt !== undefined ? this.deps.onChanged : undefined;

@@ -6,17 +6,15 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { isSafeName } from '../spool/names.js';
 import { errorsLoggedByConnectionOwner } from './redis-connection.js';
+import { boxFields } from './box-fields.js';
 
 export const QUEUE_ALERT = 'alert';
 
-const safeName = z.string().refine(isSafeName, 'not a safe spool name');
 const text = (max: number) => z.string().max(max).refine((s) => !/[\r\n\0]/.test(s), 'no CR, LF or NUL');
 
 export const alertBoxSchema = z.strictObject({
-  context: safeName,
-  mailbox: safeName,
+  ...boxFields,
   ownerName: text(200),
   ownerEmail: text(320),
 });

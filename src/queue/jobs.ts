@@ -1,16 +1,13 @@
 /** Queue names and job payloads. Payloads are validated on both ends: a job is data from Redis. */
 import { z } from 'zod';
-import { isSafeName } from '../spool/names.js';
+import { boxFields } from './box-fields.js';
 
 export const QUEUE_RECONCILE = 'reconcile';
 /** Passes over every mailbox (start-up, sweep, reload): a queue and worker of their own (docs/sync.md). */
 export const QUEUE_RECONCILE_BACKGROUND = 'reconcile-background';
 
-const safeName = z.string().refine(isSafeName, 'not a safe spool name');
-
 export const reconcileJobSchema = z.strictObject({
-  context: safeName,
-  mailbox: safeName,
+  ...boxFields,
   /** What asked for it (watcher, notify, sweep, start, cli): for logs and metrics only. */
   reason: z.string().max(64),
 });

@@ -20,15 +20,12 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { isValidCounts, type MwiCounts } from '../mwi/counts.js';
-import { isSafeName } from '../spool/names.js';
-import type { MailboxRef } from '../spool/types.js';
+import { mailboxKey, redisBoxPart, type MailboxRef } from '../spool/types.js';
+import { boxFields, jobBox } from './box-fields.js';
 import { errorsLoggedByConnectionOwner } from './redis-connection.js';
 
-const safeName = z.string().refine(isSafeName, 'not a safe spool name');
-
 export const mwiJobSchema = z.strictObject({
-  context: safeName,
-  mailbox: safeName,
+  ...boxFields,
 });
 export type MwiJob = z.infer<typeof mwiJobSchema>;
 
@@ -48,7 +45,7 @@ export function mwiQueueName(target: string): string {
   return `mwi-${target}`;
 }
 
-const boxField = (ref: MailboxRef): string => `${ref.context}:${ref.mailbox}`;
+const boxField = (ref: MailboxRef): string => redisBoxPart(ref);
 export const mwiDesiredKey = (prefix: string): string => `${prefix}:mwi:desired`;
 export const mwiPublishedKey = (prefix: string, target: string): string => `${prefix}:mwi:published:${target}`;
 export const mwiLockKey = (prefix: string, target: string, ref: MailboxRef): string => `${prefix}:mwi:lock:${target}:${boxField(ref)}`;
@@ -72,7 +69,7 @@ function encodeCounts(c: MwiCounts): string {
   return JSON.stringify(countsSchema.parse({ new: c.new, old: c.old, urgent: c.urgent }));
 }
 
-/** The desired and published counts in Redis (hashes keyed `context:mailbox`). */
+/** The desired and published counts in Redis (hashes keyed `context:mailbox`, `server:context:mailbox` for a named server). */
 export class MwiStore {
   constructor(
     private readonly redis: Redis,
@@ -80,7 +77,7 @@ export class MwiStore {
   ) {}
 
   async setDesired(ref: MailboxRef, counts: MwiCounts): Promise<void> {
-    mwiJobSchema.parse({ context: ref.context, mailbox: ref.mailbox });
+    mwiJobSchema.parse(jobBox(ref));
     await this.redis.hset(mwiDesiredKey(this.prefix), boxField(ref), encodeCounts(counts));
   }
 
@@ -141,10 +138,10 @@ export class MwiRequester {
    * covers the request (one waiting, or one created when the running one ends).
    */
   async request(ref: MailboxRef): Promise<boolean> {
-    const data = mwiJobSchema.parse({ context: ref.context, mailbox: ref.mailbox });
+    const data = mwiJobSchema.parse(jobBox(ref));
     // An id of our own tells a new job from the one BullMQ hands back when it deduplicates.
     const jobId = randomUUID();
-    const job = await this.queue.add(`${ref.mailbox}@${ref.context}`, data, { jobId, deduplication: { id: mwiDeduplicationId(ref), keepLastIfActive: true } });
+    const job = await this.queue.add(mailboxKey(ref), data, { jobId, deduplication: { id: mwiDeduplicationId(ref), keepLastIfActive: true } });
     return job.id === jobId;
   }
 

@@ -17,7 +17,8 @@
  */
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { mailboxKey, type MailboxRef } from '../spool/types.js';
+import { mailboxKey, redisBoxPart, type MailboxRef } from '../spool/types.js';
+import { jobBox } from './box-fields.js';
 import { requestCoalesced, type Lane } from './coalesce.js';
 import { QUEUE_RECONCILE, QUEUE_RECONCILE_BACKGROUND, reconcileJobSchema, type ReconcileJob } from './jobs.js';
 import { errorsLoggedByConnectionOwner } from './redis-connection.js';
@@ -31,11 +32,11 @@ export function laneOf(reason: string): Lane {
 }
 
 export function pendingKey(prefix: string, ref: MailboxRef): string {
-  return `${prefix}:pending:${ref.context}:${ref.mailbox}`;
+  return `${prefix}:pending:${redisBoxPart(ref)}`;
 }
 
 export function lockKey(prefix: string, ref: MailboxRef): string {
-  return `${prefix}:lock:${ref.context}:${ref.mailbox}`;
+  return `${prefix}:lock:${redisBoxPart(ref)}`;
 }
 
 const JOB_OPTIONS = {
@@ -66,7 +67,7 @@ export class ReconcileRequester {
    * job that a killed process was running, which only comes back once BullMQ sees it stalled.
    */
   async request(ref: MailboxRef, reason: string, opts: { force?: boolean } = {}): Promise<boolean> {
-    const data = reconcileJobSchema.parse({ context: ref.context, mailbox: ref.mailbox, reason });
+    const data = reconcileJobSchema.parse({ ...jobBox(ref), reason });
     const lane = laneOf(reason);
     return requestCoalesced(
       this.redis,

@@ -13,21 +13,19 @@ import { createHash } from 'node:crypto';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { isSafeName } from '../spool/names.js';
-import type { MailboxRef } from '../spool/types.js';
+import { mailboxKey, redisBoxPart, type MailboxRef } from '../spool/types.js';
+import { boxFields, refOfJob } from './box-fields.js';
 import type { Outcome } from '../transcribe/transcriber.js';
 import { errorsLoggedByConnectionOwner } from './redis-connection.js';
 
 export const QUEUE_TRANSCRIBE = 'transcribe';
 
-const safeName = z.string().refine(isSafeName, 'not a safe spool name');
 /** A msg_id, or the derived id of an older message: printable ASCII, bounded. */
 const messageId = z.string().regex(/^[\x21-\x7e]{1,128}$/);
 const language = z.string().regex(/^[A-Za-z]{2,8}([_-][A-Za-z0-9]{1,8})*$/);
 
 export const transcribeJobSchema = z.strictObject({
-  context: safeName,
-  mailbox: safeName,
+  ...boxFields,
   /** The voicemail's identity (msg_id); the worker finds the recording by it, wherever it is now. */
   id: messageId,
   /** The mailbox's language, and the key of its model in transcription.models. */
@@ -57,12 +55,12 @@ const outcomeSchema = z.discriminatedUnion('status', [
 export const OUTCOME_TTL_SECONDS = 7 * 24 * 3600;
 
 export function outcomeKey(prefix: string, ref: MailboxRef, id: string): string {
-  return `${prefix}:transcript:${ref.context}:${ref.mailbox}:${id}`;
+  return `${prefix}:transcript:${redisBoxPart(ref)}:${id}`;
 }
 
 /** BullMQ job ids may not hold `:`; a hash of the identity has none and is the same every time. */
 export function transcribeJobId(ref: MailboxRef, id: string): string {
-  return `t-${createHash('sha256').update(`${ref.context}\0${ref.mailbox}\0${id}`).digest('hex').slice(0, 40)}`;
+  return `t-${createHash('sha256').update(ref.server === undefined ? `${ref.context}\0${ref.mailbox}\0${id}` : `${ref.server}\0${ref.context}\0${ref.mailbox}\0${id}`).digest('hex').slice(0, 40)}`;
 }
 
 export class OutcomeStore {
@@ -113,7 +111,7 @@ export class TranscribeRequester {
   /** Queues the voicemail's transcription; a job for it that already exists is left as it is. */
   async request(job: TranscribeJob): Promise<void> {
     const data = transcribeJobSchema.parse(job);
-    await this.queue.add(`${data.mailbox}@${data.context}`, data, { jobId: transcribeJobId(data, data.id) });
+    await this.queue.add(mailboxKey(refOfJob(data)), data, { jobId: transcribeJobId(refOfJob(data), data.id) });
   }
 
   async close(): Promise<void> {

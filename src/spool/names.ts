@@ -25,6 +25,16 @@ export function isSafeName(s: string): boolean {
   );
 }
 
+/**
+ * A voicemail server's name (settings `servers[].name`): it is part of mailbox names, Redis keys
+ * and Message-IDs, so it is kept to letters, digits, `_` and `-`, 1 to 32 characters.
+ */
+export const SERVER_NAME = /^[A-Za-z0-9_-]{1,32}$/;
+
+export function isServerName(s: string): boolean {
+  return typeof s === 'string' && SERVER_NAME.test(s);
+}
+
 export function assertSafeName(what: 'context' | 'mailbox', s: string): void {
   if (!isSafeName(s)) throw new UnsafeNameError(what, s);
 }

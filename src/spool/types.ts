@@ -19,14 +19,41 @@ export function isSyncedSpoolFolder(name: string): name is SyncedSpoolFolder {
   return (SYNCED_SPOOL_FOLDERS as readonly string[]).includes(name);
 }
 
-/** A voicemail box: `<mailbox>@<context>`. Both parts are validated spool path segments. */
+/**
+ * A voicemail box: `<mailbox>@<context>` on one voicemail server. Both parts are validated spool
+ * path segments. `server` names an entry of the settings' `servers` list; it is absent for the
+ * main server (the top-level spool and asterisk sections), whose mailboxes keep the names and
+ * Redis keys they had before there could be several servers (docs/stores.md).
+ */
 export interface MailboxRef {
+  readonly server?: string;
   readonly context: string;
   readonly mailbox: string;
 }
 
+/** `<mailbox>@<context>`, or `<server>/<mailbox>@<context>`: the name in logs, metrics and the doctor. */
 export function mailboxKey(ref: MailboxRef): string {
-  return `${ref.mailbox}@${ref.context}`;
+  const box = `${ref.mailbox}@${ref.context}`;
+  return ref.server === undefined ? box : `${ref.server}/${box}`;
+}
+
+/**
+ * The mailbox's part of a Redis key: `<context>:<mailbox>`, with `<server>:` in front for a named
+ * server. Unambiguous because none of the three names can hold ':' (src/spool/names.ts).
+ */
+export function redisBoxPart(ref: MailboxRef): string {
+  const box = `${ref.context}:${ref.mailbox}`;
+  return ref.server === undefined ? box : `${ref.server}:${box}`;
+}
+
+/** The same mailbox of the same server. */
+export function sameMailbox(a: MailboxRef, b: MailboxRef): boolean {
+  return a.context === b.context && a.mailbox === b.mailbox && a.server === b.server;
+}
+
+/** A mailbox of `server` (undefined: the main server), without a `server` key for the main one. */
+export function boxOn(server: string | undefined, context: string, mailbox: string): MailboxRef {
+  return server === undefined ? { context, mailbox } : { server, context, mailbox };
 }
 
 /** Parsed `msgNNNN.txt` ([message] category). Unknown keys are kept in `raw`. */

@@ -8,7 +8,7 @@
  */
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { SYNCED_SPOOL_FOLDERS, type MailboxRef } from '../spool/types.js';
+import { redisBoxPart, SYNCED_SPOOL_FOLDERS, type MailboxRef } from '../spool/types.js';
 import { IMAP_ROLES } from './placement.js';
 import type { SyncRecord } from './plan.js';
 
@@ -26,7 +26,7 @@ export class StateStore {
   ) {}
 
   key(ref: MailboxRef): string {
-    return `${this.prefix}:state:${ref.context}:${ref.mailbox}`;
+    return `${this.prefix}:state:${redisBoxPart(ref)}`;
   }
 
   /** Loads every record; a field that does not parse is dropped (and re-learnt by adoption). */
@@ -96,7 +96,7 @@ export class StateStore {
   }
 
   private accountKey(ref: MailboxRef): string {
-    return `${this.prefix}:state-account:${ref.context}:${ref.mailbox}`;
+    return `${this.prefix}:state-account:${redisBoxPart(ref)}`;
   }
 }
 

@@ -9,6 +9,7 @@ import type { EmailTranscript } from '../imap/voicemail-email.js';
 import type { Logger } from '../log.js';
 import type { OutcomeStore, TranscribeRequester } from '../queue/transcribe-queue.js';
 import type { MailboxRef, SpoolMessage } from '../spool/types.js';
+import { jobBox } from '../queue/box-fields.js';
 import { budgetMs, emailTranscript, type EmailTranscriber, type Transcriber } from './transcriber.js';
 
 export const PENDING_NOTE = 'Transcript: still being made; this email is replaced by one with the transcript when it is ready.';
@@ -38,7 +39,7 @@ export class QueuedTranscriber implements EmailTranscriber {
     try {
       const known = await this.opts.outcomes.get(ref, message.id);
       if (known) return emailTranscript(known);
-      await this.opts.requester.request({ context: ref.context, mailbox: ref.mailbox, id: message.id, language: choice.language, model: choice.model });
+      await this.opts.requester.request({ ...jobBox(ref), id: message.id, language: choice.language, model: choice.model });
       const poll = this.opts.pollMs ?? 100;
       while (Date.now() - started < budget) {
         await new Promise((r) => setTimeout(r, Math.min(poll, Math.max(1, budget - (Date.now() - started)))));

@@ -68,7 +68,7 @@ describe('parseIdentityMessageId', () => {
       '<vm.1-00000001.1000.default@vmbridge.invalid', // one bracket missing
       '<xx.1-00000001.1000.default@vmbridge.invalid>', // prefix
       '<vm.1-00000001.1000@vmbridge.invalid>', // part missing
-      '<vm.1-00000001.1000.default.extra@vmbridge.invalid>', // part too many
+      '<vm.1-00000001.1000.default.pbx-b.extra@vmbridge.invalid>', // part too many (a fifth names the server)
       '<vm..1000.default@vmbridge.invalid>', // empty part
       '<vm.a_2eb.1000.default@vmbridge.invalid>', // lowercase hex
       '<vm._41.1000.default@vmbridge.invalid>', // 'A' escaped: not canonical
