@@ -17,6 +17,7 @@ import { DEFAULT_VOICEMAIL_CONF, settingsSchema } from './schema.js';
 import { isLoopback } from './loopback.js';
 import { getAt, isPlainObject } from './raw-settings.js';
 import { checkReadable, readSecretFile } from './secret-file.js';
+import { checkServers } from './server-checks.js';
 import { checkStatusPage } from './status-checks.js';
 import { checkRedis, checkTls } from './tls-checks.js';
 import type { Settings } from './schema.js';
@@ -82,6 +83,8 @@ function upperSnake(camel: string): string {
 /** `imap.tls.rejectUnauthorized` -> `VMBRIDGE_IMAP_TLS__REJECT_UNAUTHORIZED`. */
 export function envNameOf(path: readonly string[]): string {
   const [section, ...rest] = path;
+  // A top-level key that is itself the setting (servers): no section part.
+  if (rest.length === 0) return `${ENV_PREFIX}${upperSnake(section ?? '')}`;
   return `${ENV_PREFIX}${upperSnake(section ?? '')}_${rest.map(upperSnake).join('__')}`;
 }
 
@@ -666,6 +669,7 @@ export async function loadSettings(opts: LoadSettingsOptions = {}): Promise<Load
   await checkPush(settings, src, warnings, file);
   await checkStatusPage(settings, { file, passwordFromEnv: src.fromEnv.has('http.status.password'), passwordFileEnv: envNameOf(['http', 'status', 'passwordFile']) }, warnings);
   await checkMwi(settings, warnings, file);
+  await checkServers(settings, warnings, file);
   await checkRedis(settings, fromEnv, file, warnings);
   await checkTls(settings, warnings);
   await checkReadable('imap.login.passwordsFile', login.passwordsFile);

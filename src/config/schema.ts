@@ -60,6 +60,13 @@ const mwiTargetBase = {
    * 1 to 32 characters, unique among the targets.
    */
   name: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'letters, digits, _ and - only, 1 to 32 characters'),
+  /**
+   * The voicemail servers whose mailboxes this target shows (`main` for the top-level spool and
+   * asterisk sections, else a servers[].name). Unset: every server. With several servers an
+   * ami-refresh target must name its own: VoicemailRefresh asks that Asterisk to count a mailbox
+   * of its own spool (docs/stores.md).
+   */
+  servers: z.array(z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'a server name')).min(1).optional(),
 };
 
 /** An Asterisk Manager Interface account (manager.conf). */
@@ -193,45 +200,79 @@ export type TranscriptionModel = z.infer<typeof transcriptionModelSchema>;
 /** A voicemail.conf language= value: en, en_US, de-DE, ... */
 const languageKey = z.string().regex(/^[A-Za-z]{2,8}([_-][A-Za-z0-9]{1,8})*$/, 'a language such as en, en_US or de');
 
+/** Where Asterisk keeps voicemail: its spool (and, with odbcstorage=, its database). */
+const spoolSchema = z.strictObject({
+  /** Asterisk's astspooldir; voicemail lives in <dir>/voicemail. */
+  dir: z.string().min(1).default('/var/spool/asterisk'),
+  /** voicemail.conf: the list of mailboxes and their IMAP users. */
+  voicemailConf: z.string().min(1).default(DEFAULT_VOICEMAIL_CONF),
+  /** asterisk.conf, for lockmode and (vmbridge run as root) runuser/rungroup; optional. */
+  asteriskConf: z.string().min(1).optional(),
+  /**
+   * How Asterisk locks a spool folder (asterisk.conf [options] lockmode). Unset: read from
+   * asteriskConf when that is set, else lockfile (Asterisk's default). Both sides must agree.
+   */
+  lockmode: z.enum(['lockfile', 'flock']).optional(),
+  /** Watch the spool for new files (inotify). */
+  watch: z.boolean().default(true),
+  /** Safety-net sweep over every mailbox, in seconds (0 turns it off). */
+  sweepSeconds: z.number().int().min(0).max(86_400).default(300),
+  /**
+   * The database of Asterisk's ODBC voicemail storage, used when voicemail.conf sets
+   * odbcstorage= (docs/stores.md). The table name and odbc_audio_on_disk come from voicemail.conf.
+   */
+  odbc: z.strictObject({
+    /** postgres://user:password@host:port/db or mysql://...; prefer urlFile (it holds the password). */
+    url: z.string().min(1).optional(),
+    /** A file holding the URL (one line). At most one of url and urlFile. */
+    urlFile: z.string().min(1).optional(),
+    /**
+     * Without url and urlFile, the URL is worked out from Asterisk's own files: res_odbc.conf
+     * (default: beside voicemail.conf) for the class odbcstorage= names, and unixODBC's odbc.ini
+     * (default /etc/odbc.ini) for its DSN (docs/stores.md).
+     */
+    resOdbcConf: z.string().min(1).optional(),
+    odbcIni: z.string().min(1).optional(),
+    /** The astspooldir the Asterisk server writes into the table's dir column; default spool.dir. */
+    asteriskSpoolDir: z.string().min(1).optional(),
+    /** How often the table is looked at for changes where no notice says so (seconds; 0: only the sweep). */
+    pollSeconds: z.number().int().min(0).max(3_600).default(5),
+  }).optional(),
+});
+
+/** The Asterisk that owns a spool. */
+const asteriskSchema = z.strictObject({
+  /**
+   * Its Manager Interface (manager.conf). Optional; with it, spool changes go through Asterisk
+   * (VoicemailMove/VoicemailRemove), wait while a caller is in VoiceMailMain for the mailbox
+   * (CoreShowChannels), and MessageWaiting events trigger a reconcile.
+   */
+  ami: z.strictObject({
+    host: z.string().min(1),
+    port: z.number().int().min(1).max(65_535).default(5038),
+    username: z.string().min(1).refine((s) => !/[\r\n\0]/.test(s), 'no CR, LF or NUL'),
+    secret: z.string().min(1).optional(),
+    /** A file holding only the secret (one trailing newline ignored). */
+    secretFile: z.string().min(1).optional(),
+    /** Use VoicemailMove/VoicemailRemove (Asterisk 18.20, 20.5 and later); false: change files under the lock. */
+    useVoicemailActions: z.boolean().default(true),
+    /** AMI over TLS (manager.conf tlsenable=yes, usually port 5039). */
+    secure: z.boolean().default(false),
+    tls: tlsSettings,
+  }).optional(),
+});
+
+/** One more voicemail server: its own store, voicemail.conf and Asterisk. */
+const serverSchema = z.strictObject({
+  /** Part of its mailboxes' names, Redis keys and Message-IDs: never change it once in use. */
+  name: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'letters, digits, _ and - only, 1 to 32 characters').refine((n) => n !== 'main', 'main names the top-level spool and asterisk sections'),
+  /** As the top-level spool section; dir and voicemailConf are required, sweepSeconds is the top level's. */
+  spool: spoolSchema.omit({ sweepSeconds: true }).extend({ dir: z.string().min(1), voicemailConf: z.string().min(1) }),
+  asterisk: asteriskSchema.default({}),
+});
+
 export const settingsSchema = z.strictObject({
-  spool: z.strictObject({
-    /** Asterisk's astspooldir; voicemail lives in <dir>/voicemail. */
-    dir: z.string().min(1).default('/var/spool/asterisk'),
-    /** voicemail.conf: the list of mailboxes and their IMAP users. */
-    voicemailConf: z.string().min(1).default(DEFAULT_VOICEMAIL_CONF),
-    /** asterisk.conf, for lockmode and (vmbridge run as root) runuser/rungroup; optional. */
-    asteriskConf: z.string().min(1).optional(),
-    /**
-     * How Asterisk locks a spool folder (asterisk.conf [options] lockmode). Unset: read from
-     * asteriskConf when that is set, else lockfile (Asterisk's default). Both sides must agree.
-     */
-    lockmode: z.enum(['lockfile', 'flock']).optional(),
-    /** Watch the spool for new files (inotify). */
-    watch: z.boolean().default(true),
-    /** Safety-net sweep over every mailbox, in seconds (0 turns it off). */
-    sweepSeconds: z.number().int().min(0).max(86_400).default(300),
-    /**
-     * The database of Asterisk's ODBC voicemail storage, used when voicemail.conf sets
-     * odbcstorage= (docs/stores.md). The table name and odbc_audio_on_disk come from voicemail.conf.
-     */
-    odbc: z.strictObject({
-      /** postgres://user:password@host:port/db or mysql://...; prefer urlFile (it holds the password). */
-      url: z.string().min(1).optional(),
-      /** A file holding the URL (one line). At most one of url and urlFile. */
-      urlFile: z.string().min(1).optional(),
-      /**
-       * Without url and urlFile, the URL is worked out from Asterisk's own files: res_odbc.conf
-       * (default: beside voicemail.conf) for the class odbcstorage= names, and unixODBC's odbc.ini
-       * (default /etc/odbc.ini) for its DSN (docs/stores.md).
-       */
-      resOdbcConf: z.string().min(1).optional(),
-      odbcIni: z.string().min(1).optional(),
-      /** The astspooldir the Asterisk server writes into the table's dir column; default spool.dir. */
-      asteriskSpoolDir: z.string().min(1).optional(),
-      /** How often the table is looked at for changes where no notice says so (seconds; 0: only the sweep). */
-      pollSeconds: z.number().int().min(0).max(3_600).default(5),
-    }).optional(),
-  }).default({ dir: '/var/spool/asterisk', voicemailConf: DEFAULT_VOICEMAIL_CONF, watch: true, sweepSeconds: 300 }),
+  spool: spoolSchema.default({ dir: '/var/spool/asterisk', voicemailConf: DEFAULT_VOICEMAIL_CONF, watch: true, sweepSeconds: 300 }),
 
   redis: z.strictObject({
     /** redis://host:port/db, or rediss://host:port/db for TLS (checked as tls says). */
@@ -411,26 +452,17 @@ export const settingsSchema = z.strictObject({
   }).default({ concurrency: 4, maxDeleteShare: 0.5, maxDeleteFloor: 5, imapToSpool: true, deleteBreaker: { max: 200, windowSeconds: 600 }, stopTimeoutSeconds: 20 }),
 
   /** The Asterisk that owns the spool. */
-  asterisk: z.strictObject({
-    /**
-     * Its Manager Interface (manager.conf). Optional; with it, spool changes go through Asterisk
-     * (VoicemailMove/VoicemailRemove), wait while a caller is in VoiceMailMain for the mailbox
-     * (CoreShowChannels), and MessageWaiting events trigger a reconcile.
-     */
-    ami: z.strictObject({
-      host: z.string().min(1),
-      port: z.number().int().min(1).max(65_535).default(5038),
-      username: z.string().min(1).refine((s) => !/[\r\n\0]/.test(s), 'no CR, LF or NUL'),
-      secret: z.string().min(1).optional(),
-      /** A file holding only the secret (one trailing newline ignored). */
-      secretFile: z.string().min(1).optional(),
-      /** Use VoicemailMove/VoicemailRemove (Asterisk 18.20, 20.5 and later); false: change files under the lock. */
-      useVoicemailActions: z.boolean().default(true),
-      /** AMI over TLS (manager.conf tlsenable=yes, usually port 5039). */
-      secure: z.boolean().default(false),
-      tls: tlsSettings,
-    }).optional(),
-  }).default({}),
+  asterisk: asteriskSchema.default({}),
+
+  /**
+   * More voicemail servers beside the main one (the spool and asterisk sections above): each its
+   * own spool or ODBC table, voicemail.conf and AMI, its mailboxes named `<server>/<mailbox>@<context>`
+   * (docs/stores.md). In the environment, JSON.
+   */
+  servers: z.preprocess(
+    (v) => (typeof v === 'string' ? parseJsonOr(v) : v),
+    z.array(serverSchema).max(32),
+  ).default([]),
 
   http: z.strictObject({
     /** Health/readiness/metrics listener, on by default on loopback; port 0 turns it off. */
