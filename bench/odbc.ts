@@ -83,7 +83,7 @@ async function measure(server: DatabaseServer): Promise<Record<string, unknown>>
           path = s.messages[0]!.audio[0]!.path;
         }));
         audioFloor.push(await timed(() => db.query(`SELECT recording FROM ${TABLE} WHERE dir = ? AND msgnum = 0`, [dir(i)])));
-        audioStore.push(await timed(() => store.readAudio(path)));
+        audioStore.push(await timed(() => store.readAudio(ref, path)));
       }
       const lookStore: number[] = [];
       const lookFloor: number[] = [];

@@ -47,12 +47,13 @@ export function createMetrics(settings: Settings, redis: Redis, imap: ImapPool, 
 export function readinessChecks(parts: {
   readonly settings: Settings;
   readonly redis: Redis;
-  readonly ami: AmiSession | undefined;
+  /** The AMI session with each voicemail server that has one. */
+  readonly amis: readonly { readonly where: { readonly host: string; readonly port: number }; readonly session: AmiSession }[];
   readonly mwiHealth: () => readonly MwiTargetHealth[];
 }): () => readonly ComponentCheck[] {
-  const { settings, redis, ami } = parts;
+  const { settings, redis } = parts;
   const checks: ComponentCheck[] = [redisComponent(redis), imapComponent(settings.imap, IMAP_PROBE_MS)];
-  if (ami && settings.asterisk.ami) checks.push(amiSessionComponent(settings.asterisk.ami, ami.client));
+  for (const ami of parts.amis) checks.push(amiSessionComponent(ami.where, ami.session.client));
   checks.push(...mwiTargetComponents(parts.mwiHealth));
   if (settings.http.push.enabled) checks.push(pushComponent(() => connected(redis, () => listPushSeen(redis, settings.redis.prefix))));
   return () => checks;

@@ -18,8 +18,8 @@ import { startHttpServer } from './http/server.js';
 import { ImapPool } from './imap/pool.js';
 import type { Logger } from './log.js';
 import { ReconcileRequester } from './queue/reconcile-queue.js';
-import { mailboxKey, type MailboxRef } from './spool/types.js';
-import { buildDirectory, type Directory } from './sync/directory.js';
+import { boxOn, mailboxKey, type MailboxRef } from './spool/types.js';
+import { buildDirectory, type BoxInfo, type Directory } from './sync/directory.js';
 import type { ReconcileResult } from './sync/reconcile.js';
 import { QuietMarks } from './sync/quiet-marks.js';
 import { StateStore } from './sync/state-store.js';
@@ -40,7 +40,9 @@ import { DeleteBreaker } from './queue/delete-breaker.js';
 import { messageWaitingMailbox, startAmiSession, type AmiSession } from './mwi/ami-session.js';
 import { recoverOwnStaleLocks } from './spool/write.js';
 import { openStore } from './store/open.js';
-import type { StoreWatcher } from './store/types.js';
+import type { StoreWatcher, VoicemailStore } from './store/types.js';
+import { ServerStores } from './store/server-stores.js';
+import { MAIN_SERVER, targetServes, voicemailServers, type VoicemailServer } from './config/servers.js';
 import { startNotifyServer, type NotifyServer } from './notify/server.js';
 import { OutcomeStore, TranscribeRequester } from './queue/transcribe-queue.js';
 import { QueuedTranscriber } from './transcribe/queued.js';
@@ -61,17 +63,62 @@ export interface Service {
   close(): Promise<void>;
 }
 
+/** Every voicemail server's mailboxes, each from that server's voicemail.conf. */
 export async function loadDirectory(settings: Settings, log: Logger): Promise<Directory> {
-  const conf = await readVoicemailConf(settings.spool.voicemailConf);
-  for (const p of conf.problems) log.warn({ file: p.file, line: p.line, problem: p.problem }, 'voicemail.conf line skipped');
-  for (const o of unsupportedOptions(conf)) {
-    // Once per option and process, not at every reload.
-    if (isNewFinding(`voicemail.conf option ${o.option}`, o.why)) log.warn({ file: settings.spool.voicemailConf, option: o.option, where: o.where, why: o.why }, 'voicemail.conf option vmbridge does not support');
-  }
   const passwords = await readPasswordsFile(settings.imap.login.passwordsFile);
-  const directory = buildDirectory(conf, settings, passwords);
-  for (const p of directory.problems) log.warn({ mailbox: p.mailbox, file: p.file, line: p.line, problem: p.problem }, 'voicemail.conf mailbox problem');
-  return directory;
+  const boxes = new Map<string, BoxInfo>();
+  const problems: Directory['problems'][number][] = [];
+  for (const server of voicemailServers(settings)) {
+    const file = server.settings.spool.voicemailConf;
+    const conf = await readVoicemailConf(file);
+    for (const p of conf.problems) log.warn({ file: p.file, line: p.line, problem: p.problem }, 'voicemail.conf line skipped');
+    for (const o of unsupportedOptions(conf)) {
+      // Once per option and process, not at every reload.
+      if (isNewFinding(`voicemail.conf option ${o.option} ${file}`, o.why)) log.warn({ file, option: o.option, where: o.where, why: o.why }, 'voicemail.conf option vmbridge does not support');
+    }
+    const directory = buildDirectory(conf, server.settings, passwords, server.name);
+    for (const p of directory.problems) log.warn({ mailbox: p.mailbox, file: p.file, line: p.line, problem: p.problem }, 'voicemail.conf mailbox problem');
+    for (const [key, box] of directory.boxes) boxes.set(key, box);
+    problems.push(...directory.problems);
+  }
+  return { boxes, problems };
+}
+
+/** One voicemail server as the service runs it: its store, and its AMI session when it has one. */
+interface RunningServer {
+  readonly server: VoicemailServer;
+  readonly ami: AmiSession | undefined;
+  readonly store: VoicemailStore;
+}
+
+/** Opens each server's AMI session and store; what opened before a failure is closed again. */
+async function openServers(servers: readonly VoicemailServer[], log: Logger): Promise<RunningServer[]> {
+  const running: RunningServer[] = [];
+  try {
+    for (const server of servers) {
+      const amiSettings = server.settings.asterisk.ami;
+      const serverLog = servers.length > 1 ? log.child({ server: server.label }) : log;
+      await recoverSpoolLocks(server.settings.spool.dir, serverLog);
+      // One session with the owning Asterisk, events on: it moves and removes voicemail, tells whether
+      // a caller is in VoiceMailMain, and its MessageWaiting events say a mailbox may have changed.
+      const ami = amiSettings ? startAmiSession(amiSettings, serverLog, { events: true }) : undefined;
+      try {
+        const store = await openStore(server.settings, ami && amiSettings ? { client: ami.client, useVoicemailActions: amiSettings.useVoicemailActions } : undefined);
+        running.push({ server, ami, store });
+        serverLog.info({ store: store.kind, location: store.location }, 'voicemail store');
+      } catch (err) {
+        await ami?.close();
+        throw err;
+      }
+    }
+  } catch (err) {
+    for (const r of running) {
+      await r.store.close().catch(() => undefined);
+      await r.ami?.close().catch(() => undefined);
+    }
+    throw err;
+  }
+  return running;
 }
 
 /**
@@ -118,13 +165,10 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   let directory = await loadDirectory(settings, log);
   const audio = await startAudio(settings, [...directory.boxes.values()].map((b) => b.attachments), log);
   const transcriber = await startTranscription(settings, log);
-  await recoverSpoolLocks(settings.spool.dir, log);
-  const amiSettings = settings.asterisk.ami;
-  // One session with the owning Asterisk, events on: it moves and removes voicemail, tells whether
-  // a caller is in VoiceMailMain, and its MessageWaiting events say a mailbox may have changed.
-  const ami: AmiSession | undefined = amiSettings ? startAmiSession(amiSettings, log, { events: true }) : undefined;
-  const store = await openStore(settings, ami && amiSettings ? { client: ami.client, useVoicemailActions: amiSettings.useVoicemailActions } : undefined);
-  log.info({ store: store.kind, location: store.location }, 'voicemail store');
+  const servers = voicemailServers(settings);
+  const running = await openServers(servers, log);
+  const store = new ServerStores(running.map((r) => ({ name: r.server.name, label: r.server.label, store: r.store, watch: r.server.settings.spool.watch })));
+  const amis = running.flatMap((r) => (r.ami && r.server.settings.asterisk.ami ? [{ server: r.server, where: r.server.settings.asterisk.ami, session: r.ami }] : []));
   const redis = createRedis(settings.redis, 'main', { maxRetriesPerRequest: null });
   redis.on('error', (err) => log.warn({ err: describeRedisError(err, settings.redis) }, 'redis connection problem'));
   const state = new StateStore(redis, settings.redis.prefix);
@@ -143,7 +187,12 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   const queuedTranscriber = transcriber && transcribeQueue ? new QueuedTranscriber({ transcriber, requester: transcribeQueue, outcomes }) : undefined;
   // MWI: each reconcile's counts go to every mwi.targets entry, each on its own queue (docs/mwi.md).
   const mwiStore = new MwiStore(redis, settings.redis.prefix);
-  const mwi = new MwiPublisher({ redis, prefix: settings.redis.prefix, targets: settings.mwi.targets.map((t) => t.name), store: mwiStore, log, onChanged: (ref, heardAt) => status.heard(ref, heardAt).catch(statusNote('change time')) });
+  const targetsByName = new Map(settings.mwi.targets.map((t) => [t.name, t]));
+  const serves = (target: string, ref: MailboxRef): boolean => {
+    const t = targetsByName.get(target);
+    return t !== undefined && targetServes(t, ref.server ?? MAIN_SERVER);
+  };
+  const mwi = new MwiPublisher({ redis, prefix: settings.redis.prefix, targets: settings.mwi.targets.map((t) => t.name), serves, store: mwiStore, log, onChanged: (ref, heardAt) => status.heard(ref, heardAt).catch(statusNote('change time')) });
   const mwiWorkers = createMwiWorkers({
     settings,
     redis,
@@ -259,7 +308,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   };
 
   let watcher: StoreWatcher | undefined;
-  if (settings.spool.watch) {
+  if (servers.some((s) => s.settings.spool.watch)) {
     watcher = store.watch((ref) => {
       noteActivity(ref);
       requester.request(ref, 'watcher').catch((err: Error) => log.warn({ err: err.message }, 'cannot queue reconcile'));
@@ -277,12 +326,17 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   // Chosen again by need: accounts with unread voicemail, then the most recently active (src/imap/idle-choice.ts).
   const rechoose = idle ? setInterval(() => idle.update(accounts(), idleOrderNow), settings.imap.idle.rechooseSeconds * 1000) : undefined;
   rechoose?.unref();
-  ami?.client.on('event', (event) => {
-    const ref = messageWaitingMailbox(event);
-    if (!ref || !directory.boxes.has(mailboxKey(ref))) return;
-    noteActivity(ref);
-    requester.request(ref, 'ami').catch((err: Error) => log.warn({ err: err.message }, 'cannot queue reconcile'));
-  });
+  for (const ami of amis) {
+    ami.session.client.on('event', (event) => {
+      const heard = messageWaitingMailbox(event);
+      if (!heard) return;
+      // Asterisk names its own mailboxes: they are on the server whose session heard it.
+      const ref = boxOn(ami.server.name, heard.context, heard.mailbox);
+      if (!directory.boxes.has(mailboxKey(ref))) return;
+      noteActivity(ref);
+      requester.request(ref, 'ami').catch((err: Error) => log.warn({ err: err.message }, 'cannot queue reconcile'));
+    });
+  }
 
   // Started once everything a request can reach exists.
   let http: Server | undefined;
@@ -304,7 +358,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     await transcribeQueue?.close();
     await mwiWorkers.close();
     await mwi.close();
-    await ami?.close();
+    for (const ami of amis) await ami.session.close();
     await alerts.close();
     await requester.close();
     await closeMetrics();
@@ -315,7 +369,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     redis.disconnect();
   };
   if (settings.http.port > 0) {
-    const readiness = readinessChecks({ settings, redis, ami, mwiHealth: () => mwiWorkers.health() });
+    const readiness = readinessChecks({ settings, redis, amis, mwiHealth: () => mwiWorkers.health() });
     try {
       http = await startHttpServer({
         host: settings.http.host,

@@ -54,7 +54,7 @@ export function createTranscribeWorker(deps: TranscribeWorkerDeps): TranscribeWo
         log.warn({ mailbox: mailboxKey(ref), id: data.id, model: data.model }, 'transcription job for a model no longer configured: dropped');
         return { done: 'no-model' };
       }
-      const ran = await deps.transcriber.run(engine, data.language, message, (p) => deps.store.readAudio(p), settings.transcription.maxSeconds * 1000);
+      const ran = await deps.transcriber.run(engine, data.language, message, (p) => deps.store.readAudio(ref, p), settings.transcription.maxSeconds * 1000);
       // Past the worker's own cap it is given up: the email then says it failed, not that it is late.
       outcome = ran.status === 'late' ? { status: 'failed', problem: `longer than transcription.maxSeconds (${settings.transcription.maxSeconds} s)` } : ran;
       deps.transcriber.report(outcome, message, log.child({ mailbox: mailboxKey(ref) }));

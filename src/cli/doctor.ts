@@ -18,6 +18,7 @@ import { storeCheck } from './doctor/store.js';
 import { pushCheck } from './doctor/push.js';
 import { redisCheck } from './doctor/redis.js';
 import { smtpCheck } from './doctor/smtp.js';
+import { voicemailServers } from '../config/servers.js';
 
 export type CheckStatus = 'ok' | 'info' | 'warn' | 'fail';
 
@@ -44,6 +45,8 @@ export interface DoctorCheck {
   /** What it checks, for `vmbridge doctor --help`. */
   readonly describes: string;
   run(ctx: DoctorContext): Promise<CheckResult[]>;
+  /** Run once for each voicemail server (its spool, voicemail.conf, store, AMI) where there are several. */
+  readonly perServer?: boolean;
 }
 
 /** The checks, in the order they run and are shown. Add new ones here. */
@@ -63,18 +66,22 @@ export async function runDoctor(
   settings: Settings,
   opts: { settingsFile?: string | undefined; maxAccounts?: number; checks?: readonly DoctorCheck[]; before?: readonly CheckResult[] } = {},
 ): Promise<DoctorReport> {
-  const ctx: DoctorContext = {
-    settings,
-    maxAccounts: opts.maxAccounts ?? DEFAULT_MAX_ACCOUNTS,
-    directory: readDirectoryOnce(settings),
-  };
+  const maxAccounts = opts.maxAccounts ?? DEFAULT_MAX_ACCOUNTS;
+  const ctx: DoctorContext = { settings, maxAccounts, directory: readDirectoryOnce(settings) };
+  const servers = voicemailServers(settings);
+  // Each server's own checks see the settings as that server would have them alone.
+  const serverContexts = servers.map((s) => ({ label: s.label, ctx: s.name === undefined ? ctx : { settings: s.settings, maxAccounts, directory: readDirectoryOnce(s.settings) } }));
   const results: CheckResult[] = [...(opts.before ?? [])];
   for (const check of opts.checks ?? CHECKS) {
-    try {
-      results.push(...(await check.run(ctx)));
-    } catch (err) {
-      // A check that breaks must not hide the others' answers.
-      results.push({ section: check.name, status: 'fail', message: `the check itself failed: ${err instanceof Error ? err.message : String(err)}` });
+    const runs = check.perServer && servers.length > 1 ? serverContexts : [{ label: undefined, ctx }];
+    for (const run of runs) {
+      try {
+        const found = await check.run(run.ctx);
+        results.push(...(run.label === undefined ? found : found.map((r) => ({ ...r, section: `${r.section} (server ${run.label})` }))));
+      } catch (err) {
+        // A check that breaks must not hide the others' answers.
+        results.push({ section: run.label === undefined ? check.name : `${check.name} (server ${run.label})`, status: 'fail', message: `the check itself failed: ${err instanceof Error ? err.message : String(err)}` });
+      }
     }
   }
   return summarize(opts.settingsFile, results);

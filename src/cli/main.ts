@@ -25,6 +25,8 @@ import { connectAmiOnce } from '../mwi/ami-session.js';
 import { OneShotMwiPublisher, type OneShotResult } from '../mwi/one-shot.js';
 import { MwiStore } from '../queue/mwi-queue.js';
 import { openStore } from '../store/open.js';
+import { ServerStores, type ServerStore } from '../store/server-stores.js';
+import { voicemailServers } from '../config/servers.js';
 import { createRedis } from '../queue/redis-connection.js';
 import { DEFAULT_MAX_ACCOUNTS, doctorHelp, renderJson, renderText, runDoctor, summarize, type CheckResult } from './doctor.js';
 import { runNotify } from './notify-cmd.js';
@@ -208,7 +210,8 @@ async function cmdSync(args: readonly string[]): Promise<number> {
   const wanted = (parsed.values.mailbox as string[] | undefined) ?? [];
   for (const w of wanted) {
     if (!directory.boxes.has(w)) {
-      process.stderr.write(`vmbridge: mailbox ${JSON.stringify(w)} is not in ${settings.spool.voicemailConf} (or has no IMAP account; see the warnings above). Write it as MAILBOX@CONTEXT.\n`);
+      const files = voicemailServers(settings).map((s) => s.settings.spool.voicemailConf).join(' or ');
+      process.stderr.write(`vmbridge: mailbox ${JSON.stringify(w)} is not in ${files} (or has no IMAP account; see the warnings above). Write it as MAILBOX@CONTEXT, or SERVER/MAILBOX@CONTEXT for a mailbox of servers[].\n`);
       return 1;
     }
   }
@@ -221,9 +224,15 @@ async function cmdSync(args: readonly string[]): Promise<number> {
   const breaker = new DeleteBreaker(redis, settings.redis.prefix, settings.sync.deleteBreaker);
   // Mail-client changes go to the spool through the owning Asterisk when it is configured, and
   // wait while a caller is in VoiceMailMain, as in `vmbridge run`.
-  const amiSettings = dryRun ? undefined : settings.asterisk.ami;
-  const ami = amiSettings ? await connectAmiOnce(amiSettings) : undefined;
-  const store = await openStore(settings, ami && amiSettings ? { client: ami, useVoicemailActions: amiSettings.useVoicemailActions } : undefined);
+  const amis: { close(): Promise<void> }[] = [];
+  const stores: ServerStore[] = [];
+  for (const server of voicemailServers(settings)) {
+    const amiSettings = dryRun ? undefined : server.settings.asterisk.ami;
+    const ami = amiSettings ? await connectAmiOnce(amiSettings) : undefined;
+    if (ami) amis.push(ami);
+    stores.push({ name: server.name, label: server.label, store: await openStore(server.settings, ami && amiSettings ? { client: ami, useVoicemailActions: amiSettings.useVoicemailActions } : undefined) });
+  }
+  const store = new ServerStores(stores);
   // Message-waiting counts go straight to each target: `sync` may run with no service to take a job.
   const mwi = publishMwi
     ? new OneShotMwiPublisher({ targets: settings.mwi.targets, redis, prefix: settings.redis.prefix, store: new MwiStore(redis, settings.redis.prefix), log, reconnectMaxMs: settings.mwi.retryMaxSeconds * 1000 })
@@ -289,7 +298,7 @@ async function cmdSync(args: readonly string[]): Promise<number> {
     await pool.close();
     await audio?.close();
     await transcriber?.close();
-    await ami?.close();
+    for (const ami of amis) await ami.close();
     await store.close();
     redis.disconnect();
   }

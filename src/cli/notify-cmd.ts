@@ -8,7 +8,11 @@ import { VmbridgeError } from '../errors.js';
 import { sendNotify, type NotifyOutcome } from '../notify/client.js';
 import { DEFAULT_NOTIFY_SOCKET, NOTIFY_SOCKET_ENV } from '../notify/protocol.js';
 import { mailboxKey, type MailboxRef } from '../spool/types.js';
-import { parseNotifyArgs } from './notify-args.js';
+import { NotifyArgsError, parseNotifyArgs } from './notify-args.js';
+import { isServerName } from '../spool/names.js';
+
+/** As config/servers.ts's MAIN_SERVER, which this fast path may not import (it brings the settings). */
+const MAIN_SERVER_NAME = 'main';
 import { NOTIFY_HELP } from './notify-help.js';
 
 /** Connect, send and answer together; longer means a service too busy to be waited for. */
@@ -73,6 +77,13 @@ function reportError(err: unknown, io: NotifyIo): number {
   throw err;
 }
 
+/** --server names a voicemail server of the settings' servers list (not main: that is the default). */
+function withServer(ref: MailboxRef, server: string | undefined, args: readonly string[]): MailboxRef {
+  if (server === undefined || server === MAIN_SERVER_NAME) return ref;
+  if (!isServerName(server)) throw new NotifyArgsError(`--server ${JSON.stringify(server)} is not a server name (letters, digits, _ and -, 1 to 32)`, args);
+  return { server, context: ref.context, mailbox: ref.mailbox };
+}
+
 export async function runNotify(args: readonly string[], io: NotifyIo = processIo): Promise<number> {
   let ref: MailboxRef;
   let socketArg: string | undefined;
@@ -85,6 +96,7 @@ export async function runNotify(args: readonly string[], io: NotifyIo = processI
       options: {
         socket: { type: 'string', short: 's' },
         config: { type: 'string', short: 'c' },
+        server: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -92,7 +104,7 @@ export async function runNotify(args: readonly string[], io: NotifyIo = processI
       io.stdout(`${NOTIFY_HELP}\n`);
       return 0;
     }
-    ref = parseNotifyArgs(positionals).ref;
+    ref = withServer(parseNotifyArgs(positionals).ref, values.server, args);
     socketArg = values.socket;
     config = values.config;
   } catch (err) {

@@ -28,8 +28,8 @@ Options for every command:
 Settings are documented in config/vmbridge.example.yaml; any key can be overridden with an
 environment variable such as VMBRIDGE_IMAP_HOST or VMBRIDGE_IMAP_LOGIN__MODE.`;
 
-export const NOTIFY_HELP = `Usage: vmbridge notify <context> <mailbox> [<new> <old> <urgent>] [--socket PATH]
-       vmbridge notify "" <mailbox>@<context> [<new> <old> <urgent>] [--socket PATH]
+export const NOTIFY_HELP = `Usage: vmbridge notify <context> <mailbox> [<new> <old> <urgent>] [--socket PATH] [--server NAME]
+       vmbridge notify "" <mailbox>@<context> [<new> <old> <urgent>] [--socket PATH] [--server NAME]
 
 A drop-in for voicemail.conf's externnotify, which Asterisk runs with either argument shape and
 waits for. It hands the mailbox to the running service over its Unix socket (notify.socket), which
@@ -42,6 +42,8 @@ error and exits 0: the spool watcher and the sweep find the change anyway.
   -s, --socket PATH   The service's notify.socket
   -c, --config FILE   Read notify.socket from this settings file instead (slower), and when no
                       service listens there, queue the reconcile in its Redis (redis.url)
+      --server NAME   The mailbox is on this voicemail server (servers[].name in the settings);
+                      leave it out for the main one. Each server's externnotify names its own
 
 Exit code 0 unless the arguments are wrong (2), a name is not a safe spool name or the --config
 file does not load (1).

@@ -23,6 +23,7 @@ import { mwiLockKey, MwiRequester, type MwiStore } from '../queue/mwi-queue.js';
 import { mailboxKey, type MailboxRef } from '../spool/types.js';
 import { isValidCounts, MwiCountsError, sameAsShown, type MwiCounts } from './counts.js';
 import { createSender, type MwiSender } from './targets.js';
+import { MAIN_SERVER, targetServes } from '../config/servers.js';
 
 export type OneShotStatus = 'published' | 'unchanged' | 'failed' | 'skipped';
 
@@ -74,7 +75,7 @@ export class OneShotMwiPublisher {
   /** Sends the newest desired counts of `ref` to every target whose last published counts differ. */
   async publish(ref: MailboxRef): Promise<OneShotResult[]> {
     const out: OneShotResult[] = [];
-    for (const target of this.deps.targets) out.push(await this.publishTo(target, ref));
+    for (const target of this.deps.targets) if (targetServes(target, ref.server ?? MAIN_SERVER)) out.push(await this.publishTo(target, ref));
     return out;
   }
 

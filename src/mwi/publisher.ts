@@ -16,6 +16,8 @@ export interface MwiPublisherDeps {
   readonly prefix: string;
   /** Target names, as in mwi.targets. */
   readonly targets: readonly string[];
+  /** Whether a target shows this mailbox's lamp (mwi.targets[].servers); unset: every target does. */
+  readonly serves?: (target: string, ref: MailboxRef) => boolean;
   readonly store: MwiStore;
   readonly log: Logger;
   /**
@@ -55,6 +57,7 @@ export class MwiPublisher {
     if (onChanged && heardAt !== undefined && !sameCounts(before, counts)) await onChanged(ref, heardAt);
     let queued = 0;
     for (const [name, requester] of this.requesters) {
+      if (this.deps.serves && !this.deps.serves(name, ref)) continue;
       // Only an optimisation: the worker compares again after it publishes, so a race here
       // cannot leave a stale value shown.
       if (sameCounts(await this.deps.store.published(name, ref), counts)) continue;

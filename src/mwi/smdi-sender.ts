@@ -45,7 +45,8 @@ export class SmdiSender implements MwiSender {
     assertSafeName('context', ref.context);
     assertSafeName('mailbox', ref.mailbox);
     const { plan, port } = await this.ready();
-    const stations = plan.stations.get(mailboxKey(ref)) ?? [];
+    // smdi.conf maps mailbox@context; which servers' mailboxes reach this line is mwi.targets[].servers.
+    const stations = plan.stations.get(mailboxKey({ context: ref.context, mailbox: ref.mailbox })) ?? [];
     if (stations.length === 0) {
       this.log.debug({ mailbox: mailboxKey(ref) }, 'no SMDI station is mapped to this mailbox in smdi.conf');
       return;

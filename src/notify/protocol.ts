@@ -3,6 +3,7 @@
  * service, over a Unix socket. One request and one answer per connection, each a single line:
  *
  *   client: notify <context> <mailbox>\n
+ *           notify <context> <mailbox> <server>\n   a mailbox of a named voicemail server (servers[].name)
  *   server: ok queued\n          a reconcile of that mailbox is queued (or one already is)
  *           ok unknown\n         not a mailbox of the service's voicemail.conf; nothing queued
  *           error <reason>\n     the request was refused (bad line, unsafe name, queue down)
@@ -10,7 +11,7 @@
  * This module is on the client's fast path: it may import only node: builtins and small modules
  * of vmbridge's own that import nothing else.
  */
-import { isSafeName } from '../spool/names.js';
+import { isSafeName, isServerName } from '../spool/names.js';
 import type { MailboxRef } from '../spool/types.js';
 
 /**
@@ -31,18 +32,20 @@ export type NotifyAnswer =
 export type ParsedRequest = { readonly ok: true; readonly ref: MailboxRef } | { readonly ok: false; readonly reason: string };
 
 export function formatRequest(ref: MailboxRef): string {
-  return `notify ${ref.context} ${ref.mailbox}\n`;
+  return ref.server === undefined ? `notify ${ref.context} ${ref.mailbox}\n` : `notify ${ref.context} ${ref.mailbox} ${ref.server}\n`;
 }
 
 /** `line` without its newline. Names are checked as every spool path segment is (names.ts). */
 export function parseRequest(line: string): ParsedRequest {
   const parts = line.endsWith('\r') ? line.slice(0, -1).split(' ') : line.split(' ');
-  if (parts.length !== 3 || parts[0] !== 'notify') return { ok: false, reason: 'expected "notify <context> <mailbox>"' };
+  if ((parts.length !== 3 && parts.length !== 4) || parts[0] !== 'notify') return { ok: false, reason: 'expected "notify <context> <mailbox> [<server>]"' };
   const context = parts[1] ?? '';
   const mailbox = parts[2] ?? '';
+  const server = parts[3];
   if (!isSafeName(context)) return { ok: false, reason: 'unsafe context name' };
   if (!isSafeName(mailbox)) return { ok: false, reason: 'unsafe mailbox name' };
-  return { ok: true, ref: { context, mailbox } };
+  if (server !== undefined && !isServerName(server)) return { ok: false, reason: 'not a server name' };
+  return { ok: true, ref: server === undefined ? { context, mailbox } : { server, context, mailbox } };
 }
 
 export function formatAnswer(a: NotifyAnswer): string {

@@ -58,7 +58,7 @@ export class FileSpoolStore implements VoicemailStore {
     return readMailbox(this.opts.spoolDir, ref);
   }
 
-  readAudio(path: string): Promise<Buffer> {
+  readAudio(_ref: MailboxRef, path: string): Promise<Buffer> {
     return readSpoolFile(this.opts.spoolDir, path);
   }
 

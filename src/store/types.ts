@@ -48,8 +48,8 @@ export interface VoicemailStore {
    * on the strength of such a look.
    */
   readMailbox(ref: MailboxRef): Promise<SpoolSnapshot>;
-  /** The bytes of one audio file of a message, by the `path` its snapshot gave. */
-  readAudio(path: string): Promise<Buffer>;
+  /** The bytes of one audio file of a message of `ref`, by the `path` its snapshot gave. */
+  readAudio(ref: MailboxRef, path: string): Promise<Buffer>;
   /**
    * Throws SpoolChangeDeferredError while a change must wait (a caller in VoiceMailMain holds the
    * message numbers in memory, or that cannot be told).

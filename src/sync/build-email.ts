@@ -30,7 +30,7 @@ export type Built = { readonly raw: Buffer } | { readonly problem: string; reado
 
 export async function buildEmail(deps: EmailBuildDeps, box: BoxInfo, message: SpoolMessage, log: Logger): Promise<Built> {
   const { settings } = deps;
-  const readAudio = (path: string): Promise<Buffer> => deps.store.readAudio(path);
+  const readAudio = (path: string): Promise<Buffer> => deps.store.readAudio(box.ref, path);
   // Under way while the attachments are made; it never rejects and waits at most its budget.
   const transcribing = deps.transcriber?.forEmail(box.ref, message, readAudio, log);
   try {

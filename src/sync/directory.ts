@@ -10,7 +10,7 @@ import { boxEmailLook } from '../config/mailbox-email.js';
 import { boxAsteriskExtension } from '../config/mailbox-share-id.js';
 import type { EmailLook } from '../email/asterisk-look.js';
 import { accountKey, type ImapAccount } from '../imap/account.js';
-import { mailboxKey, type MailboxRef } from '../spool/types.js';
+import { boxOn, mailboxKey, type MailboxRef } from '../spool/types.js';
 import { isTimeZone } from '../config/time-zone.js';
 import { ownServerProblem } from '../config/imap-from-voicemail-conf.js';
 
@@ -45,13 +45,14 @@ export interface Directory {
   readonly problems: readonly { readonly mailbox: string; readonly file: string; readonly line: number; readonly problem: string }[];
 }
 
-export function buildDirectory(conf: VoicemailConf, settings: Settings, passwords: ReadonlyMap<string, string>): Directory {
+/** `server`: the voicemail server whose voicemail.conf this is (undefined: the main one). */
+export function buildDirectory(conf: VoicemailConf, settings: Settings, passwords: ReadonlyMap<string, string>, server?: string): Directory {
   const boxes = new Map<string, BoxInfo>();
   // Asterisk reads charset= in [general] only (load_config); unset, vmbridge writes UTF-8.
   const charset = (conf.general['charset'] ?? '').trim();
   const problems: { mailbox: string; file: string; line: number; problem: string }[] = [];
   for (const box of conf.boxes) {
-    const ref: MailboxRef = { context: box.context, mailbox: box.mailbox };
+    const ref: MailboxRef = boxOn(server, box.context, box.mailbox);
     const key = mailboxKey(ref);
     const email = box.emails[0] ?? '';
     const user = boxOption(conf, box, 'imapuser') ?? fillTemplate(settings.imap.login.userTemplate, box, email);

@@ -61,5 +61,5 @@ export async function startTranscription(settings: Settings, log: Logger): Promi
     return undefined;
   }
   log.info({ enabled: t.enabled, languages: [...engines].map(([language, e]) => `${language}: ${e.engine} ${e.model}`), concurrency: transcriptionConcurrency(t), maxSeconds: t.maxSeconds }, 'transcription ready');
-  return new Transcriber({ settings: t, engines, voicemailConf: settings.spool.voicemailConf, sox: settings.email.audioTool.command });
+  return new Transcriber({ settings: t, engines, voicemailConf: settings.spool.voicemailConf, serverConfs: new Map(settings.servers.map((s) => [s.name, s.spool.voicemailConf])), sox: settings.email.audioTool.command });
 }

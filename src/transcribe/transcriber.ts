@@ -34,8 +34,10 @@ export interface TranscriberOptions {
   readonly settings: TranscriptionSettings;
   /** Language key (as in transcription.models) to its checked engine. */
   readonly engines: ReadonlyMap<string, TranscriptionEngine>;
-  /** voicemail.conf, for vmbridge_transcribe= and language= of each mailbox. */
+  /** voicemail.conf, for vmbridge_transcribe= and language= of each mailbox (its server's). */
   readonly voicemailConf: string;
+  /** The voicemail.conf of each named server (MailboxRef.server); voicemailConf is the main one's. */
+  readonly serverConfs?: ReadonlyMap<string, string>;
   /** The SoX program (email.audioTool.command). */
   readonly sox: string;
 }
@@ -81,7 +83,7 @@ export function budgetMs(settings: Pick<TranscriptionSettings, 'budgetSeconds' |
 
 export class Transcriber implements EmailTranscriber {
   private readonly limiter: Limiter;
-  private conf: { value: Promise<VoicemailConf>; mtimeMs: number; at: number } | undefined;
+  private readonly confs = new Map<string, { value: Promise<VoicemailConf>; mtimeMs: number; at: number }>();
   private scratch: Promise<string> | undefined;
   private counter = 0;
 
@@ -160,7 +162,9 @@ export class Transcriber implements EmailTranscriber {
 
   /** The engine and language of a mailbox, from voicemail.conf; undefined: not transcribed. */
   async choose(ref: MailboxRef, log: Logger): Promise<{ engine: TranscriptionEngine; language: string; model: string } | undefined> {
-    const conf = await this.voicemailConf();
+    const path = ref.server === undefined ? this.opts.voicemailConf : this.opts.serverConfs?.get(ref.server);
+    if (path === undefined) return undefined;
+    const conf = await this.voicemailConf(path);
     const box = conf.boxes.find((b) => b.context === ref.context && b.mailbox === ref.mailbox);
     if (!box) return undefined;
     const policy = boxTranscription(conf, box, this.opts.settings);
@@ -188,18 +192,19 @@ export class Transcriber implements EmailTranscriber {
     return this.opts.settings;
   }
 
-  private async voicemailConf(): Promise<VoicemailConf> {
-    const path = this.opts.voicemailConf;
+  private async voicemailConf(path: string): Promise<VoicemailConf> {
     const mtimeMs = (await stat(path)).mtimeMs;
     const now = Date.now();
-    if (!this.conf || this.conf.mtimeMs !== mtimeMs || now - this.conf.at > CONF_MAX_AGE_MS) {
+    let conf = this.confs.get(path);
+    if (!conf || conf.mtimeMs !== mtimeMs || now - conf.at > CONF_MAX_AGE_MS) {
       const value = readVoicemailConf(path);
-      this.conf = { value, mtimeMs, at: now };
+      conf = { value, mtimeMs, at: now };
+      this.confs.set(path, conf);
       value.catch(() => {
-        if (this.conf?.value === value) this.conf = undefined;
+        if (this.confs.get(path)?.value === value) this.confs.delete(path);
       });
     }
-    return this.conf.value;
+    return conf.value;
   }
 
   report(outcome: Outcome, message: SpoolMessage, log: Logger): void {

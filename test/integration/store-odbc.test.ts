@@ -137,9 +137,9 @@ for (const server of servers) {
         const s = await m.store.readMailbox(ref);
         assert.deepEqual(s.messages.map((x) => x.id).sort(), [good.msgId, bad.msgId].sort(), 'both rows are messages: the bad one is left alone, not taken as deleted');
         const goodMsg = s.messages.find((x) => x.id === good.msgId)!;
-        assert.equal((await m.store.readAudio(goodMsg.audio[0]!.path)).subarray(44).toString(), 'good');
+        assert.equal((await m.store.readAudio(ref, goodMsg.audio[0]!.path)).subarray(44).toString(), 'good');
         const badMsg = s.messages.find((x) => x.id === bad.msgId)!;
-        await assert.rejects(m.store.readAudio(badMsg.audio[0]!.path), (err: unknown) => {
+        await assert.rejects(m.store.readAudio(ref, badMsg.audio[0]!.path), (err: unknown) => {
           assert.ok(err instanceof OdbcRowError);
           assert.match(err.message, new RegExp(`${table} row \\(dir="/var/spool/asterisk/voicemail/default/1001/INBOX", msgnum=1\\).*not a WAV file`));
           return true;

@@ -80,7 +80,7 @@ export function storeContract(name: string, make: () => Promise<StoreFixture>): 
       assert.equal(m.envelope.msgId, first);
       assert.equal(typeof m.envelope.origtime, 'number');
       assert.ok(m.audio.length >= 1, 'at least one audio file');
-      assert.equal(textOf(await f.store.readAudio(m.audio[0]!.path)), 'first recording');
+      assert.equal(textOf(await f.store.readAudio(ref, m.audio[0]!.path)), 'first recording');
     });
 
     it('an empty or unknown mailbox reads as settled and empty', async () => {
@@ -101,7 +101,7 @@ export function storeContract(name: string, make: () => Promise<StoreFixture>): 
       const again = await f.store.move({ ref }, ids[1]!, 'INBOX', 'Old');
       assert.deepEqual({ done: again.done, alreadyDone: again.done && again.alreadyDone }, { done: true, alreadyDone: true });
       const m = (await f.store.readMailbox(ref)).messages.find((x) => x.id === ids[1])!;
-      assert.equal(textOf(await f.store.readAudio(m.audio[0]!.path)), '1', 'the audio moved with it');
+      assert.equal(textOf(await f.store.readAudio(ref, m.audio[0]!.path)), '1', 'the audio moved with it');
     });
 
     it('refuses a move into a full folder and changes nothing', async () => {
@@ -139,7 +139,7 @@ export function storeContract(name: string, make: () => Promise<StoreFixture>): 
       const s = await f.store.readMailbox(ref);
       assert.deepEqual(byFolder(s, 'INBOX'), [{ id: ids[0], msgnum: 0 }, { id: ids[2], msgnum: 1 }]);
       const m = s.messages.find((x) => x.id === ids[2])!;
-      assert.equal(textOf(await f.store.readAudio(m.audio[0]!.path)), '2');
+      assert.equal(textOf(await f.store.readAudio(ref, m.audio[0]!.path)), '2');
       assert.deepEqual(await f.store.renumber(ref, 'INBOX'), [], 'a dense folder is left alone');
     });
 

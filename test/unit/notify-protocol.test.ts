@@ -41,8 +41,16 @@ describe('notify protocol: requests', () => {
       assert.deepEqual(parseRequest(line), { ok: false, reason }, line);
     }
   });
-  it('refuses anything but "notify <context> <mailbox>"', () => {
-    for (const line of ['', 'notify', 'notify default', 'notify default 1000 extra', 'NOTIFY default 1000', 'notify  default 1000', 'notify default 1000 ', 'queue default 1000', 'notify\tdefault\t1000']) {
+  it('carries a named server as a fourth word, and refuses one that is not a server name', () => {
+    const onB = { server: 'pbx-b', context: 'default', mailbox: '1000' };
+    assert.equal(formatRequest(onB), 'notify default 1000 pbx-b\n');
+    assert.deepEqual(parseRequest('notify default 1000 pbx-b'), { ok: true, ref: onB });
+    assert.equal(formatRequest(ref), 'notify default 1000\n');
+    assert.deepEqual(parseRequest('notify default 1000 a.b'), { ok: false, reason: 'not a server name' });
+    assert.deepEqual(parseRequest('notify default 1000 ../x'), { ok: false, reason: 'not a server name' });
+  });
+  it('refuses anything but "notify <context> <mailbox> [<server>]"', () => {
+    for (const line of ['', 'notify', 'notify default', 'notify default 1000 pbx-b extra', 'NOTIFY default 1000', 'notify  default 1000', 'notify default 1000 ', 'queue default 1000', 'notify\tdefault\t1000']) {
       const parsed = parseRequest(line);
       assert.equal(parsed.ok, false, JSON.stringify(line));
     }
@@ -112,6 +120,18 @@ describe('vmbridge notify: arguments', () => {
     assert.equal(await runNotify(['default', '../etc', '1', '0', '0'], unsafe), 1);
     assert.match(unsafe.err.join(''), /not a safe spool name/);
     assert.doesNotMatch(unsafe.err.join(''), /not reached/);
+  });
+  it('names the mailbox with its server (--server), and refuses a --server that is not a server name', async () => {
+    const env = { VMBRIDGE_NOTIFY_SOCKET: '/nonexistent-dir/notify.sock' };
+    const bad = io(env);
+    assert.equal(await runNotify(['--server', 'a/b', 'default', '1000'], bad), 2);
+    assert.match(bad.err.join(''), /--server "a\/b" is not a server name/);
+    const named = io(env);
+    assert.equal(await runNotify(['--server', 'pbx-b', 'default', '1000'], named), 0);
+    assert.match(named.err.join(''), /pick up pbx-b\/1000@default/);
+    const main = io(env);
+    assert.equal(await runNotify(['--server', 'main', 'default', '1000'], main), 0);
+    assert.match(main.err.join(''), /pick up 1000@default/);
   });
   it('exits 1 naming the file when the --config file does not load', async () => {
     const c = io({});

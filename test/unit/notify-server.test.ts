@@ -72,8 +72,8 @@ describe('notify server', () => {
       asked.length = 0;
       assert.equal(await exchange(path, 'notify default ..\n'), 'error unsafe mailbox name\n');
       assert.equal(await exchange(path, 'notify ../etc 1000\n'), 'error unsafe context name\n');
-      assert.equal(await exchange(path, 'notify default 1000 1 0 0\n'), 'error expected "notify <context> <mailbox>"\n');
-      assert.equal(await exchange(path, 'GET / HTTP/1.0\r\n\r\n'), 'error expected "notify <context> <mailbox>"\n');
+      assert.equal(await exchange(path, 'notify default 1000 1 0 0\n'), 'error expected "notify <context> <mailbox> [<server>]"\n');
+      assert.equal(await exchange(path, 'GET / HTTP/1.0\r\n\r\n'), 'error expected "notify <context> <mailbox> [<server>]"\n');
       assert.match(await exchange(path, 'x'.repeat(300)), /^error line longer than 256 bytes\n$/);
       assert.deepEqual(asked, []);
       // Only the first line of a connection counts.

@@ -82,3 +82,29 @@ describe('servers settings', () => {
     assert.deepEqual(voicemailServers(settings)[0]?.settings.mwi.targets.map((t) => t.name), ['owner']);
   });
 });
+
+describe('vmbridge doctor with several servers', () => {
+  it('runs each server’s own checks once per server, under its name', async () => {
+    const { runDoctor } = await import('../../src/cli/doctor.js');
+    const { spoolCheck, voicemailConfCheck } = await import('../../src/cli/doctor/local.js');
+    const { redisCheck } = await import('../../src/cli/doctor/redis.js');
+    const { mkdir } = await import('node:fs/promises');
+    const a = join(dir, 'doctor-a');
+    const b = join(dir, 'doctor-b');
+    await mkdir(join(a, 'voicemail', 'default', '1000'), { recursive: true });
+    await mkdir(join(b, 'voicemail', 'default', '1000'), { recursive: true });
+    await mkdir(join(b, 'voicemail', 'default', '1001'), { recursive: true });
+    await writeFile(join(dir, 'doctor-a.conf'), '[default]\n1000 => 1,A,a@example.invalid\n');
+    await writeFile(join(dir, 'doctor-b.conf'), '[default]\n1000 => 1,B,b@example.invalid\n');
+    const path = join(dir, `s-${++n}.yaml`);
+    await writeFile(path, `imap:\n  host: mail.example.com\nredis:\n  url: redis://127.0.0.1:1\nspool:\n  dir: ${a}\n  voicemailConf: ${join(dir, 'doctor-a.conf')}\nservers:\n  - name: pbx-b\n    spool:\n      dir: ${b}\n      voicemailConf: ${join(dir, 'doctor-b.conf')}\n`);
+    const { settings } = await loadSettings({ file: path, env: {}, defaultFile: join(dir, 'absent.yaml') });
+    const report = await runDoctor(settings, { checks: [spoolCheck, voicemailConfCheck, redisCheck] });
+    const sections = [...new Set(report.results.map((r) => r.section))];
+    assert.deepEqual(sections.filter((s) => s.startsWith('spool')), ['spool (server main)', 'spool (server pbx-b)']);
+    assert.equal(sections.filter((s) => s.startsWith('voicemail.conf')).length, 2);
+    assert.equal(sections.filter((s) => s.startsWith('redis')).length, 1, 'installation-wide checks run once');
+    const spoolB = report.results.find((r) => r.section === 'spool (server pbx-b)');
+    assert.equal(spoolB?.data?.['mailboxes'], 2, JSON.stringify(spoolB));
+  });
+});

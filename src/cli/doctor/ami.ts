@@ -13,6 +13,7 @@ function describeAmiFailure(err: unknown, secret: string): string {
 }
 
 export const amiCheck: DoctorCheck = {
+  perServer: true,
   name: 'ami',
   describes: 'When asterisk.ami is set: the Asterisk Manager Interface answers and its user can log in (the AMI version is shown).',
   async run(ctx): Promise<CheckResult[]> {

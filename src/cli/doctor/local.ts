@@ -18,6 +18,7 @@ function errnoText(err: unknown): string {
 }
 
 export const spoolCheck: DoctorCheck = {
+  perServer: true,
   name: 'spool',
   describes: 'the spool directory (spool.dir) is readable; how many mailbox folders it holds',
   async run(ctx) {
@@ -58,6 +59,7 @@ export const spoolCheck: DoctorCheck = {
 };
 
 export const voicemailConfCheck: DoctorCheck = {
+  perServer: true,
   name: 'voicemail.conf',
   describes: 'voicemail.conf (spool.voicemailConf) is read: how many mailboxes, which lines have problems',
   async run(ctx) {

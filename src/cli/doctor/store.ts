@@ -6,6 +6,7 @@ import type { CheckResult, DoctorCheck } from '../doctor.js';
 const MAX_LISTED = 10;
 
 export const storeCheck: DoctorCheck = {
+  perServer: true,
   name: 'store',
   describes: 'the voicemail store voicemail.conf uses (file spool, or the ODBC table of odbcstorage=) answers: its kind, where it is, how many mailboxes hold voicemail',
   async run(ctx) {

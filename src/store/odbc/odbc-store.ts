@@ -165,7 +165,7 @@ export class OdbcStore implements VoicemailStore {
     return join(this.opts.localSpoolDir, 'voicemail', ref.context, ref.mailbox, folder);
   }
 
-  async readAudio(path: string): Promise<Buffer> {
+  async readAudio(_ref: MailboxRef, path: string): Promise<Buffer> {
     const at = parseMessagePath(path);
     if (!at) throw new OdbcRowError(path, 'is not a path this store gave');
     const name = rowName(this.opts.table, at.dir, at.msgnum);
