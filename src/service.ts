@@ -29,8 +29,8 @@ import { MwiPublisher } from './mwi/publisher.js';
 import { MwiStore } from './queue/mwi-queue.js';
 import { createMwiWorkers } from '../workers/mwi.js';
 import { accountKey, type ImapAccount } from './imap/account.js';
-import { AccountNeedTracker, idleOrder } from './imap/idle-choice.js';
-import { IdleWatcher } from './imap/idle-watcher.js';
+import { AccountNeedTracker, chooseIdle } from './imap/idle-choice.js';
+import { IdleWatcher, type IdleChoice } from './imap/idle-watcher.js';
 import { startAudio } from './audio/start.js';
 import { startTranscription } from './transcribe/start.js';
 import { unsupportedOptions } from './config/conf-check.js';
@@ -321,10 +321,12 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   const idle = settings.imap.idle.maxAccounts > 0
     ? new IdleWatcher({ server: settings.imap, maxAccounts: settings.imap.idle.maxAccounts, log, onChange: (account) => requestAccount(account, 'idle'), limiter: imap.limiter, logins: imap.logins })
     : undefined;
-  const idleOrderNow = (keys: readonly string[]): string[] => idleOrder(keys, need);
-  idle?.update(accounts(), idleOrderNow);
-  // Chosen again by need: accounts with unread voicemail, then the most recently active (src/imap/idle-choice.ts).
-  const rechoose = idle ? setInterval(() => idle.update(accounts(), idleOrderNow), settings.imap.idle.rechooseSeconds * 1000) : undefined;
+  const keepMs = settings.imap.idle.keepSeconds * 1000;
+  const idleChoiceNow: IdleChoice = (keys, watched, slots) => chooseIdle(keys, watched, need, { slots, keepMs });
+  idle?.update(accounts(), idleChoiceNow);
+  // Chosen again by need: accounts with unread voicemail, then the most recently active; a watched
+  // account keeps its connection unless another is clearly ahead (src/imap/idle-choice.ts).
+  const rechoose = idle ? setInterval(() => idle.update(accounts(), idleChoiceNow), settings.imap.idle.rechooseSeconds * 1000) : undefined;
   rechoose?.unref();
   for (const ami of amis) {
     ami.session.client.on('event', (event) => {
@@ -430,7 +432,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
       boxes = indexBoxes(directory);
       startup?.keepOnly([...directory.boxes.values()].map((b) => b.ref));
       need.keepOnly(new Set(accounts().map(accountKey)));
-      idle?.update(accounts(), idleOrderNow);
+      idle?.update(accounts(), idleChoiceNow);
       log.info({ mailboxes: directory.boxes.size }, 'voicemail.conf reloaded');
       await requestAll('reload');
     },

@@ -382,7 +382,15 @@ export const settingsSchema = z.strictObject({
        * accounts with unread voicemail first, then those most recently active.
        */
       rechooseSeconds: z.number().int().min(1).max(86_400).default(60),
-    }).default({ maxAccounts: 100, rechooseSeconds: 60 }),
+      /**
+       * The margin of that choice, so that busy accounts do not pass a connection back and forth
+       * (a logout and a login each time, and a moment in which neither is watched): a watched
+       * account keeps its connection unless an unwatched one has unread voicemail where it has
+       * none, or, both alike in that, was last active more than this many seconds later. 0 moves
+       * it for any newer activity.
+       */
+      keepSeconds: z.number().int().min(0).max(86_400).default(300),
+    }).default({ maxAccounts: 100, rechooseSeconds: 60, keepSeconds: 300 }),
   }).superRefine((imap, ctx) => {
     // Only 1 is in range and too small (other values already have their own problem reported).
     if (imap.idle.maxAccounts > 0 && imap.maxConnectionsPerUser === 1) {

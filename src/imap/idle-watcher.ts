@@ -50,6 +50,12 @@ export interface IdleWatcherOptions {
   readonly logins?: LoginBackoff;
 }
 
+/**
+ * Picks the accounts to watch among `keys`, at most `slots` of them, given those `watched` now
+ * (./idle-choice.ts chooseIdle).
+ */
+export type IdleChoice = (keys: readonly string[], watched: ReadonlySet<string>, slots: number) => readonly string[];
+
 interface Watch {
   readonly key: string;
   account: ImapAccount;
@@ -109,16 +115,19 @@ export class IdleWatcher {
   }
 
   /**
-   * Watches these accounts (the first maxAccounts in `order`, by name if none is given), stops
-   * watching the others. Called at start, after voicemail.conf is reloaded, and when the choice
-   * by need is made again (./idle-choice.ts).
+   * Watches the accounts `choose` picks among these (at most maxAccounts; the first by name if no
+   * choice is given), stops watching the others. Called at start, after voicemail.conf is
+   * reloaded, and when the choice by need is made again (./idle-choice.ts). The choice is told
+   * which accounts are watched now, so that it can leave them be.
    */
-  update(accounts: Iterable<ImapAccount>, order?: (keys: readonly string[]) => string[]): void {
+  update(accounts: Iterable<ImapAccount>, choose?: IdleChoice): void {
     if (this.closed) return;
     const byKey = new Map<string, ImapAccount>();
     for (const a of accounts) byKey.set(accountKey(a), a);
-    const keys = order ? order([...byKey.keys()]) : [...byKey.keys()].sort();
-    const wanted = new Set(keys.slice(0, this.opts.maxAccounts));
+    const keys = [...byKey.keys()];
+    const picked = choose ? choose(keys, new Set(this.watches.keys()), this.opts.maxAccounts) : keys.sort();
+    // Only accounts given here, and never more than the bound, whatever the choice returned.
+    const wanted = new Set(picked.filter((k) => byKey.has(k)).slice(0, this.opts.maxAccounts));
     if (keys.length > wanted.size && !this.warnedBeyond && this.opts.maxAccounts > 0) {
       this.warnedBeyond = true;
       this.opts.log.info({ accounts: keys.length, watched: wanted.size, setting: 'imap.idle.maxAccounts' }, 'more accounts than IDLE connections: the others are found by the sweep');
