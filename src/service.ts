@@ -5,8 +5,6 @@
  */
 import { createRedis, describeRedisError } from './queue/redis-connection.js';
 import type { Settings } from './config/schema.js';
-import { readPasswordsFile } from './config/passwords.js';
-import { readVoicemailConf } from './config/voicemail-conf.js';
 import type { Server } from 'node:http';
 import { PROBE_USER, type DovecotPushOptions } from './http/dovecot-push.js';
 import { createMetrics, installationQueues, readinessChecks } from './health.js';
@@ -19,9 +17,12 @@ import { ImapPool } from './imap/pool.js';
 import type { Logger } from './log.js';
 import { ReconcileRequester } from './queue/reconcile-queue.js';
 import { boxOn, mailboxKey, type MailboxRef } from './spool/types.js';
-import { buildDirectory, type BoxInfo, type Directory } from './sync/directory.js';
+import type { Directory } from './sync/directory.js';
 import type { ReconcileResult } from './sync/reconcile.js';
 import { QuietMarks } from './sync/quiet-marks.js';
+import { folderStatusTaker } from './sync/doveadm-pass.js';
+import { loadDirectory, openServers } from './service-servers.js';
+import { FolderStatusSnapshot } from './sync/folder-status-snapshot.js';
 import { StateStore } from './sync/state-store.js';
 import { createReconcileWorker, type ReconcileWorker, type ReconcileWorkerDeps } from '../workers/reconcile.js';
 import { startAlerts } from './alerts/start.js';
@@ -33,21 +34,19 @@ import { AccountNeedTracker, chooseIdle } from './imap/idle-choice.js';
 import { IdleWatcher, type IdleChoice } from './imap/idle-watcher.js';
 import { startAudio } from './audio/start.js';
 import { startTranscription } from './transcribe/start.js';
-import { unsupportedOptions } from './config/conf-check.js';
-import { isNewFinding } from './spool/report-once.js';
 import { clearStale, markStale } from './queue/stale-marks.js';
 import { DeleteBreaker } from './queue/delete-breaker.js';
-import { messageWaitingMailbox, startAmiSession, type AmiSession } from './mwi/ami-session.js';
-import { recoverOwnStaleLocks } from './spool/write.js';
-import { openStore } from './store/open.js';
-import type { StoreWatcher, VoicemailStore } from './store/types.js';
+import { messageWaitingMailbox } from './mwi/ami-session.js';
+import type { StoreWatcher } from './store/types.js';
 import { ServerStores } from './store/server-stores.js';
-import { MAIN_SERVER, targetServes, voicemailServers, type VoicemailServer } from './config/servers.js';
+import { MAIN_SERVER, targetServes, voicemailServers } from './config/servers.js';
 import { startNotifyServer, type NotifyServer } from './notify/server.js';
 import { OutcomeStore, TranscribeRequester } from './queue/transcribe-queue.js';
 import { QueuedTranscriber } from './transcribe/queued.js';
 import { createTranscribeWorker, type TranscribeWorker } from '../workers/transcribe.js';
 import { StartupProgress } from './progress-log.js';
+
+export { loadDirectory } from './service-servers.js';
 
 export interface ServiceOptions {
   readonly onReconciled?: (ref: MailboxRef, result: ReconcileResult, ms: number) => void;
@@ -61,83 +60,6 @@ export interface Service {
   /** Queues a reconcile of every mailbox. */
   requestAll(reason: string, force?: boolean): Promise<number>;
   close(): Promise<void>;
-}
-
-/** Every voicemail server's mailboxes, each from that server's voicemail.conf. */
-export async function loadDirectory(settings: Settings, log: Logger): Promise<Directory> {
-  const passwords = await readPasswordsFile(settings.imap.login.passwordsFile);
-  const boxes = new Map<string, BoxInfo>();
-  const problems: Directory['problems'][number][] = [];
-  for (const server of voicemailServers(settings)) {
-    const file = server.settings.spool.voicemailConf;
-    const conf = await readVoicemailConf(file);
-    for (const p of conf.problems) log.warn({ file: p.file, line: p.line, problem: p.problem }, 'voicemail.conf line skipped');
-    for (const o of unsupportedOptions(conf)) {
-      // Once per option and process, not at every reload.
-      if (isNewFinding(`voicemail.conf option ${o.option} ${file}`, o.why)) log.warn({ file, option: o.option, where: o.where, why: o.why }, 'voicemail.conf option vmbridge does not support');
-    }
-    const directory = buildDirectory(conf, server.settings, passwords, server.name);
-    for (const p of directory.problems) log.warn({ mailbox: p.mailbox, file: p.file, line: p.line, problem: p.problem }, 'voicemail.conf mailbox problem');
-    for (const [key, box] of directory.boxes) boxes.set(key, box);
-    problems.push(...directory.problems);
-  }
-  return { boxes, problems };
-}
-
-/** One voicemail server as the service runs it: its store, and its AMI session when it has one. */
-interface RunningServer {
-  readonly server: VoicemailServer;
-  readonly ami: AmiSession | undefined;
-  readonly store: VoicemailStore;
-}
-
-/** Opens each server's AMI session and store; what opened before a failure is closed again. */
-async function openServers(servers: readonly VoicemailServer[], log: Logger): Promise<RunningServer[]> {
-  const running: RunningServer[] = [];
-  try {
-    for (const server of servers) {
-      const amiSettings = server.settings.asterisk.ami;
-      const serverLog = servers.length > 1 ? log.child({ server: server.label }) : log;
-      await recoverSpoolLocks(server.settings.spool.dir, serverLog);
-      // One session with the owning Asterisk, events on: it moves and removes voicemail, tells whether
-      // a caller is in VoiceMailMain, and its MessageWaiting events say a mailbox may have changed.
-      const ami = amiSettings ? startAmiSession(amiSettings, serverLog, { events: true }) : undefined;
-      try {
-        const store = await openStore(server.settings, ami && amiSettings ? { client: ami.client, useVoicemailActions: amiSettings.useVoicemailActions } : undefined);
-        running.push({ server, ami, store });
-        serverLog.info({ store: store.kind, location: store.location }, 'voicemail store');
-      } catch (err) {
-        await ami?.close();
-        throw err;
-      }
-    }
-  } catch (err) {
-    for (const r of running) {
-      await r.store.close().catch(() => undefined);
-      await r.ami?.close().catch(() => undefined);
-    }
-    throw err;
-  }
-  return running;
-}
-
-/**
- * A vmbridge killed while it held a spool folder's lock left the lock behind, and nothing in
- * Asterisk clears a stale lock: it is taken over, the folder tidied, then released. Runs once,
- * before any other spool work.
- */
-async function recoverSpoolLocks(spoolDir: string, log: Logger): Promise<void> {
-  try {
-    const r = await recoverOwnStaleLocks(spoolDir);
-    if (r.removed.length > 0 || r.removedTemp.length > 0) {
-      log.warn({ removed: r.removed, removedTemp: r.removedTemp, repaired: r.repaired }, 'stale spool locks of an earlier vmbridge run cleared');
-    }
-    // An empty .lock is Asterisk's; one that is old blocks its folder until removed by hand.
-    for (const k of r.kept) if (k.ageMs > 60_000) log.warn({ path: k.path, holder: k.holder, ageMs: Math.round(k.ageMs) }, 'spool folder locked for over a minute; if no one is working on it, remove the lock by hand');
-    for (const p of r.problems) log.warn({ path: p.path, problem: p.problem }, 'spool lock check problem');
-  } catch (err) {
-    log.warn({ err: err instanceof Error ? err.message : String(err) }, 'stale spool locks not checked');
-  }
 }
 
 /** The voicemail boxes of each IMAP account, by account key and by user name without case. */
@@ -216,6 +138,9 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     const account = accountOf(ref);
     if (account) need.activity(account);
   };
+  // Beside Dovecot: every user's folder status in one doveadm call before each pass (docs/sync.md).
+  const folderStatus = settings.imap.doveadm ? new FolderStatusSnapshot(redis, settings.redis.prefix) : undefined;
+  const takeFolderStatus = folderStatus && settings.imap.doveadm ? folderStatusTaker(settings, folderStatus, log) : undefined;
   // The first pass over every mailbox logs `progress` lines while its backlog drains (docs/sync.md).
   let startup: StartupProgress | undefined;
   const reconcileDeps: ReconcileWorkerDeps = {
@@ -228,6 +153,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     directory: () => directory,
     ownerName: (ref) => directory.boxes.get(mailboxKey(ref))?.owner.fullName,
     quietMarks: new QuietMarks(redis, settings.redis.prefix),
+    ...(folderStatus ? { knownFolderStatus: (account: ImapAccount) => folderStatus.of(account.user) } : {}),
     onReconciled: async (ref, result, ms, heardAt) => {
       if (result.counts) noteCounts(ref, result.counts.new > 0);
       metrics.reconciled(result.plan.ops, ms);
@@ -302,6 +228,7 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     },
   };
   const requestAll = async (reason: string, force = false): Promise<number> => {
+    await takeFolderStatus?.();
     let queued = 0;
     for (const box of directory.boxes.values()) if (await requester.request(box.ref, reason, { force })) queued++;
     return queued;

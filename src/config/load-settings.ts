@@ -18,6 +18,7 @@ import { isLoopback } from './loopback.js';
 import { getAt, isPlainObject } from './raw-settings.js';
 import { checkReadable, readSecretFile } from './secret-file.js';
 import { checkServers } from './server-checks.js';
+import { checkDoveadm } from './doveadm-checks.js';
 import { checkStatusPage } from './status-checks.js';
 import { checkRedis, checkTls } from './tls-checks.js';
 import type { Settings } from './schema.js';
@@ -670,6 +671,7 @@ export async function loadSettings(opts: LoadSettingsOptions = {}): Promise<Load
   await checkStatusPage(settings, { file, passwordFromEnv: src.fromEnv.has('http.status.password'), passwordFileEnv: envNameOf(['http', 'status', 'passwordFile']) }, warnings);
   await checkMwi(settings, warnings, file);
   await checkServers(settings, warnings, file);
+  await checkDoveadm(settings, warnings, file);
   await checkRedis(settings, fromEnv, file, warnings);
   await checkTls(settings, warnings);
   await checkReadable('imap.login.passwordsFile', login.passwordsFile);

@@ -391,6 +391,24 @@ export const settingsSchema = z.strictObject({
        */
       keepSeconds: z.number().int().min(0).max(86_400).default(300),
     }).default({ maxAccounts: 100, rechooseSeconds: 60, keepSeconds: 300 }),
+    /**
+     * Dovecot's doveadm HTTP API (doveadm_api_key, and an inet_listener http in service doveadm):
+     * with it a sweep asks the status of every user's folders in one call, and a mailbox whose
+     * folders and spool are as it was last found quiet is passed over without an IMAP login
+     * (docs/sync.md, "The sweep beside Dovecot"). Optional.
+     */
+    doveadm: z.strictObject({
+      /** http(s)://host:port/doveadm/v1 */
+      url: z.string().regex(/^https?:\/\/[^\s/]+\/\S*$/, 'an http:// or https:// URL, e.g. http://127.0.0.1:8080/doveadm/v1'),
+      /** The doveadm_api_key, inline; prefer apiKeyFile. Exactly one of the two. */
+      apiKey: z.string().min(1).optional(),
+      /** A file holding only the API key (one trailing newline ignored). */
+      apiKeyFile: z.string().min(1).optional(),
+      /** The one call for every user gives up after this many seconds (the sweep then logs in as before). */
+      timeoutSeconds: z.number().int().min(1).max(600).default(60),
+      /** With an https:// URL: how Dovecot's certificate is checked. */
+      tls: tlsSettings,
+    }).optional(),
   }).superRefine((imap, ctx) => {
     // Only 1 is in range and too small (other values already have their own problem reported).
     if (imap.idle.maxAccounts > 0 && imap.maxConnectionsPerUser === 1) {

@@ -17,7 +17,7 @@ import { apply } from './reconcile/apply.js';
 import { decide } from './reconcile/decide.js';
 import { observeImapSide, observeStore } from './reconcile/observe.js';
 import { publish } from './reconcile/publish.js';
-import { quickLook, uniquePaths, type QuickLook } from './reconcile/quick-look.js';
+import { quickLook, quickLookKnown, uniquePaths, type QuickLook } from './reconcile/quick-look.js';
 import { mwiCounts } from '../mwi/counts.js';
 import type { Plan } from './plan.js';
 import type { ImapView, MailboxRun, ReconcileDeps, ReconcileOptions, ReconcilePhases, ReconcileResult } from './reconcile/types.js';
@@ -30,12 +30,20 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
   const timer = new PhaseTimer();
   const store = await observeStore(run);
   timer.lap('spoolMs');
+  // Nothing changed on either side since it was last found quiet: nothing to plan or publish anew.
+  const quiet = (mark: { readonly imapTotal: number }): ReconcileResult => ({ plan: { ops: [], held: [] }, spoolProblems: store.snapshot.problems, spoolTotal: store.sides.size, imapTotal: mark.imapTotal, applied: 0, skipped: [], phases: timer.phases, counts: mwiCounts(store.snapshot), unchanged: true });
+  // Where Dovecot's doveadm API already told the folders' status, a quiet mailbox needs no login.
+  const known = opts.quickLook && !opts.dryRun && deps.knownFolderStatus ? await deps.knownFolderStatus(box.account) : undefined;
+  const knownLook = known ? await quickLookKnown(run, store, known) : undefined;
+  if (knownLook?.unchanged && knownLook.mark) {
+    timer.lap('imapMs');
+    return quiet(knownLook.mark);
+  }
   return deps.imap.withClient(box.account, async (client, caps) => {
     const look = opts.quickLook && caps.condstore && !opts.dryRun ? await quickLook(run, store, client) : undefined;
     if (look?.unchanged && look.mark) {
       timer.lap('imapMs');
-      // Nothing changed on either side since it was last found quiet: nothing to plan or publish anew.
-      return { plan: { ops: [], held: [] }, spoolProblems: store.snapshot.problems, spoolTotal: store.sides.size, imapTotal: look.mark.imapTotal, applied: 0, skipped: [], phases: timer.phases, counts: mwiCounts(store.snapshot), unchanged: true };
+      return quiet(look.mark);
     }
     const imap = await observeImapSide(run, store, client, caps, opts);
     timer.lap('imapMs');

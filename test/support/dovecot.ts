@@ -48,6 +48,8 @@ export interface DovecotOptions {
    * readiness probe uses one); what is under test is the client's certificate check.
    */
   readonly tls?: { readonly certFile: string; readonly keyFile: string };
+  /** The doveadm HTTP API on a loopback port (DovecotServer.doveadmUrl), with this API key. */
+  readonly doveadmApiKey?: string;
 }
 
 export interface DovecotPush {
@@ -72,6 +74,8 @@ export interface DovecotServer {
   readonly port: number;
   /** With DovecotOptions.tls: the implicit-TLS (imaps) port. */
   readonly tlsPort?: number;
+  /** With DovecotOptions.doveadmApiKey: `http://127.0.0.1:<port>/doveadm/v1`. */
+  readonly doveadmUrl?: string;
   /** Instance folder: config, passwd files, mail, log, sockets. Removed by stop(). */
   readonly dir: string;
   readonly confPath: string;
@@ -327,6 +331,13 @@ export async function startDovecot(opts: DovecotOptions): Promise<DovecotServer>
       const port = await freePort();
       const tlsPort = opts.tls ? await freePort() : undefined;
       if (opts.tls && tlsPort !== undefined) await writeFile(join(dir, 'tls.conf'), tlsConf(opts.tls, tlsPort));
+      const doveadmPort = opts.doveadmApiKey !== undefined ? await freePort() : undefined;
+      if (opts.doveadmApiKey !== undefined && doveadmPort !== undefined) {
+        const conf = join(dir, 'doveadm.conf');
+        await writeFile(conf, `doveadm_api_key = ${opts.doveadmApiKey}\nservice doveadm {\n  inet_listener http {\n    address = 127.0.0.1\n    port = ${doveadmPort}\n  }\n}\n`);
+        if (who.passwdGid !== undefined) await chown(conf, 0, who.passwdGid);
+        await chmod(conf, who.passwdMode);
+      }
       await writeFile(confPath, renderDovecotConf(template, {
         INSTANCE: instance,
         DIR: dir,
@@ -367,6 +378,7 @@ export async function startDovecot(opts: DovecotOptions): Promise<DovecotServer>
         host: '127.0.0.1',
         port,
         ...(tlsPort !== undefined ? { tlsPort } : {}),
+        ...(doveadmPort !== undefined ? { doveadmUrl: `http://127.0.0.1:${doveadmPort}/doveadm/v1` } : {}),
         dir,
         confPath,
         logPath,

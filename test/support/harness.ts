@@ -74,12 +74,15 @@ export async function startHarness(opts: {
   omitCapabilities?: readonly string[];
   /** Dovecot POSTs its mail-store events here (config/dovecot/vmbridge-push.lua). */
   dovecotPush?: { url: string; token?: string };
+  /** The doveadm HTTP API with this key (Harness.dovecot.doveadmUrl). */
+  doveadmApiKey?: string;
 }): Promise<Harness> {
   const refs = opts.boxes.map((b) => ({ ...b, context: b.context ?? 'default' }));
   const dovecot = await startDovecot({
     users: refs.map((b) => ({ user: userOf(b), pass: `pw-${userOf(b)}`, ...(b.quotaRule !== undefined ? { quotaRule: b.quotaRule } : {}) })),
     ...(opts.omitCapabilities ? { omitCapabilities: opts.omitCapabilities } : {}),
     ...(opts.dovecotPush ? { push: opts.dovecotPush } : {}),
+    ...(opts.doveadmApiKey !== undefined ? { doveadmApiKey: opts.doveadmApiKey } : {}),
   });
   return { ...(await startHarnessOn(dovecot, opts)), dovecot };
 }

@@ -15,6 +15,7 @@ import type { ImapFlow } from 'imapflow';
 import { accountKey } from '../../imap/account.js';
 import { rolePaths, type RolePaths } from '../../imap/folders.js';
 import type { QuietMark } from '../quiet-marks.js';
+import type { FolderStatuses } from '../../imap/doveadm.js';
 import type { SyncRecord } from '../plan.js';
 import type { MailboxRun, StoreView } from './types.js';
 
@@ -113,6 +114,26 @@ export async function quickLook(run: MailboxRun, store: StoreView, client: ImapF
   if (!folders) return { unchanged: false, mark, candidate: undefined };
   const candidate = { store: storeDigest(store), records: recordsDigest(loaded.records), account: accountKey(box.account), folders };
   const unchanged = mark !== undefined && loaded.dropped.length === 0
+    && mark.store === candidate.store && mark.records === candidate.records && mark.account === candidate.account && samePaths(mark.folders, folders);
+  return { unchanged, mark, candidate };
+}
+
+/**
+ * The quick look from folder statuses known without logging in (Dovecot's doveadm API, through
+ * ./folder-status-snapshot.ts). Only against a mark: without one, which folders are mapped is not
+ * known without IMAP. Undefined: the IMAP quick look decides.
+ */
+export async function quickLookKnown(run: MailboxRun, store: StoreView, known: FolderStatuses): Promise<QuickLook | undefined> {
+  const { deps, box } = run;
+  const marks = deps.quietMarks;
+  if (!marks) return undefined;
+  const [mark, loaded] = await Promise.all([marks.get(box.ref), deps.state.load(box.ref)]);
+  if (!mark) return undefined;
+  const folders: Record<string, string> = {};
+  // A folder the snapshot does not list does not exist (doveadm lists every folder of the user).
+  for (const path of Object.keys(mark.folders)) folders[path] = known.get(path) ?? 'absent';
+  const candidate = { store: storeDigest(store), records: recordsDigest(loaded.records), account: accountKey(box.account), folders };
+  const unchanged = loaded.dropped.length === 0
     && mark.store === candidate.store && mark.records === candidate.records && mark.account === candidate.account && samePaths(mark.folders, folders);
   return { unchanged, mark, candidate };
 }

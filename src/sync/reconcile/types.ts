@@ -16,6 +16,7 @@ import type { EmailTranscriber } from '../../transcribe/transcriber.js';
 import type { ReconcileFollower } from '../after-reconcile.js';
 import type { BoxInfo } from '../directory.js';
 import type { Op, Plan, SpoolSide, SyncRecord } from '../plan.js';
+import type { FolderStatuses } from '../../imap/doveadm.js';
 import type { QuietMarks } from '../quiet-marks.js';
 import type { StateStore } from '../state-store.js';
 
@@ -40,6 +41,11 @@ export interface ReconcileDeps {
   readonly ownerName?: (ref: MailboxRef) => string | undefined;
   /** Where background reconciles remember a quiet mailbox (./quick-look.ts); absent: always a full look. */
   readonly quietMarks?: QuietMarks;
+  /**
+   * The account's folder statuses as known without a login (Dovecot's doveadm API, taken by the
+   * sweep: ../folder-status-snapshot.ts); undefined when not known. Absent: always the IMAP quick look.
+   */
+  readonly knownFolderStatus?: (account: ImapAccount) => Promise<FolderStatuses | undefined>;
 }
 
 export interface ReconcileOptions {
