@@ -79,6 +79,10 @@ function startLane(deps: ReconcileWorkerDeps, queue: string, concurrency: number
       }
       const lock = await acquireMailboxLock(deps.redis, lockKey(prefix, ref));
       const started = performance.now();
+      // Epoch times, so that the lines of several processes on one Redis can be laid side by side
+      // (docs/scale-out.md): no two spans of one mailbox may overlap.
+      const heldFrom = Date.now();
+      log.debug({ mailbox: mailboxKey(ref), reason: data.reason, queue, job: job.id, heldFrom }, 'reconcile started');
       // From the request (the job's creation) to now: queueing, and waiting for the mailbox's lock.
       const waitedMs = Math.max(0, Date.now() - job.timestamp);
       try {
@@ -102,6 +106,7 @@ function startLane(deps: ReconcileWorkerDeps, queue: string, concurrency: number
         }
         throw err;
       } finally {
+        log.debug({ mailbox: mailboxKey(ref), reason: data.reason, queue, job: job.id, heldFrom, heldUntil: Date.now() }, 'reconcile ended');
         await lock.release().catch(() => undefined);
       }
     },
