@@ -45,6 +45,7 @@ import { OutcomeStore, TranscribeRequester } from './queue/transcribe-queue.js';
 import { QueuedTranscriber } from './transcribe/queued.js';
 import { createTranscribeWorker, type TranscribeWorker } from '../workers/transcribe.js';
 import { StartupProgress } from './progress-log.js';
+import { takeSweepLease } from './queue/sweep-lease.js';
 
 export { loadDirectory } from './service-servers.js';
 
@@ -344,9 +345,13 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   log.info({ mailboxes: directory.boxes.size, queued }, 'vmbridge started');
 
   if (settings.spool.sweepSeconds > 0) {
+    const sweepMs = settings.spool.sweepSeconds * 1000;
     sweep = setInterval(() => {
-      requestAll('sweep').catch((err: Error) => log.warn({ err: err.message }, 'sweep failed'));
-    }, settings.spool.sweepSeconds * 1000);
+      // With several processes on one Redis, one of them sweeps at each tick (docs/scale-out.md).
+      takeSweepLease(redis, settings.redis.prefix, sweepMs)
+        .then((mine) => (mine ? requestAll('sweep') : 0))
+        .catch((err: Error) => log.warn({ err: err.message }, 'sweep failed'));
+    }, sweepMs);
     sweep.unref();
   }
 

@@ -16,6 +16,7 @@ import { refOfJob } from '../src/queue/box-fields.js';
 import type { Directory } from '../src/sync/directory.js';
 import { reconcileMailbox, type ReconcileDeps, type ReconcileResult } from '../src/sync/reconcile.js';
 import { startWorker, type ClosableWorker } from '../src/queue/worker-close.js';
+import { failedForGood, RECONCILE_MAX_STALLED } from '../src/queue/job-end.js';
 
 export interface ReconcileWorkerDeps extends ReconcileDeps {
   readonly redis: Redis;
@@ -79,6 +80,10 @@ function startLane(deps: ReconcileWorkerDeps, queue: string, concurrency: number
       }
       const lock = await acquireMailboxLock(deps.redis, lockKey(prefix, ref));
       const started = performance.now();
+      // Epoch times, so that the lines of several processes on one Redis can be laid side by side
+      // (docs/scale-out.md): no two spans of one mailbox may overlap.
+      const heldFrom = Date.now();
+      log.debug({ mailbox: mailboxKey(ref), reason: data.reason, queue, job: job.id, heldFrom }, 'reconcile started');
       // From the request (the job's creation) to now: queueing, and waiting for the mailbox's lock.
       const waitedMs = Math.max(0, Date.now() - job.timestamp);
       try {
@@ -102,21 +107,30 @@ function startLane(deps: ReconcileWorkerDeps, queue: string, concurrency: number
         }
         throw err;
       } finally {
+        log.debug({ mailbox: mailboxKey(ref), reason: data.reason, queue, job: job.id, heldFrom, heldUntil: Date.now() }, 'reconcile ended');
         await lock.release().catch(() => undefined);
       }
     },
     connection,
-    { prefix, concurrency, autorun: true },
+    { prefix, concurrency, autorun: true, maxStalledCount: RECONCILE_MAX_STALLED },
   );
   const { worker } = started;
   worker.on('failed', (job, err) => {
     const parsed = job ? reconcileJobSchema.safeParse(job.data) : undefined;
-    deps.onFailed?.(err, parsed?.success ? refOfJob(parsed.data) : undefined);
+    const ref = parsed?.success ? refOfJob(parsed.data) : undefined;
+    deps.onFailed?.(err, ref);
+    if (job && failedForGood(job, err)) {
+      // The job may have died before its run cleared the pending key (a process killed while it
+      // waited for the mailbox's lock): without this, the next requests would count on it.
+      if (ref) deps.redis.del(pendingKey(prefix, ref)).catch(() => undefined);
+      log.warn({ mailbox: ref ? mailboxKey(ref) : undefined, attempt: job.attemptsMade, err: err.message }, 'reconcile failed for good; the next change or sweep asks again');
+      return;
+    }
     // A busy spool is expected while Asterisk renumbers, and a caller in VoiceMailMain defers
     // spool changes until they hang up; both are only worth a quiet line. A login in back-off was
     // already logged once by the pool.
     const quiet = err instanceof SpoolBusyError || err instanceof SpoolChangeDeferredError;
-    log[quiet ? 'info' : err instanceof ImapAuthBackoffError ? 'debug' : 'warn']({ mailbox: job ? mailboxKey(refOfJob(job.data)) : undefined, attempt: job?.attemptsMade, err: err.message }, 'reconcile failed; retried with backoff');
+    log[quiet ? 'info' : err instanceof ImapAuthBackoffError ? 'debug' : 'warn']({ mailbox: ref ? mailboxKey(ref) : undefined, attempt: job?.attemptsMade, err: err.message }, 'reconcile failed; retried with backoff');
   });
   worker.on('error', (err) => log.error({ err: describeRedisError(err, settings.redis) }, 'reconcile worker error'));
   return started;
