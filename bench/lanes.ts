@@ -99,6 +99,8 @@ async function stop(vm: Vmbridge): Promise<void> {
   await exited;
 }
 
+const DOVEADM_KEY = 'bench-doveadm-key';
+
 async function main(): Promise<void> {
   const dir = await shortTempDir('vmb-l');
   const spoolDir = join(dir, 'spool');
@@ -108,7 +110,7 @@ async function main(): Promise<void> {
   // are heard by the spool watcher, as every mailbox of a large site is.
   const measured = Array.from({ length: 4 }, (_, k) => boxes[Math.floor(((k + 1) * MAILBOXES) / 5)]!);
   process.stderr.write(`starting private Dovecot (${MAILBOXES} users) and Redis\n`);
-  const dovecot = await startDovecot({ users: boxes.map((b) => ({ user: `u${b.mailbox}`, pass: `pw-u${b.mailbox}` })), masterUser: MASTER });
+  const dovecot = await startDovecot({ users: boxes.map((b) => ({ user: `u${b.mailbox}`, pass: `pw-u${b.mailbox}` })), masterUser: MASTER, doveadmApiKey: DOVEADM_KEY });
   const redis = await startRedis();
   let vm: Vmbridge | undefined;
   try {
@@ -116,16 +118,19 @@ async function main(): Promise<void> {
     await writeFile(confPath, ['[general]', 'format=wav', '', '[default]', ...boxes.map((b) => `${b.mailbox} => 1,Bench ${b.mailbox},u${b.mailbox}@example.invalid,,imapuser=u${b.mailbox}`), ''].join('\n'));
     const httpPort = await freePort();
     const configPath = join(dir, 'vmbridge.yaml');
-    await writeFile(configPath, stringify({
+    const settingsOf = (doveadm: boolean): Record<string, unknown> => ({
       spool: { dir: spoolDir, voicemailConf: confPath, watch: true, sweepSeconds: 0 },
       redis: { url: redis.url, prefix: 'lanes' },
-      imap: { host: '127.0.0.1', port: dovecot.port, secure: false, requireTls: false, maxConnections: 100, login: { mode: 'master', masterUser: MASTER.user, masterPassword: MASTER.pass } },
+      imap: { host: '127.0.0.1', port: dovecot.port, secure: false, requireTls: false, maxConnections: 100, login: { mode: 'master', masterUser: MASTER.user, masterPassword: MASTER.pass }, ...(doveadm ? { doveadm: { url: dovecot.doveadmUrl, apiKey: DOVEADM_KEY } } : {}) },
       email: { messageIdDomain: 'bench.invalid', audio: 'original' },
       log: { level: 'info' },
       http: { host: '127.0.0.1', port: httpPort },
       alerts: { quotaCheckSeconds: 0 },
       ...(BACKGROUND !== undefined ? { sync: { backgroundConcurrency: BACKGROUND } } : {}),
-    }));
+    });
+    await writeFile(configPath, stringify(settingsOf(false)));
+    const doveadmConfigPath = join(dir, 'vmbridge-doveadm.yaml');
+    await writeFile(doveadmConfigPath, stringify(settingsOf(true)));
 
     // First start: every mailbox's first reconcile, let finish.
     vm = startVmbridge(configPath, join(ROOT, 'bench/results/vmbridge-lanes-first.log'));
@@ -175,6 +180,13 @@ async function main(): Promise<void> {
     const floorPassSeconds = await floorPass(dovecot.port, boxes.map((b) => `u${b.mailbox}`), laneConcurrency);
     const rssMiB = Math.max(rssRestart, await peakRssMiB(vm.child.pid!));
     await stop(vm);
+    // The same quiet pass beside Dovecot's doveadm API: one call for every user, then no login
+    // for a mailbox whose mark matches (docs/sync.md, "The sweep beside Dovecot").
+    vm = startVmbridge(doveadmConfigPath, join(ROOT, 'bench/results/vmbridge-lanes-doveadm.log'));
+    const t3 = performance.now();
+    await vm.ready;
+    const doveadmPassSeconds = (performance.now() - t3) / 1000 + (await drained(httpPort, 'quiet pass with doveadm'));
+    await stop(vm);
     vm = undefined;
     await Promise.all([...observers.values()].map((o) => o.logout()));
 
@@ -191,6 +203,8 @@ async function main(): Promise<void> {
       floorPassSeconds: Math.round(floorPassSeconds * 10) / 10,
       floorConcurrency: laneConcurrency,
       quietPassOverFloor: Math.round((quietPassSeconds / floorPassSeconds) * 100) / 100,
+      doveadmPassSeconds: Math.round(doveadmPassSeconds * 10) / 10,
+      doveadmPassOverFloor: Math.round((doveadmPassSeconds / floorPassSeconds) * 100) / 100,
       idle: idleStats,
       duringBacklog: duringStats,
       backlogJobsAtSample: backlogs.length > 0 ? { min: Math.min(...backlogs), max: Math.max(...backlogs) } : undefined,
@@ -212,6 +226,7 @@ async function main(): Promise<void> {
       `backlog when each sample was taken: ${result.backlogJobsAtSample ? `${result.backlogJobsAtSample.min}-${result.backlogJobsAtSample.max} jobs` : 'none'}; samples left out because the backlog had drained: ${outside}`,
       `first pass over ${MAILBOXES} mailboxes: ${result.firstPassSeconds} s; pass after a restart (with the voicemails measured above): ${result.restartPassSeconds} s; peak RSS ${rssMiB} MiB`,
       `quiet pass after a restart (nothing changed): ${result.quietPassSeconds} s, beside the floor of LOGIN + STATUS + LOGOUT per account ${laneConcurrency} at a time: ${result.floorPassSeconds} s (${result.quietPassOverFloor}x; issue target for a sweep: at most 2x)`,
+      `the same quiet pass with imap.doveadm (one doveadm API call for every user, then no IMAP login for a quiet mailbox): ${result.doveadmPassSeconds} s (${result.doveadmPassOverFloor}x the same floor)`,
       `target ${result.target}: ${result.met ? 'met' : 'not met'} (ratio ${ratio})`,
       '',
     ].join('\n');
