@@ -1,15 +1,19 @@
 /**
  * Asterisk's ODBC voicemail table as a store, against real PostgreSQL and MariaDB from Debian:
  * the store contract (the same tests the file spool passes), the PostgreSQL trigger's notices, old
- * tables with macrocontext, and bad input named by table, row or column.
+ * tables with macrocontext, bad input named by table, row or column, and the audio files of
+ * odbc_audio_on_disk=yes.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, symlink, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { MailboxRef } from '../../src/spool/types.js';
+import { UnsafeSpoolEntryError } from '../../src/spool/write.js';
 import { OdbcRowError, OdbcStore, OdbcTableError, type OdbcStoreOptions } from '../../src/store/odbc/odbc-store.js';
+import { openDatabase, type SqlDatabase } from '../../src/store/odbc/sql.js';
 import { postgresTriggerSql } from '../../src/store/odbc/trigger.js';
 import { AsteriskOdbc, type SchemaRevision } from '../support/asterisk-odbc.js';
 import { startMariadb, startPostgres, type DatabaseServer } from '../support/databases.js';
@@ -23,15 +27,26 @@ interface Made {
   readonly store: OdbcStore;
   readonly asterisk: AsteriskOdbc;
   readonly local: string;
+  readonly opts: OdbcStoreOptions;
   close(): Promise<void>;
 }
 
-async function makeStore(db: DatabaseServer, opts: { revision?: SchemaRevision; pollSeconds?: number; trigger?: boolean; create?: boolean; ownership?: { uid: number; gid: number } } = {}): Promise<Made> {
+interface MakeOptions {
+  revision?: SchemaRevision;
+  pollSeconds?: number;
+  trigger?: boolean;
+  create?: boolean;
+  ownership?: { uid: number; gid: number };
+  /** odbc_audio_on_disk=yes with these formats. */
+  audioOnDisk?: readonly string[];
+}
+
+async function makeStore(db: DatabaseServer, opts: MakeOptions = {}): Promise<Made> {
   const table = `voicemail_messages_${++tables}`;
-  const asterisk = new AsteriskOdbc({ url: db.url, table, spoolDir: ASTERISK_SPOOL, ...(opts.revision ? { revision: opts.revision } : {}) });
+  const local = await mkdtemp(join(tmpdir(), 'vmbridge-odbc-'));
+  const asterisk = new AsteriskOdbc({ url: db.url, table, spoolDir: ASTERISK_SPOOL, ...(opts.revision ? { revision: opts.revision } : {}), ...(opts.audioOnDisk ? { audioOnDisk: { spoolDir: local, formats: opts.audioOnDisk } } : {}) });
   if (opts.create !== false) await asterisk.createTable();
   if (opts.trigger) await asterisk.db.query(postgresTriggerSql(table));
-  const local = await mkdtemp(join(tmpdir(), 'vmbridge-odbc-'));
   const storeOpts: OdbcStoreOptions = {
     url: db.url,
     urlSetting: 'store.odbc.url',
@@ -40,7 +55,7 @@ async function makeStore(db: DatabaseServer, opts: { revision?: SchemaRevision; 
     localSpoolDir: local,
     lockmode: 'lockfile',
     recordingExt: 'wav',
-    audioOnDisk: false,
+    audioOnDisk: opts.audioOnDisk !== undefined,
     pollSeconds: opts.pollSeconds ?? 1,
     ...(opts.ownership ? { ownership: opts.ownership } : {}),
   };
@@ -49,11 +64,123 @@ async function makeStore(db: DatabaseServer, opts: { revision?: SchemaRevision; 
     store,
     asterisk,
     local,
+    opts: storeOpts,
     async close() {
       await asterisk.close();
       await rm(local, { recursive: true, force: true });
     },
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// odbc_audio_on_disk=yes: the files move with the rows
+
+const FORMATS = ['wav', 'WAV', 'gsm'] as const;
+/** Each message's file of each format has bytes of its own, so a file that went to the wrong place shows. */
+const bytesOf = (label: string, ext: string): Buffer => wavOf(`${label}.${ext}`);
+
+/** The store's database, running `action` once right after the first statement matching `match` answered. */
+function afterQuery(url: string, match: RegExp, action: () => Promise<void>): SqlDatabase {
+  const db = openDatabase(url, 'test database');
+  let fired = false;
+  return {
+    dialect: db.dialect,
+    async query(sql, params) {
+      const rows = await db.query(sql, params);
+      if (!fired && match.test(sql)) {
+        fired = true;
+        await action();
+      }
+      return rows;
+    },
+    transaction: (fn) => db.transaction(fn),
+    close: () => db.close(),
+  };
+}
+
+function audioOnDiskTests(serverName: string, database: () => DatabaseServer): void {
+  describe(`odbc_audio_on_disk=yes on ${serverName}: audio files in the spool folder (${FORMATS.join(', ')})`, () => {
+    let n = 0;
+    const freshBox = (): MailboxRef => ({ context: 'ondisk', mailbox: `${3000 + n++}` });
+
+    interface Box {
+      readonly m: Made;
+      readonly ref: MailboxRef;
+      readonly ids: Map<string, string>;
+    }
+
+    const setUp = async (labels: readonly string[], opts: MakeOptions = {}): Promise<Box> => {
+      const m = await makeStore(database(), { audioOnDisk: FORMATS, ...opts });
+      const ref = freshBox();
+      const ids = new Map<string, string>();
+      for (const label of labels) ids.set(label, (await m.asterisk.leave(ref, { audio: wavOf(label), files: (ext) => bytesOf(label, ext) })).msgId);
+      return { m, ref, ids };
+    };
+    const tearDown = async (b: Box): Promise<void> => {
+      await b.m.store.close();
+      await b.m.close();
+    };
+    const id = (b: Box, label: string): string => b.ids.get(label)!;
+
+    /** What the store reads: every message with every format, each file its own. */
+    const expectReadable = async (b: Box, store: OdbcStore, want: Record<string, readonly string[]>): Promise<void> => {
+      const s = await store.readMailbox(b.ref);
+      assert.deepEqual(s.problems, []);
+      for (const [folder, labels] of Object.entries(want)) {
+        const msgs = s.messages.filter((x) => x.folder === folder).sort((x, y) => x.msgnum - y.msgnum);
+        assert.deepEqual(msgs.map((x) => x.id), labels.map((l) => id(b, l)), `${folder} as read`);
+        for (const [i, msg] of msgs.entries()) {
+          assert.deepEqual(msg.audio.map((a) => a.ext).sort(), [...FORMATS].sort(), `${folder} message ${i} has every format`);
+          for (const a of msg.audio) assert.equal((await store.readAudio(a.path)).subarray(44).toString(), `${labels[i]}.${a.ext}`, a.path);
+        }
+      }
+    };
+
+    it('reads every format\'s file of each AUDMAGIC row; a row with a link among its files, or in a folder that is a link, is left alone', async () => {
+      const b = await setUp(['a', 'b']);
+      const outside = await mkdtemp(join(tmpdir(), 'vmbridge-outside-'));
+      try {
+        await expectReadable(b, b.m.store, { INBOX: ['a', 'b'] });
+        const inbox = b.m.asterisk.localDir(b.ref, 'INBOX');
+        await writeFile(join(outside, 'secret.wav'), 'not voicemail');
+        await unlink(join(inbox, 'msg0001.WAV'));
+        await symlink(join(outside, 'secret.wav'), join(inbox, 'msg0001.WAV'));
+        const s = await b.m.store.readMailbox(b.ref);
+        assert.deepEqual(s.messages.map((x) => x.id), [id(b, 'a')]);
+        assert.ok(s.problems.some((p) => p.path.includes('msgnum=1') && /msg0001\.WAV is a symbolic link/.test(p.problem)), JSON.stringify(s.problems));
+        await assert.rejects(b.m.store.readAudio(join(ASTERISK_SPOOL, 'voicemail', b.ref.context, b.ref.mailbox, 'INBOX', 'msg0001.WAV')), (err: unknown) => err instanceof UnsafeSpoolEntryError && err.path === join(inbox, 'msg0001.WAV'));
+
+        await b.m.asterisk.move(b.ref, 'INBOX', 0, 'Work');
+        await rm(b.m.asterisk.localDir(b.ref, 'Work'), { recursive: true });
+        await mkdir(join(outside, 'Work'));
+        await writeFile(join(outside, 'Work', 'msg0000.wav'), wavOf('elsewhere'));
+        await symlink(join(outside, 'Work'), b.m.asterisk.localDir(b.ref, 'Work'));
+        const w = await b.m.store.readMailbox(b.ref);
+        assert.equal(w.messages.some((x) => x.id === id(b, 'a')), false, 'nothing is read through the link');
+        assert.ok(w.problems.some((p) => /Work: is a symbolic link/.test(p.problem)), JSON.stringify(w.problems));
+      } finally {
+        await rm(outside, { recursive: true, force: true });
+        await tearDown(b);
+      }
+    });
+
+    it('an audio file is never read as another message\'s when Asterisk renumbers the folder meanwhile', async () => {
+      const b = await setUp(['a', 'b']);
+      const racing = new OdbcStore(b.m.opts, afterQuery(database().url, /^SELECT recording/, () => b.m.asterisk.remove(b.ref, 'INBOX', 0)));
+      try {
+        const a = (await racing.readMailbox(b.ref)).messages.find((x) => x.id === id(b, 'a'))!;
+        const wav = a.audio.find((x) => x.ext === 'wav')!;
+        // Between the look at a's row and the opening of its file, a goes and b takes its number.
+        await assert.rejects(racing.readAudio(wav.path), (err: unknown) => err instanceof OdbcRowError && /msgnum=0\).*renumbered while its audio was read/.test(err.message));
+        b.ids.delete('a');
+        await expectReadable(b, racing, { INBOX: ['b'] });
+      } finally {
+        await racing.close();
+        await tearDown(b);
+      }
+    });
+
+  });
 }
 
 const servers: { name: string; start: () => Promise<DatabaseServer> }[] = [
@@ -87,6 +214,8 @@ for (const server of servers) {
         };
       });
     }
+
+    audioOnDiskTests(server.name, () => db);
 
     it('keeps msgnum dense and Asterisk-shaped after vmbridge moves and removes (no duplicate numbers)', async () => {
       const m = await makeStore(db);
