@@ -3,9 +3,11 @@
  * `odbctable=`; facts in docs/stores.md). Reads are one SELECT per mailbox, without the
  * recordings, which are read one at a time when an email is built. Changes go through the owning
  * Asterisk's AMI (VoicemailMove/VoicemailRemove: Asterisk renumbers and locks itself) where it is
- * configured; otherwise they are SQL statements in one transaction, following app_voicemail's own
- * COPY (INSERT ... SELECT), DELETE and renumbering (UPDATE ... SET msgnum), under the folder's
- * spool lock, which is the lock Asterisk takes for ODBC folders too.
+ * configured; otherwise they are SQL statements following app_voicemail's own COPY (INSERT ...
+ * SELECT), DELETE and renumbering (UPDATE ... SET msgnum), under the folder's spool lock, which is
+ * the lock Asterisk takes for ODBC folders too. With the audio in the table a change is one
+ * transaction; with `odbc_audio_on_disk=yes` each row change is one, made together with the row's
+ * audio files in the spool folder (change-steps.ts, audio-files.ts).
  */
 import { join } from 'node:path';
 import type { LockMode } from '../../config/asterisk-conf.js';
@@ -19,6 +21,7 @@ import { changesViaAmi, moveViaAmi, removeViaAmi, type AmiChanges } from '../ami
 import { assertNoVoiceMailMain } from '../spool-changes.js';
 import type { StoreBox, StoreChangeOutcome, StoreWatcher, StoreWatchOptions, VoicemailStore } from '../types.js';
 import { msgName, SpoolAudio, type FolderAudio, type OdbcFolder } from './audio-files.js';
+import { inOneTransaction, stepByStep, type ChangeSteps } from './change-steps.js';
 import { AUDIO_ON_DISK_MARKER, DirLayout, isPlainIdentifier, messageFromRow, missingColumns, parseMessagePath, recordingProblem, rowName, tableShape, type TableShape } from './rows.js';
 import { openDatabase, redactUrl, type Row, type SqlDatabase, type SqlSession } from './sql.js';
 import { watchTable } from './watch.js';
@@ -226,51 +229,67 @@ export class OdbcStore implements VoicemailStore {
 
   async move(box: StoreBox, id: string, from: SyncedSpoolFolder, to: SyncedSpoolFolder): Promise<StoreChangeOutcome> {
     if (changesViaAmi(this.opts.ami, id)) return moveViaAmi(this.opts.ami, (ref) => this.readMailbox(ref), box, id, from, to);
+    const { ref } = box;
     const maxmsg = box.maxmsg ?? DEFAULT_MAXMSG;
-    this.refuseSqlWithAudioOnDisk(box.ref);
-    const src = this.layout.dir(box.ref, from);
-    const dst = this.layout.dir(box.ref, to);
-    return this.withFolderLock(box.ref, from, () => this.withFolderLock(box.ref, to, () => this.db.transaction(async (tx) => {
-      const at = await this.find(tx, src, id);
-      if (at === undefined) {
-        if ((await this.find(tx, dst, id)) !== undefined) return { done: true, via: 'sql', alreadyDone: true, repairs: await this.resequence(tx, src) } as const;
-        throw new MessageNotFoundError(box.ref, id, [from, to]);
-      }
-      const count = Number((await tx.query(`SELECT COUNT(*) AS n FROM ${this.opts.table} WHERE dir = ?`, [dst]))[0]?.['n'] ?? 0);
-      if (count >= maxmsg) return { done: false, problem: `${to} is full (maxmsg=${maxmsg})` } as const;
-      const next = await this.nextMsgnum(tx, dst);
-      await this.copyRow(tx, src, at, dst, next);
-      await tx.query(`DELETE FROM ${this.opts.table} WHERE dir = ? AND msgnum = ?`, [src, at]);
-      return { done: true, via: 'sql', alreadyDone: false, repairs: await this.resequence(tx, src) } as const;
+    const src = this.layout.dir(ref, from);
+    const dst = this.layout.dir(ref, to);
+    return this.withFolderLock(ref, from, () => this.withFolderLock(ref, to, () => this.change(ref, async (steps): Promise<StoreChangeOutcome> => {
+      const moved = await steps.step(async (tx, audio) => {
+        const at = await this.find(tx, src, id);
+        if (at === undefined) {
+          if ((await this.find(tx, dst, id)) !== undefined) return 'already' as const;
+          throw new MessageNotFoundError(ref, id, [from, to]);
+        }
+        if ((await this.msgnums(tx, dst)).length >= maxmsg) return 'full' as const;
+        const next = await this.nextMsgnum(tx, dst);
+        audio?.relocate({ folder: from, msgnum: at }, { folder: to, msgnum: next });
+        await this.copyRow(tx, src, at, dst, next);
+        await this.deleteRow(tx, src, at);
+        return 'moved' as const;
+      });
+      if (moved === 'full') return { done: false, problem: `${to} is full (maxmsg=${maxmsg})` };
+      await this.closeGaps(steps, ref, from);
+      await this.tidy(steps, ref, [from, to]);
+      return { done: true, via: 'sql', alreadyDone: moved === 'already', repairs: steps.repairs };
     })));
   }
 
   async remove(box: StoreBox, id: string, folder: SyncedSpoolFolder): Promise<StoreChangeOutcome> {
     if (changesViaAmi(this.opts.ami, id)) return removeViaAmi(this.opts.ami, (ref) => this.readMailbox(ref), box, id, folder);
-    this.refuseSqlWithAudioOnDisk(box.ref);
-    const dir = this.layout.dir(box.ref, folder);
+    const { ref } = box;
+    const dir = this.layout.dir(ref, folder);
     const keep = box.backupDeleted ?? 0;
-    const deletedDir = this.layout.dir(box.ref, 'Deleted');
-    return this.withFolderLock(box.ref, folder, () => this.db.transaction(async (tx) => {
-      const at = await this.find(tx, dir, id);
-      if (at === undefined) return { done: true, via: 'sql', alreadyDone: true, repairs: await this.resequence(tx, dir) } as const;
-      const repairs: string[] = [];
-      if (keep > 0) {
-        // backupdeleted: the message goes to the end of Deleted, whose oldest beyond the limit go.
-        await this.copyRow(tx, dir, at, deletedDir, await this.nextMsgnum(tx, deletedDir));
-        const kept = (await tx.query(`SELECT msgnum FROM ${this.opts.table} WHERE dir = ? ORDER BY msgnum`, [deletedDir])).map((r) => Number(r['msgnum']));
-        for (const n of kept.slice(0, Math.max(0, kept.length - keep))) await tx.query(`DELETE FROM ${this.opts.table} WHERE dir = ? AND msgnum = ?`, [deletedDir, n]);
-        repairs.push(...(await this.resequence(tx, deletedDir)));
-      }
-      await tx.query(`DELETE FROM ${this.opts.table} WHERE dir = ? AND msgnum = ?`, [dir, at]);
-      repairs.push(...(await this.resequence(tx, dir)));
-      return { done: true, via: 'sql', alreadyDone: false, repairs } as const;
-    }));
+    const deletedDir = this.layout.dir(ref, 'Deleted');
+    const run = (): Promise<StoreChangeOutcome> => this.change(ref, async (steps) => {
+      const removed = await steps.step(async (tx, audio) => {
+        const at = await this.find(tx, dir, id);
+        if (at === undefined) return false;
+        if (keep > 0) {
+          // backupdeleted: the message goes to the end of Deleted, as save_to_folder puts it there.
+          const next = await this.nextMsgnum(tx, deletedDir);
+          audio?.relocate({ folder, msgnum: at }, { folder: 'Deleted', msgnum: next });
+          await this.copyRow(tx, dir, at, deletedDir, next);
+        } else {
+          audio?.discard({ folder, msgnum: at });
+        }
+        await this.deleteRow(tx, dir, at);
+        return true;
+      });
+      if (keep > 0) await this.trimDeleted(steps, ref, keep);
+      await this.closeGaps(steps, ref, folder);
+      await this.tidy(steps, ref, keep > 0 ? [folder, 'Deleted'] : [folder]);
+      return { done: true, via: 'sql', alreadyDone: !removed, repairs: steps.repairs };
+    });
+    // Deleted is locked inside the folder, the order in which Asterisk's close_mailbox takes them.
+    return this.withFolderLock(ref, folder, () => (keep > 0 ? this.withFolderLock(ref, 'Deleted', run) : run()));
   }
 
   async renumber(ref: MailboxRef, folder: SyncedSpoolFolder): Promise<readonly string[]> {
-    const dir = this.layout.dir(ref, folder);
-    return this.withFolderLock(ref, folder, () => this.db.transaction((tx) => this.resequence(tx, dir)));
+    return this.withFolderLock(ref, folder, () => this.change(ref, async (steps) => {
+      await this.closeGaps(steps, ref, folder);
+      await this.tidy(steps, ref, [folder]);
+      return steps.repairs;
+    }));
   }
 
   async withFolderLock<T>(ref: MailboxRef, folder: OdbcFolder, fn: () => T | Promise<T>): Promise<T> {
@@ -286,9 +305,8 @@ export class OdbcStore implements VoicemailStore {
     return this.db.close();
   }
 
-  private refuseSqlWithAudioOnDisk(ref: MailboxRef): void {
-    if (!this.opts.audioOnDisk) return;
-    throw new OdbcTableError(`${mailboxKey(ref)}: with odbc_audio_on_disk=yes the audio files move with the rows, which only Asterisk does; set asterisk.ami (with useVoicemailActions) so that changes go through VoicemailMove/VoicemailRemove`);
+  private change<T>(ref: MailboxRef, fn: (steps: ChangeSteps) => Promise<T>): Promise<T> {
+    return this.opts.audioOnDisk ? stepByStep(this.db, this.audio, ref, fn) : inOneTransaction(this.db, fn);
   }
 
   /** The msgnum of message `id` in `dir` (by msg_id, or by the derived id of its row). */
@@ -307,6 +325,11 @@ export class OdbcStore implements VoicemailStore {
     return undefined;
   }
 
+  /** The message numbers of `dir`, lowest first (greetings, at -1, are not messages). */
+  private async msgnums(tx: SqlSession, dir: string): Promise<number[]> {
+    return (await tx.query(`SELECT msgnum FROM ${this.opts.table} WHERE dir = ? AND msgnum >= 0 ORDER BY msgnum`, [dir])).map((r) => Number(r['msgnum']));
+  }
+
   private async nextMsgnum(tx: SqlSession, dir: string): Promise<number> {
     const rows = await tx.query(`SELECT MAX(msgnum) AS m FROM ${this.opts.table} WHERE dir = ?`, [dir]);
     const max = rows[0]?.['m'];
@@ -321,16 +344,42 @@ export class OdbcStore implements VoicemailStore {
     await tx.query(`INSERT INTO ${this.opts.table} (dir, msgnum, ${cols}) SELECT ?, ?, ${cols} FROM ${this.opts.table} WHERE dir = ? AND msgnum = ?`, [dst, next, src, msgnum]);
   }
 
+  private async deleteRow(tx: SqlSession, dir: string, msgnum: number): Promise<void> {
+    await tx.query(`DELETE FROM ${this.opts.table} WHERE dir = ? AND msgnum = ?`, [dir, msgnum]);
+  }
+
+  /** backupdeleted: Deleted keeps its last `keep` messages; the oldest beyond go, files and all. */
+  private async trimDeleted(steps: ChangeSteps, ref: MailboxRef, keep: number): Promise<void> {
+    const dir = this.layout.dir(ref, 'Deleted');
+    const nums = await steps.step((tx) => this.msgnums(tx, dir));
+    for (const n of nums.slice(0, Math.max(0, nums.length - keep))) {
+      await steps.step(async (tx, audio) => {
+        audio?.discard({ folder: 'Deleted', msgnum: n });
+        await this.deleteRow(tx, dir, n);
+      });
+    }
+    await this.closeGaps(steps, ref, 'Deleted');
+  }
+
   /** Closes gaps: each row down to its position, lowest first (so no two rows ever share a number). */
-  private async resequence(tx: SqlSession, dir: string): Promise<string[]> {
-    const nums = (await tx.query(`SELECT msgnum FROM ${this.opts.table} WHERE dir = ? AND msgnum >= 0 ORDER BY msgnum`, [dir])).map((r) => Number(r['msgnum']));
-    const changes: string[] = [];
+  private async closeGaps(steps: ChangeSteps, ref: MailboxRef, folder: OdbcFolder): Promise<void> {
+    const dir = this.layout.dir(ref, folder);
+    const nums = await steps.step((tx) => this.msgnums(tx, dir));
     for (const [i, n] of nums.entries()) {
       if (n === i) continue;
-      await tx.query(`UPDATE ${this.opts.table} SET msgnum = ? WHERE dir = ? AND msgnum = ?`, [i, dir, n]);
-      changes.push(`${rowName(this.opts.table, dir, n)} renumbered ${i}`);
+      await steps.step(async (tx, audio) => {
+        audio?.relocate({ folder, msgnum: n }, { folder, msgnum: i });
+        await tx.query(`UPDATE ${this.opts.table} SET msgnum = ? WHERE dir = ? AND msgnum = ?`, [i, dir, n]);
+      });
+      steps.repairs.push(`${rowName(this.opts.table, dir, n)} renumbered ${i}${this.opts.audioOnDisk ? ', its audio files with it' : ''}`);
     }
-    return changes;
+  }
+
+  private async tidy(steps: ChangeSteps, ref: MailboxRef, folders: readonly OdbcFolder[]): Promise<void> {
+    for (const folder of folders) {
+      const dir = this.layout.dir(ref, folder);
+      await steps.tidy(folder, async (tx) => new Set(await this.msgnums(tx, dir)));
+    }
   }
 }
 
