@@ -68,7 +68,7 @@ const CATALOG: Readonly<Record<string, OptionInfo>> = {
   // Storage.
   odbcstorage: used('voicemail is read from and changed in that ODBC connection\'s table; spool.odbc.urlFile names the database (docs/stores.md)'),
   odbctable: used('the table of the ODBC voicemail (default voicemessages)'),
-  odbc_audio_on_disk: used('the audio of table rows marked AUDMAGIC is read from the spool folder; changes then go through AMI'),
+  odbc_audio_on_disk: used('the audio of table rows marked AUDMAGIC is read from the spool folder, and moves, renumbers and goes with its rows (docs/stores.md)'),
   imapuser: used('the IMAP user of the mailbox'),
   imappassword: used('the IMAP password of the mailbox'),
   imapsecret: used('an old name of imappassword'),

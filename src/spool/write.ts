@@ -727,7 +727,7 @@ function nestedLock(opts: WriteOptions): LockOptions {
   return { ...opts.lock, timeoutMs: opts.nestedLockTimeoutMs ?? DEFAULT_NESTED_LOCK_TIMEOUT_MS };
 }
 
-function linkHint(err: unknown): string {
+export function linkHint(err: unknown): string {
   // fs.protected_hardlinks lets only a file's owner (or someone who may write it) link it.
   return errnoOf(err) === 'EPERM' ? ' (hard links need vmbridge to run as the spool files\' owner, asterisk.conf runuser, or the files to be group-writable)' : '';
 }

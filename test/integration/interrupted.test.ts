@@ -5,11 +5,13 @@
  * moment), for every k; then vmbridge starts again (a new IMAP pool, new connections) and
  * reconciles. The end state must equal the uninterrupted run's: every email once, in the same
  * folder with the same flags, the store the same and densely numbered, the records the same, and
- * no lock left in the mailbox. For the file spool and for Asterisk's ODBC table (PostgreSQL).
+ * no lock left in the mailbox. For the file spool and for Asterisk's ODBC table (PostgreSQL), with
+ * the audio in the rows and on disk (odbc_audio_on_disk=yes: every message keeps all its files, and
+ * no name is left over).
  */
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { identityMessageId } from '../../src/imap/identity-header.js';
@@ -30,12 +32,18 @@ import { VOICEMAIL_FOLDERS } from '../support/mail-client.js';
 import { wavOf } from '../support/store-contract.js';
 
 const TABLE = 'voicemail_messages';
+const DISK_TABLE = 'voicemail_messages_on_disk';
+const DISK_FORMATS = ['wav', 'gsm'] as const;
 const LABELS = ['A', 'B', 'C', 'D', 'E', 'F'] as const;
 const BOXES = 11;
 
 /** What Asterisk does on the phone side, for one store kind. */
 interface Phone {
   readonly store: VoicemailStore;
+  /** Audio files each message has. */
+  readonly formats: number;
+  /** The store's audio is the spool folder's msgNNNN files and nothing else there (ODBC audio on disk). */
+  readonly onlyAudioInFolders?: boolean;
   leave(ref: MailboxRef): Promise<string>;
   move(ref: MailboxRef, id: string, from: SyncedSpoolFolder, to: SyncedSpoolFolder): Promise<void>;
   remove(ref: MailboxRef, id: string, folder: SyncedSpoolFolder): Promise<void>;
@@ -47,21 +55,25 @@ describe('interrupted at every step of a plan, then restarted', { timeout: 900_0
   let h: Harness;
   let db: DatabaseServer;
   let asterisk: AsteriskOdbc;
+  let onDisk: AsteriskOdbc;
   let redis: Redis;
   let directory: Directory;
-  const contexts = ['spool', 'odbc'] as const;
+  const contexts = ['spool', 'odbc', 'odbcdisk'] as const;
 
   before(async () => {
     db = await startPostgres();
     h = await startHarness({ boxes: contexts.flatMap((context) => Array.from({ length: BOXES }, (_, i) => ({ mailbox: String(7000 + i), context }))) });
     asterisk = new AsteriskOdbc({ url: db.url, table: TABLE, spoolDir: h.spoolDir });
     await asterisk.createTable();
+    onDisk = new AsteriskOdbc({ url: db.url, table: DISK_TABLE, spoolDir: h.spoolDir, audioOnDisk: { spoolDir: h.spoolDir, formats: DISK_FORMATS } });
+    await onDisk.createTable();
     redis = new Redis(h.redisUrl);
     directory = await loadDirectory(h.settings, h.log);
   });
   after(async () => {
     redis?.disconnect();
     await asterisk?.close();
+    await onDisk?.close();
     await h?.stop();
     await db?.stop();
   });
@@ -71,24 +83,31 @@ describe('interrupted at every step of a plan, then restarted', { timeout: 900_0
       const msgnumOf = async (ref: MailboxRef, folder: SyncedSpoolFolder, id: string): Promise<number> => (await listFolder(h.spoolDir, ref, folder)).find((m) => m.msgId === id)!.msgnum;
       return {
         store: new FileSpoolStore({ spoolDir: h.spoolDir, lockmode: 'lockfile' }),
+        formats: 1,
         leave: async (ref) => (await leaveVoicemail(h.spoolDir, ref, { formats: ['wav'], audio: wavOf('v') })).msgId,
         move: async (ref, id, from, to) => void (await moveMessage(h.spoolDir, ref, from, await msgnumOf(ref, from, id), to)),
         remove: async (ref, id, folder) => deleteMessage(h.spoolDir, ref, folder, await msgnumOf(ref, folder, id)),
       };
     },
-    odbc: () => {
-      const msgnumOf = async (ref: MailboxRef, folder: SyncedSpoolFolder, id: string): Promise<number> => (await asterisk.folder(ref, folder)).find((m) => m.msgId === id)!.msgnum;
-      return {
-        store: new OdbcStore({ url: db.url, urlSetting: 'spool.odbc.url', table: TABLE, asteriskSpoolDir: h.spoolDir, localSpoolDir: h.spoolDir, lockmode: 'lockfile', recordingExt: 'wav', audioOnDisk: false, pollSeconds: 0 }),
-        leave: async (ref) => (await asterisk.leave(ref, { audio: wavOf('v') })).msgId,
-        move: async (ref, id, from, to) => void (await asterisk.move(ref, from, await msgnumOf(ref, from, id), to)),
-        remove: async (ref, id, folder) => asterisk.remove(ref, folder, await msgnumOf(ref, folder, id)),
-      };
-    },
+    odbc: () => odbcPhone(asterisk, TABLE, false),
+    odbcdisk: () => odbcPhone(onDisk, DISK_TABLE, true),
   };
 
+  const odbcPhone = (table: AsteriskOdbc, name: string, audioOnDisk: boolean): Phone => {
+    const msgnumOf = async (ref: MailboxRef, folder: SyncedSpoolFolder, id: string): Promise<number> => (await table.folder(ref, folder)).find((m) => m.msgId === id)!.msgnum;
+    return {
+      store: new OdbcStore({ url: db.url, urlSetting: 'spool.odbc.url', table: name, asteriskSpoolDir: h.spoolDir, localSpoolDir: h.spoolDir, lockmode: 'lockfile', recordingExt: 'wav', audioOnDisk, pollSeconds: 0 }),
+      formats: audioOnDisk ? DISK_FORMATS.length : 1,
+      onlyAudioInFolders: audioOnDisk,
+      leave: async (ref) => (await table.leave(ref, { audio: wavOf('v') })).msgId,
+      move: async (ref, id, from, to) => void (await table.move(ref, from, await msgnumOf(ref, from, id), to)),
+      remove: async (ref, id, folder) => table.remove(ref, folder, await msgnumOf(ref, folder, id)),
+    };
+  };
+
+  const titles = { spool: 'file spool', odbc: 'ODBC table (PostgreSQL)', odbcdisk: 'ODBC table with the audio on disk (PostgreSQL)' } as const;
   for (const context of contexts) {
-    describe(`${context === 'spool' ? 'file spool' : 'ODBC table (PostgreSQL)'}`, () => {
+    describe(titles[context], () => {
       let phone: Phone;
       before(() => {
         phone = phones[context]();
@@ -152,12 +171,18 @@ describe('interrupted at every step of a plan, then restarted', { timeout: 900_0
         for (const [folder, nums] of byFolder) assert.deepEqual(nums.sort((a, b) => a - b), nums.map((_, i) => i), `${ref.mailbox} ${folder} numbered 0..n-1`);
         const { records } = await new StateStore(redis, h.settings.redis.prefix).load(ref);
         const recorded = [...records].map(([id, r]) => `${name(id)} ${r.folder}`).sort();
+        const incomplete = snapshot.messages.filter((m) => m.audio.length !== phone.formats).map((m) => `${name(m.id)} has ${m.audio.length} audio files`);
+        const audioNames = new Set(snapshot.messages.flatMap((m) => m.audio.map((a) => `${m.folder}/${basename(a.path)}`)));
         const locks: string[] = [];
+        const strays: string[] = [];
         const boxDir = join(h.spoolDir, 'voicemail', ref.context, ref.mailbox);
         for (const folder of await readdir(boxDir).catch(() => [] as string[])) {
-          for (const f of await readdir(join(boxDir, folder)).catch(() => [] as string[])) if (f.startsWith('.lock')) locks.push(`${folder}/${f}`);
+          for (const f of await readdir(join(boxDir, folder)).catch(() => [] as string[])) {
+            if (f.startsWith('.lock')) locks.push(`${folder}/${f}`);
+            else if (phone.onlyAudioInFolders && folder !== 'tmp' && !audioNames.has(`${folder}/${f}`)) strays.push(`${folder}/${f}`);
+          }
         }
-        return { emails, store, recorded, locks };
+        return { emails, store, recorded, incomplete, locks, strays };
       };
 
       it('every stop point ends as the uninterrupted run does', async () => {
@@ -175,7 +200,9 @@ describe('interrupted at every step of a plan, then restarted', { timeout: 900_0
           emails: ['A INBOX seen', 'B Work seen', 'D INBOX flagged', 'F Family', 'G INBOX'],
           store: ['A Old', 'B Work', 'D Urgent', 'F Family', 'G INBOX'],
           recorded: ['A Old', 'B Work', 'D Urgent', 'F Family', 'G INBOX'],
+          incomplete: [],
           locks: [],
+          strays: [],
         });
 
         for (let k = 1; k <= effects; k++) {

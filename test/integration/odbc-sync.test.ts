@@ -3,10 +3,11 @@
  * service syncs the table both ways against real PostgreSQL, Dovecot and Redis. Rows are written
  * the way app_voicemail writes them; what the user does in the mail client reaches the table as
  * SQL changes (no AMI here) that keep msgnum dense; a row whose recording is not audio is left
- * alone on both sides while the others sync.
+ * alone on both sides while the others sync. With odbc_audio_on_disk=yes the audio files in the
+ * spool folder follow the rows.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -132,3 +133,83 @@ describe('ODBC voicemail storage synced both ways (PostgreSQL)', { timeout: 300_
     assert.equal(out.includes(db.password), false, 'the database password is never printed');
   });
 });
+
+describe('ODBC voicemail storage with the audio on disk (odbc_audio_on_disk=yes, PostgreSQL)', { timeout: 300_000 }, () => {
+  let db: DatabaseServer;
+  let h: Harness;
+  let asterisk: AsteriskOdbc;
+  let service: Service;
+  let mail: MailClient;
+  let secrets: string;
+  const formats = ['wav', 'gsm'] as const;
+  /** Each format's bytes, told apart by message (a GSM file is whole 33-byte frames). */
+  const audioOf = (label: string) => (ext: string): Buffer => (ext === 'gsm' ? Buffer.concat([Buffer.alloc(33, 0xd5), Buffer.alloc(33, 0xd5), Buffer.from(label.padEnd(33, '.').slice(0, 33))]) : wavOf(label));
+
+  const emailOf = (id: string, folder = 'INBOX') => waitFor(`the email of ${id} in ${folder}`, async () => (await mail.list(VOICEMAIL_FOLDERS)).find((e) => e.messageId === mid(id) && e.folder === folder), WAIT);
+  /** The folder's files on disk, by name, with the message each belongs to. */
+  const filesOf = async (folder: string): Promise<Record<string, string>> => {
+    const dir = asterisk.localDir(ref, folder);
+    const out: Record<string, string> = {};
+    for (const name of (await readdir(dir).catch(() => [] as string[])).filter((n) => !n.startsWith('.lock')).sort()) {
+      const bytes = await readFile(join(dir, name));
+      out[name] = name.endsWith('.gsm') ? bytes.subarray(66).toString().replace(/\.+$/, '') : bytes.subarray(44).toString();
+    }
+    return out;
+  };
+
+  before(async () => {
+    db = await startPostgres();
+    secrets = await mkdtemp(join(tmpdir(), 'vmbridge-odbc-secret-'));
+    const urlFile = join(secrets, 'db-url');
+    await writeFile(urlFile, `${db.url}\n`, { mode: 0o600 });
+    h = await startHarness({
+      boxes: [{ mailbox: '1000' }],
+      confExtra: `[general]\nformat=${formats.join('|')}\nodbcstorage=asterisk\nodbctable=${TABLE}\nodbc_audio_on_disk=yes\n`,
+      settings: (b) => ({ ...b, spool: { ...(b['spool'] as object), odbc: { urlFile, pollSeconds: 1 } } }),
+    });
+    asterisk = new AsteriskOdbc({ url: db.url, table: TABLE, spoolDir: h.spoolDir, audioOnDisk: { spoolDir: h.spoolDir, formats } });
+    await asterisk.createTable();
+    await asterisk.db.query(postgresTriggerSql(TABLE));
+    mail = await h.mail(ref);
+    service = await h.startService();
+  });
+  after(async () => {
+    await service?.close();
+    await asterisk?.close();
+    await h?.stop();
+    await db?.stop();
+    if (secrets) await rm(secrets, { recursive: true, force: true });
+  });
+
+  it('an email read moves its row and files to Old and renumbers INBOX with its files; one deleted takes its files along', async () => {
+    const first = await asterisk.leave(ref, { audio: wavOf('first'), files: audioOf('first') });
+    const second = await asterisk.leave(ref, { audio: wavOf('second'), files: audioOf('second') });
+    const e1 = await emailOf(first.msgId);
+    await emailOf(second.msgId);
+    await new Promise((r) => setTimeout(r, 1_500));
+
+    await inFolderOf(mail, 'INBOX', (c) => c.messageFlagsAdd(String(e1.uid), ['\\Seen'], { uid: true }));
+    await waitFor('the first row in Old', async () => (await asterisk.folder(ref, 'Old')).some((r) => r.msgId === first.msgId), WAIT);
+    assert.deepEqual(await asterisk.folder(ref, 'INBOX'), [{ msgnum: 0, msgId: second.msgId }], 'INBOX renumbered');
+    assert.deepEqual(await filesOf('Old'), { 'msg0000.gsm': 'first', 'msg0000.wav': 'first' });
+    assert.deepEqual(await filesOf('INBOX'), { 'msg0000.gsm': 'second', 'msg0000.wav': 'second' });
+
+    const e2 = await emailOf(second.msgId);
+    await inFolderOf(mail, 'INBOX', async (c) => {
+      await c.messageFlagsAdd(String(e2.uid), ['\\Deleted'], { uid: true });
+      await c.messageDelete(String(e2.uid), { uid: true });
+    });
+    await waitFor('the second row gone', async () => (await asterisk.folder(ref, 'INBOX')).length === 0, WAIT);
+    assert.deepEqual(await filesOf('INBOX'), {}, 'its files gone with it');
+    assert.deepEqual(await filesOf('Old'), { 'msg0000.gsm': 'first', 'msg0000.wav': 'first' });
+  });
+});
+
+async function inFolderOf(mail: MailClient, folder: string, fn: (c: MailClient['client']) => Promise<unknown>): Promise<void> {
+  const lock = await mail.client.getMailboxLock(folder);
+  try {
+    await fn(mail.client);
+  } finally {
+    lock.release();
+  }
+}
