@@ -176,7 +176,7 @@ function audioOnDiskTests(serverName: string, database: () => DatabaseServer): v
         assert.deepEqual(msgs.map((x) => x.id), labels.map((l) => id(b, l)), `${folder} as read`);
         for (const [i, msg] of msgs.entries()) {
           assert.deepEqual(msg.audio.map((a) => a.ext).sort(), [...FORMATS].sort(), `${folder} message ${i} has every format`);
-          for (const a of msg.audio) assert.equal((await store.readAudio(a.path)).subarray(44).toString(), `${labels[i]}.${a.ext}`, a.path);
+          for (const a of msg.audio) assert.equal((await store.readAudio(b.ref, a.path)).subarray(44).toString(), `${labels[i]}.${a.ext}`, a.path);
         }
       }
     };
@@ -318,7 +318,7 @@ function audioOnDiskTests(serverName: string, database: () => DatabaseServer): v
         const s = await b.m.store.readMailbox(b.ref);
         assert.deepEqual(s.messages.map((x) => x.id), [id(b, 'a')]);
         assert.ok(s.problems.some((p) => p.path.includes('msgnum=1') && /msg0001\.WAV is a symbolic link/.test(p.problem)), JSON.stringify(s.problems));
-        await assert.rejects(b.m.store.readAudio(join(ASTERISK_SPOOL, 'voicemail', b.ref.context, b.ref.mailbox, 'INBOX', 'msg0001.WAV')), (err: unknown) => err instanceof UnsafeSpoolEntryError && err.path === join(inbox, 'msg0001.WAV'));
+        await assert.rejects(b.m.store.readAudio(b.ref, join(ASTERISK_SPOOL, 'voicemail', b.ref.context, b.ref.mailbox, 'INBOX', 'msg0001.WAV')), (err: unknown) => err instanceof UnsafeSpoolEntryError && err.path === join(inbox, 'msg0001.WAV'));
 
         await b.m.asterisk.move(b.ref, 'INBOX', 0, 'Work');
         await rm(b.m.asterisk.localDir(b.ref, 'Work'), { recursive: true });
@@ -341,7 +341,7 @@ function audioOnDiskTests(serverName: string, database: () => DatabaseServer): v
         const a = (await racing.readMailbox(b.ref)).messages.find((x) => x.id === id(b, 'a'))!;
         const wav = a.audio.find((x) => x.ext === 'wav')!;
         // Between the look at a's row and the opening of its file, a goes and b takes its number.
-        await assert.rejects(racing.readAudio(wav.path), (err: unknown) => err instanceof OdbcRowError && /msgnum=0\).*renumbered while its audio was read/.test(err.message));
+        await assert.rejects(racing.readAudio(b.ref, wav.path), (err: unknown) => err instanceof OdbcRowError && /msgnum=0\).*renumbered while its audio was read/.test(err.message));
         b.ids.delete('a');
         await expectReadable(b, racing, { INBOX: ['b'] });
       } finally {
