@@ -17,7 +17,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fstatSync, linkSync, lstatSync, openSync, readSync, renameSync, unlinkSync, writeSync, type Dirent, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, linkSync, lstatSync, openSync, readSync, renameSync, writeSync, type Dirent, type Stats } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -25,6 +25,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LockMode } from '../config/asterisk-conf.js';
 import { VmbridgeError } from '../errors.js';
+import { errText, errnoOf, lstatOrUndefined, unlinkQuietly } from './fs-quiet.js';
 
 export type { LockMode };
 
@@ -515,23 +516,6 @@ function unlinkIfMine(path: string, mine: FileIdentity | undefined, checkMarker:
   return unlinkQuietly(path);
 }
 
-function unlinkQuietly(path: string): boolean {
-  try {
-    unlinkSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function lstatOrUndefined(path: string): Stats | undefined {
-  try {
-    return lstatSync(path);
-  } catch {
-    return undefined;
-  }
-}
-
 /** The first bytes of a small regular file, without following symbolic links or blocking on FIFOs. */
 function readSmall(path: string): string | undefined {
   let fd: number;
@@ -550,16 +534,4 @@ function readSmall(path: string): string | undefined {
   } finally {
     closeSync(fd);
   }
-}
-
-function errnoOf(err: unknown): string | undefined {
-  if (typeof err === 'object' && err !== null && 'code' in err) {
-    const code = (err as { code?: unknown }).code;
-    return typeof code === 'string' ? code : undefined;
-  }
-  return undefined;
-}
-
-function errText(err: unknown): string {
-  return errnoOf(err) ?? (err instanceof Error ? err.message : String(err));
 }

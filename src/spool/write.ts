@@ -33,6 +33,7 @@ import { clearOwnStaleLocks, withFolderLock, type ClearStaleOptions, type LockMo
 import { mailboxDir } from './names.js';
 import { DIR_MODE, ownerIn, type SpoolOwner, type SpoolOwnership } from './ownership.js';
 import { isSyncedSpoolFolder, mailboxKey, type MailboxRef, type SyncedSpoolFolder } from './types.js';
+import { errText, errnoOf, lstatOrUndefined, unlinkQuietly } from './fs-quiet.js';
 
 /** voicemail.conf's default `maxmsg`. */
 export const DEFAULT_MAXMSG = 100;
@@ -730,33 +731,4 @@ function nestedLock(opts: WriteOptions): LockOptions {
 export function linkHint(err: unknown): string {
   // fs.protected_hardlinks lets only a file's owner (or someone who may write it) link it.
   return errnoOf(err) === 'EPERM' ? ' (hard links need vmbridge to run as the spool files\' owner, asterisk.conf runuser, or the files to be group-writable)' : '';
-}
-
-function lstatOrUndefined(path: string): Stats | undefined {
-  try {
-    return lstatSync(path);
-  } catch {
-    return undefined;
-  }
-}
-
-function unlinkQuietly(path: string): boolean {
-  try {
-    unlinkSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function errnoOf(err: unknown): string | undefined {
-  if (typeof err === 'object' && err !== null && 'code' in err) {
-    const code = (err as { code?: unknown }).code;
-    return typeof code === 'string' ? code : undefined;
-  }
-  return undefined;
-}
-
-function errText(err: unknown): string {
-  return errnoOf(err) ?? (err instanceof Error ? err.message : String(err));
 }

@@ -29,6 +29,7 @@ import { mailboxDir } from '../../spool/names.js';
 import { DIR_MODE, ownerIn, type SpoolOwner, type SpoolOwnership } from '../../spool/ownership.js';
 import { isSyncedSpoolFolder, type MailboxRef, type SyncedSpoolFolder } from '../../spool/types.js';
 import { linkHint, MAX_MSGNUM, SpoolRequestError, SpoolWriteError, UnsafeSpoolEntryError } from '../../spool/write.js';
+import { errText, errnoOf, lstatOrUndefined, unlinkQuietly } from '../../spool/fs-quiet.js';
 
 /** The folders whose rows vmbridge changes: the synced ones, and Deleted for backupdeleted. */
 export type OdbcFolder = SyncedSpoolFolder | 'Deleted';
@@ -388,36 +389,4 @@ async function giveAwayFrom(first: string, dir: string, owner: SpoolOwner): Prom
   const made: string[] = [];
   for (let d = dir; d.length >= first.length; d = dirname(d)) made.push(d);
   for (const d of made.reverse()) await lchown(d, owner.uid, owner.gid);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Small helpers
-
-function lstatOrUndefined(path: string): Stats | undefined {
-  try {
-    return lstatSync(path);
-  } catch {
-    return undefined;
-  }
-}
-
-function unlinkQuietly(path: string): boolean {
-  try {
-    unlinkSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function errnoOf(err: unknown): string | undefined {
-  if (typeof err === 'object' && err !== null && 'code' in err) {
-    const code = (err as { code?: unknown }).code;
-    return typeof code === 'string' ? code : undefined;
-  }
-  return undefined;
-}
-
-function errText(err: unknown): string {
-  return errnoOf(err) ?? (err instanceof Error ? err.message : String(err));
 }
