@@ -390,7 +390,12 @@ export const settingsSchema = z.strictObject({
        * it for any newer activity.
        */
       keepSeconds: z.number().int().min(0).max(86_400).default(300),
-    }).default({ maxAccounts: 100, rechooseSeconds: 60, keepSeconds: 300 }),
+      /**
+       * Where the server has IMAP NOTIFY (RFC 5465; Dovecot does), each IDLE connection also
+       * hears Work, Family and Friends, not only the inbox folder. false: only the inbox folder.
+       */
+      notify: z.boolean().default(true),
+    }).default({ maxAccounts: 100, rechooseSeconds: 60, keepSeconds: 300, notify: true }),
     /**
      * Dovecot's doveadm HTTP API (doveadm_api_key, and an inet_listener http in service doveadm):
      * with it a sweep asks the status of every user's folders in one call, and a mailbox whose

@@ -7,8 +7,11 @@
  * - IDLE blocks its connection, so these are separate from the pool's command connections.
  * - The folder is opened read-only (EXAMINE): watching must never change \Recent or expunge.
  * - The number of accounts is bounded (imap.idle.maxAccounts): thousands of mailboxes must not mean
- *   thousands of idle connections. Accounts beyond the bound, and changes made inside Work, Family
- *   or Friends, are found by the periodic sweep.
+ *   thousands of idle connections. Accounts beyond the bound are found by the periodic sweep (or
+ *   Dovecot push).
+ * - Where the server has NOTIFY (RFC 5465; Dovecot does), the same session also hears changes in
+ *   Work, Family and Friends (imap.idle.notify); elsewhere changes made inside those folders are
+ *   found by the sweep.
  * - Dropped connections come back with capped exponential backoff; after a reconnect the account
  *   is reported once, as changes made meanwhile were not heard.
  * - A refused login (wrong password, expired token) is not retried on that schedule: the watcher
@@ -26,6 +29,7 @@ import type { ConnectionLimiter, ConnectionSlot } from './connection-limiter.js'
 import { rolePaths } from './folders.js';
 import { LoginBackoff } from './login-backoff.js';
 import { isOwnEcho, onOwnAppend } from './own-echoes.js';
+import { notifyOtherFolders } from './notify-set.js';
 
 export interface IdleWatcherOptions {
   readonly server: ImapServerSettings;
@@ -231,11 +235,15 @@ export class IdleWatcher {
           await checkLogin(client, account);
         });
         if (w.stopped) break;
-        const inbox = (await rolePaths(client, this.opts.server.folders)).inbox;
+        const paths = await rolePaths(client, this.opts.server.folders);
+        const inbox = paths.inbox;
         await client.mailboxOpen(inbox, { readOnly: true });
         w.folder = inbox;
         w.changed = changed;
-        log.debug({ folder: inbox }, 'IDLE watching');
+        // With NOTIFY the same session also hears Work, Family and Friends (./notify-set.ts).
+        const others = [paths.work, paths.family, paths.friends].filter((p) => p !== inbox);
+        const notified = this.opts.server.idle.notify && (await notifyOtherFolders(client, others, changed));
+        log.debug({ folder: inbox, ...(notified ? { notify: others } : {}) }, 'IDLE watching');
         attempt = 0;
         warned = false;
         // Changes made while the connection was down were not heard.

@@ -21,6 +21,8 @@ export interface DelayFacts {
   /** Seconds since the newest POST from Dovecot; undefined: none seen (or not readable). */
   readonly pushAgeSeconds: number | undefined;
   readonly sweepSeconds: number;
+  /** imap.idle.notify; default true. */
+  readonly idleNotify?: boolean;
 }
 
 /** Pure: the lines doctor prints, the last one with the worst case in its data. */
@@ -38,9 +40,12 @@ export function lampDelayResults(f: DelayFacts): CheckResult[] {
   const watched = Math.min(f.accounts, f.idleMax);
   const rest = f.accounts - watched;
   if (watched > 0) {
-    out.push({ section, status: 'ok', message: rest === 0
+    const folders = f.idleNotify === false
+      ? '; changes inside Work, Family and Friends wait for the sweep (imap.idle.notify is false)'
+      : '; every voicemail folder where the server has IMAP NOTIFY, else the inbox folder only (Work, Family and Friends then wait for the sweep)';
+    out.push({ section, status: 'ok', message: (rest === 0
       ? `IDLE: all ${f.accounts} accounts, about ${EVENT_SECONDS} s`
-      : `IDLE: ${watched} of ${f.accounts} accounts (imap.idle.maxAccounts), about ${EVENT_SECONDS} s; chosen by need: accounts with unread voicemail, then those most recently active` });
+      : `IDLE: ${watched} of ${f.accounts} accounts (imap.idle.maxAccounts), about ${EVENT_SECONDS} s; chosen by need: accounts with unread voicemail, then those most recently active`) + folders });
   }
   if (rest === 0) {
     out.push({ section, status: 'ok', message: `worst case about ${EVENT_SECONDS} s, for every account (IDLE)`, data: { worstSeconds: EVENT_SECONDS, by: 'idle', accounts: f.accounts } });
@@ -81,6 +86,7 @@ export const delayCheck: DoctorCheck = {
       pushEnabled: ctx.settings.http.push.enabled,
       pushAgeSeconds: ctx.settings.http.push.enabled ? await newestPushAge(ctx.settings) : undefined,
       sweepSeconds: ctx.settings.spool.sweepSeconds,
+      idleNotify: ctx.settings.imap.idle.notify,
     });
   },
 };
