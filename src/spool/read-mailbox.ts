@@ -23,6 +23,7 @@ import { cachedEnvelope, rememberEnvelope } from './envelope-cache.js';
 import { messageIdentity } from './identity.js';
 import { mailboxDir } from './names.js';
 import { SYNCED_SPOOL_FOLDERS, type AudioFile, type Envelope, type MailboxRef, type SpoolMessage, type SpoolProblem, type SpoolSnapshot, type SyncedSpoolFolder } from './types.js';
+import { mapLimit } from '../map-limit.js';
 
 /** `msg` + 4 digits (Asterisk's `msg%04d`) + an extension of letters and digits (format names). */
 const MESSAGE_FILE = /^msg(\d{4})\.([A-Za-z0-9]+)$/;
@@ -346,19 +347,6 @@ async function listDir(io: SpoolIo, path: string): Promise<Dirent[] | undefined>
     if (isErrno(err, 'ENOENT')) return undefined;
     throw new SpoolError(path, `cannot be listed: ${errnoText(err)}`, { cause: err });
   }
-}
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }
 
 /** SpoolError messages start with the path; the problem already carries it. */
