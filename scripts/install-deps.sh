@@ -8,7 +8,8 @@
 #   add --no-npm                            system packages only, no npm ci
 set -euo pipefail
 
-# Both the demo and the tests run a private Dovecot and Redis; vmbridge attaches recordings as MP3
+# Both the demo and the tests run a private Dovecot and Redis (redis-server pulls in redis-tools,
+# whose redis-cli joins the tests' three-node cluster); vmbridge attaches recordings as MP3
 # made with sox, which needs libsox-fmt-mp3 for that format.
 DEMO_PACKAGES=(redis-server dovecot-core dovecot-imapd sox libsox-fmt-mp3 ca-certificates)
 # cyrus-common (Cyrus's master, ctl_cyrusdb) and sasl2-bin (saslpasswd2) for the private Cyrus IMAP

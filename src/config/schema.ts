@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { AUDIO_MODES } from '../audio/formats.js';
+import { clusterUrlProblem, hashTagOf, PREFIX_ACCEPTED, PREFIX_PATTERN, taggedPrefix } from './redis-prefix.js';
 import { isTimeZone } from './time-zone.js';
 import { DEFAULT_NOTIFY_SOCKET } from '../notify/protocol.js';
 
@@ -277,8 +278,13 @@ export const settingsSchema = z.strictObject({
   redis: z.strictObject({
     /** redis://host:port/db, or rediss://host:port/db for TLS (checked as tls says). */
     url: z.string().min(1).default('redis://127.0.0.1:6379'),
-    /** Key and queue prefix, so several deployments can share one Redis. */
-    prefix: z.string().min(1).max(64).regex(/^[A-Za-z0-9_.:-]+$/).default('vmbridge'),
+    /**
+     * Key and queue prefix, so several deployments can share one Redis. With cluster it must be a
+     * hash tag, e.g. {vmbridge} (./redis-prefix.ts).
+     */
+    prefix: z.string().min(1).max(64).regex(PREFIX_PATTERN, PREFIX_ACCEPTED).default('vmbridge'),
+    /** url names one node of a Redis Cluster; the others are found from it. */
+    cluster: z.boolean().default(false),
     /** ACL user (AUTH <username> <password>); default: the URL's, else Redis's default user. */
     username: z.string().min(1).optional(),
     /** The password, inline; prefer passwordFile. Overrides one in the URL. */
@@ -287,7 +293,18 @@ export const settingsSchema = z.strictObject({
     passwordFile: z.string().min(1).optional(),
     /** Used with a rediss:// URL. */
     tls: tlsSettings,
-  }).default({ url: 'redis://127.0.0.1:6379', prefix: 'vmbridge', tls: { rejectUnauthorized: true } }),
+  }).superRefine((redis, ctx) => {
+    if (!redis.cluster) return;
+    if (hashTagOf(redis.prefix) === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['prefix'],
+        message: `with redis.cluster true it must hold a hash tag, so that all of the installation's keys and queues land in one cluster slot (BullMQ's scripts and vmbridge's need it); write it in braces, quoted in YAML: prefix: '${taggedPrefix(redis.prefix)}'`,
+      });
+    }
+    const urlProblem = clusterUrlProblem(redis.url);
+    if (urlProblem !== undefined) ctx.addIssue({ code: 'custom', path: ['url'], message: urlProblem });
+  }).default({ url: 'redis://127.0.0.1:6379', prefix: 'vmbridge', cluster: false, tls: { rejectUnauthorized: true } }),
 
   imap: z.strictObject({
     host: z.string().min(1),

@@ -7,6 +7,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Settings } from '../config/schema.js';
 import { certificateError, tlsConnectOptions } from '../tls.js';
+import { createCluster } from './redis-cluster.js';
 
 export type RedisSettings = Settings['redis'];
 
@@ -34,8 +35,10 @@ export function redisOptions(redis: RedisSettings, name: string): RedisOptions {
   };
 }
 
+/** With redis.cluster, a Cluster seeded by redis.url (./redis-cluster.ts), typed as Redis. */
 export function createRedis(redis: RedisSettings, name: string, more: RedisOptions = {}): Redis {
-  return new Redis(redis.url, { ...more, ...redisOptions(redis, name) });
+  const options = { ...more, ...redisOptions(redis, name) };
+  return redis.cluster ? createCluster(redis.url, options) : new Redis(redis.url, options);
 }
 
 /** What to log for an error of a Redis connection: a refused certificate says what to set. */

@@ -26,6 +26,8 @@ export interface RedisOptions {
   readonly tls?: { readonly certFile: string; readonly keyFile: string; readonly caFile: string };
   /** ACL users with a password and every right, besides the open default user the probe uses. */
   readonly users?: ReadonlyArray<{ readonly name: string; readonly pass: string }>;
+  /** A cluster node (--cluster-enabled), for startRedisCluster, with these redis.conf values. */
+  readonly clusterNode?: { readonly nodeTimeoutMs: number; readonly requireFullCoverage: boolean };
 }
 
 const START_ATTEMPTS = 5;
@@ -101,6 +103,14 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> 
         if (!/^[A-Za-z0-9_-]+$/.test(u.name) || /[\s>]/.test(u.pass)) throw new Error(`Redis test user ${u.name}: name of letters, digits, _ and -; password without spaces or >`);
         extra.push('--user', u.name, 'on', `>${u.pass}`, '~*', '&*', '+@all');
       }
+      if (opts.clusterNode) {
+        extra.push(
+          '--cluster-enabled', 'yes',
+          '--cluster-config-file', join(dir, `nodes-${port}.conf`),
+          '--cluster-node-timeout', String(opts.clusterNode.nodeTimeoutMs),
+          '--cluster-require-full-coverage', opts.clusterNode.requireFullCoverage ? 'yes' : 'no',
+        );
+      }
       await rm(pidPath, { force: true });
       await rm(logPath, { force: true });
       // --daemonize: the launcher returns at once and the pidfile names the server to stop later.
@@ -140,4 +150,78 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> 
     await rm(dir, { recursive: true, force: true });
     throw err;
   }
+}
+
+
+export interface RedisCluster {
+  readonly nodes: readonly RedisServer[];
+  /** redis://127.0.0.1:<port> of the first node: the seed that redis.url names. */
+  readonly url: string;
+  /** The node whose primary serves the slot (from CLUSTER SLOTS). */
+  ownerOf(slot: number): Promise<RedisServer>;
+  stop(): Promise<void>;
+}
+
+export interface RedisClusterOptions {
+  /** cluster-node-timeout: how soon a stopped node counts as failed. */
+  readonly nodeTimeoutMs?: number;
+  /**
+   * cluster-require-full-coverage: with no, the slots of the nodes that are up are served while
+   * a node without a replica is down (yes, Redis's default, stops the whole cluster).
+   */
+  readonly requireFullCoverage?: boolean;
+}
+
+const CLUSTER_READY_TIMEOUT_MS = 20_000;
+
+/**
+ * Three primaries on loopback ports, no replicas, joined by redis-cli --cluster create (which
+ * spreads the 16384 slots over them), and returned once every node says cluster_state:ok.
+ */
+export async function startRedisCluster(opts: RedisClusterOptions = {}): Promise<RedisCluster> {
+  const cli = requireExecutable('redis-cli', 'redis-tools');
+  const clusterNode = { nodeTimeoutMs: opts.nodeTimeoutMs ?? 15_000, requireFullCoverage: opts.requireFullCoverage ?? true };
+  const nodes: RedisServer[] = [];
+  const stop = async (): Promise<void> => {
+    for (const n of nodes) await n.stop();
+  };
+  try {
+    for (let i = 0; i < 3; i++) nodes.push(await startRedis({ clusterNode }));
+    const created = await runDaemonLauncher(cli, ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], join(nodes[0]!.dir, 'cluster-create.out'), CLUSTER_READY_TIMEOUT_MS);
+    if (created.code !== 0) throw new Error(`redis-cli --cluster create failed (exit ${created.code}): ${created.output}`);
+    const deadline = Date.now() + CLUSTER_READY_TIMEOUT_MS;
+    for (const n of nodes) {
+      for (;;) {
+        const info = await command(n.port, 'CLUSTER INFO');
+        if (/^cluster_state:ok\r?$/m.test(info)) break;
+        if (Date.now() > deadline) throw new Error(`node ${n.port} not cluster_state:ok within ${CLUSTER_READY_TIMEOUT_MS} ms:\n${info}`);
+        await sleep(50);
+      }
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    nodes,
+    url: nodes[0]!.url,
+    async ownerOf(slot) {
+      // CLUSTER SHARDS would be simpler but is Redis 7 only; CLUSTER NODES is one line per node:
+      // <id> <ip:port@bus> <flags> <primary> <ping> <pong> <epoch> <link> <slot ranges...>
+      const text = await command(nodes[0]!.port, 'CLUSTER NODES');
+      for (const line of text.split(/\r?\n/)) {
+        const fields = line.split(' ');
+        if (!fields[2]?.includes('master')) continue;
+        const serves = fields.slice(8).some((range) => {
+          const [lo, hi = lo] = range.split('-').map(Number);
+          return lo !== undefined && hi !== undefined && slot >= lo && slot <= hi;
+        });
+        const port = Number(/:(\d+)@/.exec(fields[1] ?? '')?.[1]);
+        const node = nodes.find((n) => n.port === port);
+        if (serves && node) return node;
+      }
+      throw new Error(`no node of the test cluster serves slot ${slot}:\n${text}`);
+    },
+    stop,
+  };
 }
