@@ -23,6 +23,7 @@ import { QuietMarks } from './sync/quiet-marks.js';
 import { folderStatusTaker } from './sync/doveadm-pass.js';
 import { loadDirectory, openServers } from './service-servers.js';
 import { mapLimit } from './map-limit.js';
+import { ownFdBudgetProblem } from './fd-budget.js';
 import { FolderStatusSnapshot } from './sync/folder-status-snapshot.js';
 import { StateStore } from './sync/state-store.js';
 import { createReconcileWorker, type ReconcileWorker, type ReconcileWorkerDeps } from '../workers/reconcile.js';
@@ -92,6 +93,8 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
   let directory = await loadDirectory(settings, log);
   const audio = await startAudio(settings, [...directory.boxes.values()].map((b) => b.attachments), log);
   const transcriber = await startTranscription(settings, log);
+  const fdProblem = await ownFdBudgetProblem(settings);
+  if (fdProblem) log.warn({ setting: 'imap.maxConnections' }, fdProblem);
   const servers = voicemailServers(settings);
   const running = await openServers(servers, log);
   const store = new ServerStores(running.map((r) => ({ name: r.server.name, label: r.server.label, store: r.store, watch: r.server.settings.spool.watch })));
