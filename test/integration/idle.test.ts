@@ -199,6 +199,21 @@ describe('IMAP IDLE: bounded, reconnecting, backed by the sweep', { timeout: 240
   });
 
   it('while the server cannot be reached the watcher backs off; once it is back, changes are heard again', async () => {
+    // The connections counted below must be the watchers' alone: a reconcile still queued from the
+    // test before (the spool watcher's echo of its own spool change, say) would retry through the
+    // outage with connections of its own. Twice quiet, half a second apart.
+    const queuesIdle = async (): Promise<boolean> => {
+      for (const q of [service!.requester.queue, service!.requester.background]) {
+        const c = await q.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
+        if (Object.values(c).some((n) => n > 0)) return false;
+      }
+      return true;
+    };
+    await waitFor('no reconcile queued or running', async () => {
+      if (!(await queuesIdle())) return undefined;
+      await sleep(500);
+      return (await queuesIdle()) || undefined;
+    }, WAIT);
     const reconciles = { a: reconciled.get(watchedA.mailbox) ?? 0, b: reconciled.get(watchedB.mailbox) ?? 0 };
     const mark = tap.connections.length;
     // Every connection is cut and new ones are turned away, as if the server were down.
