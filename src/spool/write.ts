@@ -678,13 +678,13 @@ async function mailboxPath(spoolDir: string, ref: MailboxRef): Promise<string> {
   return box;
 }
 
-function checkRealDir(path: string, st: Stats): void {
+export function checkRealDir(path: string, st: Stats): void {
   if (st.isSymbolicLink()) throw new UnsafeSpoolEntryError(path, 'is a symbolic link');
   if (!st.isDirectory()) throw new UnsafeSpoolEntryError(path, 'is not a directory');
 }
 
 /** Creates a missing folder like Asterisk (0777 minus umask), given to `owner` when there is one. */
-async function ensureFolder(dir: string, owner: SpoolOwner | undefined): Promise<void> {
+export async function ensureFolder(dir: string, owner: SpoolOwner | undefined): Promise<void> {
   try {
     await mkdir(dir, DIR_MODE);
     if (owner) await lchown(dir, owner.uid, owner.gid);
@@ -694,7 +694,7 @@ async function ensureFolder(dir: string, owner: SpoolOwner | undefined): Promise
   checkRealDir(dir, await lstat(dir));
 }
 
-function ensureFolderSync(dir: string, owner: SpoolOwner | undefined): void {
+export function ensureFolderSync(dir: string, owner: SpoolOwner | undefined): void {
   const st = lstatOrUndefined(dir);
   if (st !== undefined) return checkRealDir(dir, st);
   try {

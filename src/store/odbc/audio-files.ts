@@ -22,13 +22,13 @@
  * behind other work on libuv's thread pool and stretch the hold.
  */
 import { randomBytes } from 'node:crypto';
-import { constants, lchownSync, linkSync, lstatSync, mkdirSync, readdirSync, renameSync, unlinkSync, type Dirent, type Stats } from 'node:fs';
+import { constants, linkSync, readdirSync, renameSync, unlinkSync, type Dirent, type Stats } from 'node:fs';
 import { lchown, lstat, mkdir, open, readdir, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { mailboxDir } from '../../spool/names.js';
 import { DIR_MODE, ownerIn, type SpoolOwner, type SpoolOwnership } from '../../spool/ownership.js';
 import { isSyncedSpoolFolder, type MailboxRef, type SyncedSpoolFolder } from '../../spool/types.js';
-import { linkHint, MAX_MSGNUM, SpoolRequestError, SpoolWriteError, UnsafeSpoolEntryError } from '../../spool/write.js';
+import { checkRealDir, ensureFolder, ensureFolderSync, linkHint, MAX_MSGNUM, SpoolRequestError, SpoolWriteError, UnsafeSpoolEntryError } from '../../spool/write.js';
 import { errText, errnoOf, lstatOrUndefined, unlinkQuietly } from '../../spool/fs-quiet.js';
 
 /** The folders whose rows vmbridge changes: the synced ones, and Deleted for backupdeleted. */
@@ -91,7 +91,7 @@ export class SpoolAudio {
     // voicemail/ itself is the installation's choice (a link to another disk is fine); below it, nothing is followed.
     const made = await mkdir(root, { recursive: true, mode: DIR_MODE });
     if (made !== undefined && owner) await giveAwayFrom(made, root, owner);
-    for (const d of [dirname(box), box, dir]) await ensureRealDir(d, owner);
+    for (const d of [dirname(box), box, dir]) await ensureFolder(d, owner);
     return dir;
   }
 
@@ -261,7 +261,7 @@ export class AudioStep {
         continue;
       }
       const tmp = join(this.box, 'tmp');
-      ensureRealDirSync(tmp, this.owner);
+      ensureFolderSync(tmp, this.owner);
       const kept = join(tmp, `vmbridge-orphan-${to.folder}-${name.slice(0, name.indexOf('.'))}-${randomBytes(4).toString('hex')}.${extOf(name)}`);
       try {
         renameSync(path, kept);
@@ -354,34 +354,6 @@ async function realDirsAsync(dir: string): Promise<boolean> {
 function chain(dir: string): string[] {
   const box = dirname(dir);
   return [dirname(box), box, dir];
-}
-
-function checkRealDir(path: string, st: Stats): void {
-  if (st.isSymbolicLink()) throw new UnsafeSpoolEntryError(path, 'is a symbolic link');
-  if (!st.isDirectory()) throw new UnsafeSpoolEntryError(path, 'is not a directory');
-}
-
-/** Creates a missing folder like Asterisk (0777 minus umask), given to `owner`; a link in its place is refused. */
-async function ensureRealDir(dir: string, owner: SpoolOwner | undefined): Promise<void> {
-  try {
-    await mkdir(dir, DIR_MODE);
-    if (owner) await lchown(dir, owner.uid, owner.gid);
-  } catch (err) {
-    if (errnoOf(err) !== 'EEXIST') throw new SpoolWriteError(dir, `cannot create the folder: ${errText(err)}`, { cause: err });
-  }
-  checkRealDir(dir, await lstat(dir));
-}
-
-function ensureRealDirSync(dir: string, owner: SpoolOwner | undefined): void {
-  const st = lstatOrUndefined(dir);
-  if (st !== undefined) return checkRealDir(dir, st);
-  try {
-    mkdirSync(dir, DIR_MODE);
-    if (owner) lchownSync(dir, owner.uid, owner.gid);
-  } catch (err) {
-    if (errnoOf(err) !== 'EEXIST') throw new SpoolWriteError(dir, `cannot create the folder: ${errText(err)}`, { cause: err });
-  }
-  checkRealDir(dir, lstatSync(dir));
 }
 
 /** Folders mkdir -p just made, from `first` down to `dir`, get Asterisk's owner. */
