@@ -138,7 +138,10 @@ describe('health, readiness and metrics over HTTP', { timeout: 120_000 }, () => 
     const after = await waitFor('an append and a publication in the metrics', async () => {
       const m = await scrape();
       const published = count(m, 'vmbridge_mwi_publishes_total', { target: 'phone', outcome: 'ok' }) > count(before, 'vmbridge_mwi_publishes_total', { target: 'phone', outcome: 'ok' });
-      return count(m, 'vmbridge_ops_total', { kind: 'append', reason: 'new-on-phone' }) >= 1 && published ? m : undefined;
+      // The publication is made inside the reconcile job, so its job may still be active on this
+      // scrape; BullMQ's own counts are read from Redis, within the scrape's time limit.
+      const jobsDone = count(m, 'vmbridge_queue_jobs', { queue: 'reconcile', state: 'completed' }) >= 1 && count(m, 'vmbridge_queue_jobs', { queue: 'mwi-phone', state: 'completed' }) >= 1;
+      return count(m, 'vmbridge_ops_total', { kind: 'append', reason: 'new-on-phone' }) >= 1 && published && jobsDone ? m : undefined;
     });
     assert.ok(count(after, 'vmbridge_reconcile_duration_seconds_count') > count(before, 'vmbridge_reconcile_duration_seconds_count'));
     assert.ok(count(after, 'vmbridge_reconcile_duration_seconds_bucket', { le: '+Inf' }) > count(before, 'vmbridge_reconcile_duration_seconds_bucket', { le: '+Inf' }));
