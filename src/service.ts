@@ -26,7 +26,7 @@ import { mapLimit } from './map-limit.js';
 import { ownFdBudgetProblem } from './fd-budget.js';
 import { FolderStatusSnapshot } from './sync/folder-status-snapshot.js';
 import { StateStore } from './sync/state-store.js';
-import { createReconcileWorker, type ReconcileWorker, type ReconcileWorkerDeps } from '../workers/reconcile.js';
+import { createReconcileWorker, settleIfKnownQuiet, type ReconcileWorker, type ReconcileWorkerDeps } from '../workers/reconcile.js';
 import { startAlerts } from './alerts/start.js';
 import { MwiPublisher } from './mwi/publisher.js';
 import { MwiStore } from './queue/mwi-queue.js';
@@ -236,11 +236,18 @@ export async function startService(settings: Settings, log: Logger, opts: Servic
     },
   };
   const requestAll = async (reason: string, force = false): Promise<number> => {
-    await takeFolderStatus?.();
+    const known = (await takeFolderStatus?.()) === true;
+    const started = Date.now();
     // A request is a few Redis round trips: queued one after another, 10,000 mailboxes took half
-    // a minute before the pass could begin.
-    const asked = await mapLimit([...directory.boxes.values()], REQUEST_ALL_IN_FLIGHT, (box) => requester.request(box.ref, reason, { force }));
-    return asked.filter(Boolean).length;
+    // a minute before the pass could begin. Beside doveadm, a mailbox its snapshot shows quiet
+    // is settled here instead of queued (workers/reconcile.ts, settleIfKnownQuiet).
+    const outcomes = await mapLimit([...directory.boxes.values()], REQUEST_ALL_IN_FLIGHT, async (box) => {
+      if (known && (await settleIfKnownQuiet(reconcileDeps, box))) return 'settled';
+      return (await requester.request(box.ref, reason, { force })) ? 'queued' : 'covered';
+    });
+    const queued = outcomes.filter((o) => o === 'queued').length;
+    if (known) log.info({ reason, settled: outcomes.filter((o) => o === 'settled').length, queued, ms: Date.now() - started }, 'pass: mailboxes the doveadm snapshot shows quiet settled without a job');
+    return queued;
   };
 
   let watcher: StoreWatcher | undefined;

@@ -9,9 +9,9 @@ import type { FolderStatusSnapshot } from './folder-status-snapshot.js';
 
 /**
  * Takes the doveadm snapshot before a pass. A failure is logged (once a run for the same reason)
- * and the pass goes on with IMAP logins, as without doveadm.
+ * and the pass goes on with IMAP logins, as without doveadm. True: this pass has a fresh snapshot.
  */
-export function folderStatusTaker(settings: Settings, snapshot: FolderStatusSnapshot, log: Logger): () => Promise<void> {
+export function folderStatusTaker(settings: Settings, snapshot: FolderStatusSnapshot, log: Logger): () => Promise<boolean> {
   const d = settings.imap.doveadm!;
   // Kept until the next pass replaces it; a stopped sweep lets it lapse.
   const ttlMs = Math.max(600, 2 * settings.spool.sweepSeconds) * 1000;
@@ -23,12 +23,14 @@ export function folderStatusTaker(settings: Settings, snapshot: FolderStatusSnap
       await snapshot.write(byUser, at, ttlMs);
       log.info({ users: byUser.size, ms: Date.now() - at }, 'folder status of every user taken from the doveadm API');
       lastProblem = '';
+      return true;
     } catch (err) {
       // An older snapshot would hide this pass's changes until the next one: none is better.
       await snapshot.clear().catch(() => undefined);
       const problem = err instanceof Error ? err.message : String(err);
       if (problem !== lastProblem) log.warn({ err: problem, setting: 'imap.doveadm' }, 'doveadm API not usable for this pass; quiet mailboxes are looked at over IMAP');
       lastProblem = problem;
+      return false;
     }
   };
 }

@@ -20,7 +20,7 @@ import { publish } from './reconcile/publish.js';
 import { quickLook, quickLookKnown, uniquePaths, type QuickLook } from './reconcile/quick-look.js';
 import { mwiCounts } from '../mwi/counts.js';
 import type { Plan } from './plan.js';
-import type { ImapView, MailboxRun, ReconcileDeps, ReconcileOptions, ReconcilePhases, ReconcileResult } from './reconcile/types.js';
+import type { ImapView, MailboxRun, ReconcileDeps, ReconcileOptions, ReconcilePhases, ReconcileResult, StoreView } from './reconcile/types.js';
 
 export { checkSafety } from './reconcile/decide.js';
 export type { ReconcileDeps, ReconcileOptions, ReconcilePhases, ReconcileResult, SkippedOp } from './reconcile/types.js';
@@ -30,20 +30,49 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
   const timer = new PhaseTimer();
   const store = await observeStore(run);
   timer.lap('spoolMs');
-  // Nothing changed on either side since it was last found quiet: nothing to plan or publish anew.
-  const quiet = (mark: { readonly imapTotal: number }): ReconcileResult => ({ plan: { ops: [], held: [] }, spoolProblems: store.snapshot.problems, spoolTotal: store.sides.size, imapTotal: mark.imapTotal, applied: 0, skipped: [], phases: timer.phases, counts: mwiCounts(store.snapshot), unchanged: true });
   // Where Dovecot's doveadm API already told the folders' status, a quiet mailbox needs no login.
-  const known = opts.quickLook && !opts.dryRun && deps.knownFolderStatus ? await deps.knownFolderStatus(box.account) : undefined;
-  const knownLook = known ? await quickLookKnown(run, store, known) : undefined;
-  if (knownLook?.unchanged && knownLook.mark) {
-    timer.lap('imapMs');
-    return quiet(knownLook.mark);
+  if (opts.quickLook && !opts.dryRun) {
+    const quiet = await quietByKnownStatus(run, store, timer);
+    if (quiet) return quiet;
   }
+  return reconcileOverImap(run, store, timer, opts);
+}
+
+/**
+ * The quick look alone, from the folder status Dovecot's doveadm API gave for every user: the
+ * result of a reconcile that found nothing to do, or undefined when only IMAP can tell (no
+ * snapshot, no quiet mark, or something differs). Nothing is changed and no login is made, so a
+ * pass can settle a quiet mailbox without queueing a job for it (docs/sync.md).
+ */
+export async function reconcileIfKnownQuiet(deps: ReconcileDeps, box: BoxInfo): Promise<ReconcileResult | undefined> {
+  if (!deps.knownFolderStatus || !deps.quietMarks) return undefined;
+  const run: MailboxRun = { deps, box, log: deps.log.child({ mailbox: mailboxKey(box.ref) }) };
+  const timer = new PhaseTimer();
+  const store = await observeStore(run);
+  timer.lap('spoolMs');
+  return quietByKnownStatus(run, store, timer);
+}
+
+async function quietByKnownStatus(run: MailboxRun, store: StoreView, timer: PhaseTimer): Promise<ReconcileResult | undefined> {
+  const known = run.deps.knownFolderStatus ? await run.deps.knownFolderStatus(run.box.account) : undefined;
+  const look = known ? await quickLookKnown(run, store, known) : undefined;
+  if (!look?.unchanged || !look.mark) return undefined;
+  timer.lap('imapMs');
+  return quietResult(store, look.mark, timer);
+}
+
+/** Nothing changed on either side since it was last found quiet: nothing to plan or publish anew. */
+function quietResult(store: StoreView, mark: { readonly imapTotal: number }, timer: PhaseTimer): ReconcileResult {
+  return { plan: { ops: [], held: [] }, spoolProblems: store.snapshot.problems, spoolTotal: store.sides.size, imapTotal: mark.imapTotal, applied: 0, skipped: [], phases: timer.phases, counts: mwiCounts(store.snapshot), unchanged: true };
+}
+
+async function reconcileOverImap(run: MailboxRun, store: StoreView, timer: PhaseTimer, opts: ReconcileOptions): Promise<ReconcileResult> {
+  const { deps, box } = run;
   return deps.imap.withClient(box.account, async (client, caps) => {
     const look = opts.quickLook && caps.condstore && !opts.dryRun ? await quickLook(run, store, client) : undefined;
     if (look?.unchanged && look.mark) {
       timer.lap('imapMs');
-      return quiet(look.mark);
+      return quietResult(store, look.mark, timer);
     }
     const imap = await observeImapSide(run, store, client, caps, opts);
     timer.lap('imapMs');

@@ -45,9 +45,11 @@ describe('the sweep beside the doveadm HTTP API', { timeout: 180_000 }, () => {
     for (const m of (await readFile(h.dovecot.logPath, 'utf8')).matchAll(/imap-login: (?:Info: )?Login: user=<([^>]+)>/g)) out.set(m[1]!, (out.get(m[1]!) ?? 0) + 1);
     return out;
   };
+  /** The sweep's reconciles, and how many of them it queued as jobs (the rest it settled itself). */
+  let lastQueued = -1;
   const settledSweep = async (): Promise<{ ref: MailboxRef; result: ReconcileResult }[]> => {
     const from = done.length;
-    await service!.requestAll('sweep');
+    lastQueued = await service!.requestAll('sweep');
     await waitFor('every mailbox reconciled by the sweep', async () => (done.length - from >= BOXES.length ? true : undefined), WAIT);
     return done.slice(from);
   };
@@ -86,6 +88,7 @@ describe('the sweep beside the doveadm HTTP API', { timeout: 180_000 }, () => {
     // every mailbox quiet and marks it (no mark yet to compare a snapshot with).
     const first = await settledSweep();
     assert.deepEqual(first.map((d) => d.result.unchanged === true), [false, false, false]);
+    assert.equal(lastQueued, BOXES.length, 'without marks, each mailbox is a job');
     assert.equal(await redis.hlen(`${h.settings.redis.prefix}:quiet`), BOXES.length, 'every mailbox marked quiet');
 
     await quiet();
@@ -94,6 +97,7 @@ describe('the sweep beside the doveadm HTTP API', { timeout: 180_000 }, () => {
     const second = await settledSweep();
     assert.deepEqual(second.map((d) => d.result.unchanged === true), [true, true, true]);
     assert.deepEqual(await logins(), before1, 'no IMAP login for a quiet sweep');
+    assert.equal(lastQueued, 0, 'quiet mailboxes are settled by the pass, without a job');
     assert.ok(h.logLines.some((l) => l.includes('folder status of every user taken from the doveadm API')));
 
     // A mail client reads 1001's email: its folder status changes, so that mailbox gets a full look.
@@ -116,6 +120,7 @@ describe('the sweep beside the doveadm HTTP API', { timeout: 180_000 }, () => {
     const third = await settledSweep();
     const changed = third.filter((d) => d.result.unchanged !== true).map((d) => d.ref.mailbox).sort();
     assert.deepEqual(changed, ['1001', '1002']);
+    assert.equal(lastQueued, 2, 'only the changed mailboxes were queued');
     await waitFor('the read voicemail in 1001 Old', async () => ((await listFolder(h.spoolDir, box('1001'), 'Old')).length === 1 ? true : undefined), WAIT);
     assert.equal((await h.emails(box('1002'))).length, 2, 'the new voicemail has its email');
     const after2 = await logins();
@@ -126,6 +131,8 @@ describe('the sweep beside the doveadm HTTP API', { timeout: 180_000 }, () => {
   });
 
   it('with a wrong key, warns naming imap.doveadm and sweeps over IMAP as before', async () => {
+    // Left running when the test before failed: two services would keep the process alive.
+    await service?.close();
     service = await startService(settingsWith({ url: h.dovecot.doveadmUrl, apiKey: 'not-the-key' }), h.log, { onReconciled: (ref, result) => void done.push({ ref, result }) });
     const from = done.length;
     await waitFor('the start-up pass', async () => (done.length - from >= BOXES.length ? true : undefined), WAIT);
@@ -135,6 +142,7 @@ describe('the sweep beside the doveadm HTTP API', { timeout: 180_000 }, () => {
     const before3 = await logins();
     const sweep = await settledSweep();
     assert.deepEqual(sweep.map((d) => d.result.unchanged === true), [true, true, true], 'still quiet, by the IMAP quick look');
+    assert.equal(lastQueued, BOXES.length, 'without a snapshot, each mailbox is a job');
     const after3 = await logins();
     assert.ok((after3.get('u1000') ?? 0) > (before3.get('u1000') ?? 0), 'looked at over IMAP');
   });
