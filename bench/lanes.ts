@@ -7,13 +7,15 @@
  *   BENCH_LANES_MAILBOXES  mailboxes (default 2000; 10000 for the size of a large site)
  *   BENCH_LANES_SAMPLES    voicemails measured idle and again during the backlog (default 20)
  *   BENCH_LANES_BACKGROUND sync.backgroundConcurrency (default: unset, the setting's own default)
+ *   BENCH_LANES_IDLE_SECONDS how long the settled service is watched for its idle CPU (default 60)
  *
  * Private Dovecot with that many users and a master user (as large sites log in), Redis, and
  * vmbridge built and run as a real process. The backlog is the pass a restart makes over every
  * mailbox; each sample is counted only if the backlog still held jobs when it was taken.
  * Writes bench/results/lanes.json and lanes.md.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ImapFlow } from 'imapflow';
 import { stringify } from 'yaml';
@@ -100,6 +102,40 @@ async function stop(vm: Vmbridge): Promise<void> {
 }
 
 const DOVEADM_KEY = 'bench-doveadm-key';
+const IDLE_SECONDS = Number(process.env.BENCH_LANES_IDLE_SECONDS ?? 60);
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // After "pid (comm) ", utime and stime are the 12th and 13th fields.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+/**
+ * CPU of a settled vmbridge over IDLE_SECONDS, as % of one core, beside its floor in the same
+ * minute: a bare Node process that only keeps a one-second timer.
+ */
+async function idleCpu(pid: number): Promise<{ vmbridge: number; floor: number }> {
+  const bare = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 2_000));
+  const [v0, b0] = [await cpuSeconds(pid), await cpuSeconds(bare.pid!)];
+  for (let s = 0; s < IDLE_SECONDS; s += 5) {
+    await new Promise((r) => setTimeout(r, 5_000));
+    progress('idle CPU', Math.min(IDLE_SECONDS, s + 5), IDLE_SECONDS);
+  }
+  const [v1, b1] = [await cpuSeconds(pid), await cpuSeconds(bare.pid!)];
+  bare.kill('SIGTERM');
+  const pct = (a: number, b: number): number => Math.round(((b - a) / IDLE_SECONDS) * 1000) / 10;
+  return { vmbridge: pct(v0, v1), floor: pct(b0, b1) };
+}
+
+async function imapConnections(httpPort: number): Promise<{ command: number; idle: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  const read = (kind: string): number => Number(new RegExp(`^vmbridge_imap_connections\\{kind="${kind}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return { command: read('command'), idle: read('idle') };
+}
 
 async function main(): Promise<void> {
   const dir = await shortTempDir('vmb-l');
@@ -186,6 +222,9 @@ async function main(): Promise<void> {
     const t3 = performance.now();
     await vm.ready;
     const doveadmPassSeconds = (performance.now() - t3) / 1000 + (await drained(httpPort, 'quiet pass with doveadm'));
+    // Settled: nothing happens but the IDLE watchers (imap.idle.maxAccounts) and the timers.
+    const cpuIdle = await idleCpu(vm.child.pid!);
+    const connections = await imapConnections(httpPort);
     await stop(vm);
     vm = undefined;
     // Idle through the long passes, a session may have been dropped by now: nothing to log out then.
@@ -214,6 +253,10 @@ async function main(): Promise<void> {
       target: 'p50 during the backlog <= 2x idle p50',
       met: Number.isFinite(ratio) && ratio <= 2,
       peakRssMiB: rssMiB,
+      idleCpuPercent: cpuIdle.vmbridge,
+      idleCpuFloorPercent: cpuIdle.floor,
+      idleSeconds: IDLE_SECONDS,
+      imapConnectionsIdle: connections,
     };
     const row = (label: string, s: Stats | undefined): string => (s ? `| ${label} | ${s.n} | ${s.p50} | ${s.p95} | ${s.max} |` : `| ${label} | 0 | | | |`);
     const md = [
@@ -228,6 +271,7 @@ async function main(): Promise<void> {
       `first pass over ${MAILBOXES} mailboxes: ${result.firstPassSeconds} s; pass after a restart (with the voicemails measured above): ${result.restartPassSeconds} s; peak RSS ${rssMiB} MiB`,
       `quiet pass after a restart (nothing changed): ${result.quietPassSeconds} s, beside the floor of LOGIN + STATUS + LOGOUT per account ${laneConcurrency} at a time: ${result.floorPassSeconds} s (${result.quietPassOverFloor}x; issue target for a sweep: at most 2x)`,
       `the same quiet pass with imap.doveadm (one doveadm API call for every user, then no IMAP login for a quiet mailbox): ${result.doveadmPassSeconds} s (${result.doveadmPassOverFloor}x the same floor)`,
+      `settled afterwards, over ${IDLE_SECONDS} s: vmbridge ${cpuIdle.vmbridge} % of one core (floor, a bare Node process with one timer, the same minute: ${cpuIdle.floor} %); IMAP connections open: ${connections.idle} IDLE, ${connections.command} command`,
       `target ${result.target}: ${result.met ? 'met' : 'not met'} (ratio ${ratio})`,
       '',
     ].join('\n');
