@@ -8,6 +8,9 @@
  *   BENCH_LANES_SAMPLES    voicemails measured idle and again during the backlog (default 20)
  *   BENCH_LANES_BACKGROUND sync.backgroundConcurrency (default: unset, the setting's own default)
  *   BENCH_LANES_IDLE_SECONDS how long the settled service is watched for its idle CPU (default 60)
+ *   BENCH_LANES_ACTION_SAMPLES emails read per way of hearing it (push, NOTIFY; default 12)
+ *   BENCH_LANES_NOTIFY_ACCOUNTS imap.idle.maxAccounts while NOTIFY is measured (default 40)
+ *   BENCH_LANES_SWEEP_SECONDS spool.sweepSeconds while only the sweep hears it (default 30)
  *
  * Private Dovecot with that many users and a master user (as large sites log in), Redis, and
  * vmbridge built and run as a real process. The backlog is the pass a restart makes over every
@@ -20,7 +23,7 @@ import { join } from 'node:path';
 import type { ImapFlow } from 'imapflow';
 import { stringify } from 'yaml';
 import type { MailboxRef } from '../src/spool/types.js';
-import { leaveVoicemail } from '../test/support/asterisk-spool.js';
+import { leaveVoicemail, listFolder } from '../test/support/asterisk-spool.js';
 import { startDovecot } from '../test/support/dovecot.js';
 import { freePort } from '../test/support/ports.js';
 import { shortTempDir } from '../test/support/processes.js';
@@ -103,6 +106,39 @@ async function stop(vm: Vmbridge): Promise<void> {
 
 const DOVEADM_KEY = 'bench-doveadm-key';
 const IDLE_SECONDS = Number(process.env.BENCH_LANES_IDLE_SECONDS ?? 60);
+const ACTION_SAMPLES = Number(process.env.BENCH_LANES_ACTION_SAMPLES ?? 12);
+const SWEEP_SECONDS = Number(process.env.BENCH_LANES_SWEEP_SECONDS ?? 30);
+/**
+ * imap.idle.maxAccounts in the NOTIFY phase. Each Dovecot imap process in IDLE with NOTIFY takes
+ * inotify instances, and every process of the bench's Dovecot runs as one user: past the kernel's
+ * fs.inotify.max_user_instances (128 by default) Dovecot checks the folders only every
+ * mailbox_idle_check_interval (30 s). 100 accounts went past it here (docs/sync.md).
+ */
+const NOTIFY_ACCOUNTS = Number(process.env.BENCH_LANES_NOTIFY_ACCOUNTS ?? 40);
+
+/**
+ * An email read in the user's own mail client until its voicemail is in the spool's Old folder
+ * (the reconcile that moves it publishes the lamps): the email action -> spool + MWI path.
+ */
+async function oneRead(spoolDir: string, ref: MailboxRef, observer: ImapFlow, limitMs: number): Promise<number> {
+  const before = (await listFolder(spoolDir, ref, 'Old')).length;
+  const lock = await observer.getMailboxLock('INBOX');
+  let t: number;
+  try {
+    const unseen = await observer.search({ seen: false }, { uid: true });
+    const uid = unseen === false || unseen === undefined ? undefined : unseen[0];
+    if (uid === undefined) throw new Error(`no unread voicemail email left in ${ref.mailbox}'s INBOX (raise BENCH_LANES_SAMPLES)`);
+    t = performance.now();
+    await observer.messageFlagsAdd(String(uid), ['\\Seen'], { uid: true });
+  } finally {
+    lock.release();
+  }
+  for (;;) {
+    if ((await listFolder(spoolDir, ref, 'Old')).length > before) return performance.now() - t;
+    if (performance.now() - t > limitMs) throw new Error(`the read email of ${ref.mailbox} not in Old after ${limitMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
 /** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
@@ -146,21 +182,24 @@ async function main(): Promise<void> {
   // are heard by the spool watcher, as every mailbox of a large site is.
   const measured = Array.from({ length: 4 }, (_, k) => boxes[Math.floor(((k + 1) * MAILBOXES) / 5)]!);
   process.stderr.write(`starting private Dovecot (${MAILBOXES} users) and Redis\n`);
-  const dovecot = await startDovecot({ users: boxes.map((b) => ({ user: `u${b.mailbox}`, pass: `pw-u${b.mailbox}` })), masterUser: MASTER, doveadmApiKey: DOVEADM_KEY });
+  // Dovecot POSTs every mail change to vmbridge's push endpoint; only the push phase below takes
+  // them (http.push.enabled), the other phases answer 404 and hear changes their own way.
+  const httpPort = await freePort();
+  const dovecot = await startDovecot({ users: boxes.map((b) => ({ user: `u${b.mailbox}`, pass: `pw-u${b.mailbox}` })), masterUser: MASTER, doveadmApiKey: DOVEADM_KEY, push: { url: `http://127.0.0.1:${httpPort}/dovecot-push` } });
   const redis = await startRedis();
   let vm: Vmbridge | undefined;
   try {
     const confPath = join(dir, 'voicemail.conf');
     await writeFile(confPath, ['[general]', 'format=wav', '', '[default]', ...boxes.map((b) => `${b.mailbox} => 1,Bench ${b.mailbox},u${b.mailbox}@example.invalid,,imapuser=u${b.mailbox}`), ''].join('\n'));
-    const httpPort = await freePort();
     const configPath = join(dir, 'vmbridge.yaml');
-    const settingsOf = (doveadm: boolean): Record<string, unknown> => ({
-      spool: { dir: spoolDir, voicemailConf: confPath, watch: true, sweepSeconds: 0 },
+    interface Heard { doveadm?: boolean; push?: boolean; idleAccounts?: number; sweepSeconds?: number }
+    const settingsOf = (doveadm: boolean, heard: Heard = {}): Record<string, unknown> => ({
+      spool: { dir: spoolDir, voicemailConf: confPath, watch: true, sweepSeconds: heard.sweepSeconds ?? 0 },
       redis: { url: redis.url, prefix: 'lanes' },
-      imap: { host: '127.0.0.1', port: dovecot.port, secure: false, requireTls: false, maxConnections: 100, login: { mode: 'master', masterUser: MASTER.user, masterPassword: MASTER.pass }, ...(doveadm ? { doveadm: { url: dovecot.doveadmUrl, apiKey: DOVEADM_KEY } } : {}) },
+      imap: { host: '127.0.0.1', port: dovecot.port, secure: false, requireTls: false, maxConnections: 100, login: { mode: 'master', masterUser: MASTER.user, masterPassword: MASTER.pass }, ...(doveadm ? { doveadm: { url: dovecot.doveadmUrl, apiKey: DOVEADM_KEY } } : {}), ...(heard.idleAccounts !== undefined ? { idle: { maxAccounts: heard.idleAccounts } } : {}) },
       email: { messageIdDomain: 'bench.invalid', audio: 'original' },
       log: { level: 'info' },
-      http: { host: '127.0.0.1', port: httpPort },
+      http: { host: '127.0.0.1', port: httpPort, push: { enabled: heard.push === true } },
       alerts: { quotaCheckSeconds: 0 },
       ...(BACKGROUND !== undefined ? { sync: { backgroundConcurrency: BACKGROUND } } : {}),
     });
@@ -226,6 +265,31 @@ async function main(): Promise<void> {
     const cpuIdle = await idleCpu(vm.child.pid!);
     const connections = await imapConnections(httpPort);
     await stop(vm);
+
+    // Email action -> spool + MWI, for the measured mailboxes (outside the first 100), heard
+    // three ways: Dovecot push with no IDLE at all; IDLE with NOTIFY, which chooses accounts with
+    // unread voicemail first (the measured ones have some); neither, only the sweep (beside doveadm).
+    const actionPhase = async (name: string, heard: Heard, samples: number, limitMs: number): Promise<Stats> => {
+      const path = join(dir, `vmbridge-${name}.yaml`);
+      await writeFile(path, stringify(settingsOf(true, heard)));
+      vm = startVmbridge(path, join(ROOT, `bench/results/vmbridge-lanes-${name}.log`));
+      await vm.ready;
+      await drained(httpPort, `${name}: start-up pass`);
+      // The IDLE set is chosen again by need every imap.idle.rechooseSeconds (60): after the pass
+      // has counted the unread voicemail, the next choice takes the measured accounts in.
+      await new Promise((r) => setTimeout(r, heard.idleAccounts === 0 ? 1_000 : 75_000));
+      const out: number[] = [];
+      for (let i = 0; i < samples; i++) {
+        const b = measured[i % measured.length]!;
+        out.push(await oneRead(spoolDir, b, observers.get(b.mailbox)!, limitMs));
+        progress(`${name}: email read -> voicemail in Old`, i + 1, samples);
+      }
+      await stop(vm);
+      return stats(out);
+    };
+    const readPush = await actionPhase('push', { push: true, idleAccounts: 0 }, ACTION_SAMPLES, 60_000);
+    const readNotify = await actionPhase('notify', { idleAccounts: NOTIFY_ACCOUNTS }, ACTION_SAMPLES, 60_000);
+    const readSweep = await actionPhase('sweep', { idleAccounts: 0, sweepSeconds: SWEEP_SECONDS }, 4, (SWEEP_SECONDS + 120) * 1000);
     vm = undefined;
     // Idle through the long passes, a session may have been dropped by now: nothing to log out then.
     await Promise.all([...observers.values()].map((o) => o.logout().catch(() => o.close())));
@@ -257,6 +321,7 @@ async function main(): Promise<void> {
       idleCpuFloorPercent: cpuIdle.floor,
       idleSeconds: IDLE_SECONDS,
       imapConnectionsIdle: connections,
+      emailReadToSpool: { push: readPush, idleNotify: readNotify, notifyAccounts: NOTIFY_ACCOUNTS, sweepOnly: readSweep, sweepSeconds: SWEEP_SECONDS },
     };
     const row = (label: string, s: Stats | undefined): string => (s ? `| ${label} | ${s.n} | ${s.p50} | ${s.p95} | ${s.max} |` : `| ${label} | 0 | | | |`);
     const md = [
@@ -271,6 +336,12 @@ async function main(): Promise<void> {
       `first pass over ${MAILBOXES} mailboxes: ${result.firstPassSeconds} s; pass after a restart (with the voicemails measured above): ${result.restartPassSeconds} s; peak RSS ${rssMiB} MiB`,
       `quiet pass after a restart (nothing changed): ${result.quietPassSeconds} s, beside the floor of LOGIN + STATUS + LOGOUT per account ${laneConcurrency} at a time: ${result.floorPassSeconds} s (${result.quietPassOverFloor}x; issue target for a sweep: at most 2x)`,
       `the same quiet pass with imap.doveadm (one doveadm API call for every user, then no IMAP login for a quiet mailbox): ${result.doveadmPassSeconds} s (${result.doveadmPassOverFloor}x the same floor)`,
+      '| email read -> voicemail in Old (ms) | n | p50 | p95 | max |',
+      '| --- | --- | --- | --- | --- |',
+      row('Dovecot push, no IDLE', readPush),
+      row(`IDLE with NOTIFY, ${NOTIFY_ACCOUNTS} accounts (those with unread voicemail chosen first)`, readNotify),
+      row(`neither: the sweep every ${SWEEP_SECONDS} s, beside doveadm`, readSweep),
+      '',
       `settled afterwards, over ${IDLE_SECONDS} s: vmbridge ${cpuIdle.vmbridge} % of one core (floor, a bare Node process with one timer, the same minute: ${cpuIdle.floor} %); IMAP connections open: ${connections.idle} IDLE, ${connections.command} command`,
       `target ${result.target}: ${result.met ? 'met' : 'not met'} (ratio ${ratio})`,
       '',
