@@ -192,7 +192,7 @@ async function main(): Promise<void> {
     const confPath = join(dir, 'voicemail.conf');
     await writeFile(confPath, ['[general]', 'format=wav', '', '[default]', ...boxes.map((b) => `${b.mailbox} => 1,Bench ${b.mailbox},u${b.mailbox}@example.invalid,,imapuser=u${b.mailbox}`), ''].join('\n'));
     const configPath = join(dir, 'vmbridge.yaml');
-    interface Heard { doveadm?: boolean; push?: boolean; idleAccounts?: number; sweepSeconds?: number }
+    interface Heard { push?: boolean; idleAccounts?: number; sweepSeconds?: number }
     const settingsOf = (doveadm: boolean, heard: Heard = {}): Record<string, unknown> => ({
       spool: { dir: spoolDir, voicemailConf: confPath, watch: true, sweepSeconds: heard.sweepSeconds ?? 0 },
       redis: { url: redis.url, prefix: 'lanes' },

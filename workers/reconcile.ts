@@ -13,9 +13,8 @@ import { laneOf, lockKey, pendingKey } from '../src/queue/reconcile-queue.js';
 import { mwiCounts, type MwiCounts } from '../src/mwi/counts.js';
 import { mailboxKey, type MailboxRef } from '../src/spool/types.js';
 import { refOfJob } from '../src/queue/box-fields.js';
-import type { Directory } from '../src/sync/directory.js';
+import type { BoxInfo, Directory } from '../src/sync/directory.js';
 import { reconcileIfKnownQuiet, reconcileMailbox, type ReconcileDeps, type ReconcileResult } from '../src/sync/reconcile.js';
-import type { BoxInfo } from '../src/sync/directory.js';
 import { startWorker, type ClosableWorker } from '../src/queue/worker-close.js';
 import { failedForGood, RECONCILE_MAX_STALLED } from '../src/queue/job-end.js';
 

@@ -180,7 +180,7 @@ async function folderStamps(io: SpoolIo, dir: string): Promise<string> {
   const paths = [dir, ...SYNCED_SPOOL_FOLDERS.map((f) => join(dir, f))];
   const stamps = await Promise.all(paths.map((p) => io.stamp(p).then(
     (st) => (st ? `${st.ino}:${st.mtimeNs}` : '-'),
-    (err: unknown) => (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR') ? '-' : `?${errnoText(err)}`),
+    (err: unknown) => (isErrno(err, 'ENOTDIR') ? '-' : `?${errnoText(err)}`),
   )));
   return stamps.join('|');
 }

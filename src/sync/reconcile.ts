@@ -26,10 +26,7 @@ export { checkSafety } from './reconcile/decide.js';
 export type { ReconcileDeps, ReconcileOptions, ReconcilePhases, ReconcileResult, SkippedOp } from './reconcile/types.js';
 
 export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: ReconcileOptions = {}): Promise<ReconcileResult> {
-  const run: MailboxRun = { deps, box, log: deps.log.child({ mailbox: mailboxKey(box.ref) }) };
-  const timer = new PhaseTimer();
-  const store = await observeStore(run);
-  timer.lap('spoolMs');
+  const { run, timer, store } = await observe(deps, box);
   // Where Dovecot's doveadm API already told the folders' status, a quiet mailbox needs no login.
   if (opts.quickLook && !opts.dryRun) {
     const quiet = await quietByKnownStatus(run, store, timer);
@@ -46,11 +43,17 @@ export async function reconcileMailbox(deps: ReconcileDeps, box: BoxInfo, opts: 
  */
 export async function reconcileIfKnownQuiet(deps: ReconcileDeps, box: BoxInfo): Promise<ReconcileResult | undefined> {
   if (!deps.knownFolderStatus || !deps.quietMarks) return undefined;
+  const { run, timer, store } = await observe(deps, box);
+  return quietByKnownStatus(run, store, timer);
+}
+
+/** The first phase of every reconcile: the store's side, timed. */
+async function observe(deps: ReconcileDeps, box: BoxInfo): Promise<{ run: MailboxRun; timer: PhaseTimer; store: StoreView }> {
   const run: MailboxRun = { deps, box, log: deps.log.child({ mailbox: mailboxKey(box.ref) }) };
   const timer = new PhaseTimer();
   const store = await observeStore(run);
   timer.lap('spoolMs');
-  return quietByKnownStatus(run, store, timer);
+  return { run, timer, store };
 }
 
 async function quietByKnownStatus(run: MailboxRun, store: StoreView, timer: PhaseTimer): Promise<ReconcileResult | undefined> {

@@ -9,7 +9,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Queue } from 'bullmq';
@@ -74,7 +74,7 @@ function parseLines(text: string): LogLine[] {
  */
 class LogTail {
   private offset = 0;
-  private partial = '';
+  private partial = Buffer.alloc(0);
   private readonly open = new Map<string, Span>();
   private readonly done: Span[] = [];
   private readonly messages = new Set<string>();
@@ -83,18 +83,25 @@ class LogTail {
 
   /** Reads what was added; only whole lines are taken, the line being written waits for the next look. */
   refresh(): this {
-    let buf: Buffer;
+    let fd: number;
     try {
-      buf = readFileSync(this.path);
+      fd = openSync(this.path, 'r');
     } catch {
-      return this;
+      return this; // not made yet
     }
-    if (buf.length <= this.offset) return this;
-    const text = this.partial + buf.subarray(this.offset).toString('utf8');
-    this.offset = buf.length;
-    const cut = text.lastIndexOf('\n');
-    this.partial = text.slice(cut + 1);
-    for (const l of parseLines(text.slice(0, cut + 1))) this.take(l);
+    let added: Buffer;
+    try {
+      added = Buffer.alloc(Math.max(0, fstatSync(fd).size - this.offset));
+      if (added.length > 0) this.offset += readSync(fd, added, 0, added.length, this.offset);
+    } finally {
+      closeSync(fd);
+    }
+    if (added.length === 0) return this;
+    // Kept as bytes until a newline: a character split between two reads stays whole.
+    const text = Buffer.concat([this.partial, added]);
+    const cut = text.lastIndexOf(0x0a);
+    this.partial = text.subarray(cut + 1);
+    for (const l of parseLines(text.subarray(0, cut + 1).toString('utf8'))) this.take(l);
     return this;
   }
 
