@@ -45,7 +45,7 @@ describe('reconcile lanes: events before background passes', { timeout: 180_000 
     assert.equal(await requester.request(ref(BOXES[29]!), 'notify'), false, 'a second event is covered by the first');
     assert.equal(await requester.request(ref(BOXES[29]!), 'start'), false, 'a background request is covered by an event job');
     assert.equal(await requester.request(ref(BOXES[28]!), 'push'), true);
-    assert.equal(await redis.get(pendingKey(prefix, ref(BOXES[29]!))), 'event:watcher');
+    assert.equal(await redis.get(pendingKey(prefix, ref(BOXES[29]!))), 'event:queued:watcher', 'the key names the lane and reason of the job it stands for');
     assert.equal(await requester.queue.getWaitingCount(), 2, 'the event lane');
     assert.equal(await requester.background.getWaitingCount(), 30, 'the background lane');
   });

@@ -8,6 +8,7 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { identityMessageId } from '../../src/imap/identity-header.js';
+import { CLAIM_LOST_MS } from '../../src/queue/coalesce.js';
 import { ReconcileRequester, lockKey, pendingKey } from '../../src/queue/reconcile-queue.js';
 import { mailboxKey, type MailboxRef } from '../../src/spool/types.js';
 import { leaveVoicemail } from '../support/asterisk-spool.js';
@@ -66,6 +67,17 @@ describe('reconcile queue: coalescing and one reconcile per mailbox at a time', 
     const answers = await Promise.all(Array.from({ length: 100 }, () => requester.request(A, 'burst')));
     assert.equal(answers.filter(Boolean).length, 1, 'one of 100 requests queued a job');
     assert.equal(await requester.queue.getWaitingCount(), 1);
+    assert.equal(await redis.get(pendingKey(prefix, A)), 'event:queued:burst', 'the claim was confirmed once its job was added');
+
+    // A claim whose job was never added (its process was killed between the two steps) does not
+    // swallow requests until the key expires: after CLAIM_LOST_MS the next request queues a job.
+    const [sec, usec] = await redis.time();
+    const redisNow = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+    await redis.set(pendingKey(prefix, B), `event:claimed@${redisNow - 1_000}:watcher`, 'PX', 60_000);
+    assert.equal(await requester.request(B, 'watcher'), false, 'a claim made a moment ago is counted on');
+    await redis.set(pendingKey(prefix, B), `event:claimed@${redisNow - CLAIM_LOST_MS - 5_000}:watcher`, 'PX', 60_000);
+    assert.equal(await requester.request(B, 'watcher'), true, 'a claim older than CLAIM_LOST_MS with no job is taken over');
+    assert.equal(await requester.queue.getWaitingCount(), 2);
 
     await h.startService({ onReconciled: record('one') });
     await drained();
