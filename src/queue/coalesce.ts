@@ -4,7 +4,8 @@
  * what the job is about. A burst of requests thus becomes one job, and a request made while that
  * job runs becomes exactly one more. Claiming the key and adding the job are two steps; a claim
  * never confirmed (its client died between them) is taken over after CLAIM_LOST_MS instead of
- * swallowing requests until the key expires.
+ * swallowing requests until the key expires: by the next request, or, when none comes, by a
+ * request it covered, which looks again once the claim would count as lost.
  *
  * With two lanes: the key remembers the lane of the job it stands for. An event's request that
  * finds only a background job pending adds an event job all the same, which runs ahead of the
@@ -29,27 +30,36 @@ export interface CoalescedRequest {
 
 /**
  * A claim whose job was never confirmed added after this long was made by a client that died
- * between the two steps (a process killed mid-request): the next request claims again instead
- * of counting on it until the key's time to live runs out. Adding a job takes milliseconds.
+ * between the two steps (a process killed mid-request): it is taken over instead of swallowing
+ * requests until the key's time to live runs out. Adding a job takes milliseconds.
  */
 export const CLAIM_LOST_MS = 10_000;
 
-// KEYS[1] pending key; ARGV: lane, reason, ttl ms, force, lost-after ms. The value is
-// `<lane>:claimed@<ms>:<reason>` until the job is added, then `<lane>:queued:<reason>`; the
-// time is Redis's own, so that clients on several hosts agree on it. Returns the claim's value
-// when the caller must add a job, else 0.
+/** Slack past CLAIM_LOST_MS before a request covered by an unconfirmed claim looks again. */
+const FOLLOW_UP_SLACK_MS = 250;
+
+// KEYS[1] pending key; ARGV: lane, reason, ttl ms, force, lost-after ms, and the value a
+// follow-up expects (empty for a first request). The value is `<lane>:claimed@<ms>:<reason>`
+// until the job is added, then `<lane>:queued:<reason>`; the time is Redis's own, so that
+// clients on several hosts agree on it. Returns {1, claim} when the caller must add a job,
+// {0} when a queued job covers the request, {2, claim, age ms} when an unconfirmed claim of
+// another client covers it for now.
 const CLAIM = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local had = redis.call('GET', KEYS[1])
+if ARGV[6] ~= '' and had ~= ARGV[6] then return {0} end
 if had and ARGV[4] ~= '1' then
   local at = string.match(had, '^%a+:claimed@(%d+):')
   local lost = at ~= nil and now - tonumber(at) > tonumber(ARGV[5])
-  if not lost and not (ARGV[1] == 'event' and string.sub(had, 1, 11) == 'background:') then return 0 end
+  if not lost and not (ARGV[1] == 'event' and string.sub(had, 1, 11) == 'background:') then
+    if at ~= nil then return {2, had, now - tonumber(at)} end
+    return {0}
+  end
 end
 local value = ARGV[1] .. ':claimed@' .. now .. ':' .. ARGV[2]
 redis.call('SET', KEYS[1], value, 'PX', ARGV[3])
-return value`;
+return {1, value}`;
 
 // KEYS[1] pending key; ARGV: the claim's value, the queued value. Only the claim this caller made.
 const CONFIRM = `
@@ -57,12 +67,33 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]
 return 0`;
 
 /**
- * Returns true when `addJob` was called and succeeded, false when a queued job already covers
- * the request. If adding the job fails the key is taken back, so the next request tries again.
+ * Where a request covered only by another client's unconfirmed claim is looked at again: that
+ * client may have died before adding its job, and when no later request comes nothing else would
+ * ask for the mailbox until the sweep. `retry` claims again only if the same claim is still there
+ * unconfirmed; a worker that cleared the key, or a confirmed job, covers the request.
  */
-export async function requestCoalesced(redis: Redis, req: CoalescedRequest, addJob: () => Promise<unknown>): Promise<boolean> {
-  const claimed = await redis.eval(CLAIM, 1, req.key, req.lane, req.reason, String(req.ttlMs), req.force ? '1' : '0', String(CLAIM_LOST_MS));
-  if (typeof claimed !== 'string') return false;
+export type FollowUp = (afterMs: number, retry: () => Promise<boolean>) => void;
+
+/**
+ * Returns true when `addJob` was called and succeeded, false when a queued job (or, until
+ * `followUp` looks again, another client's claim) covers the request. If adding the job fails
+ * the key is taken back, so the next request tries again.
+ */
+export async function requestCoalesced(redis: Redis, req: CoalescedRequest, addJob: () => Promise<unknown>, followUp?: FollowUp): Promise<boolean> {
+  return claimAndAdd(redis, req, addJob, followUp, '');
+}
+
+async function claimAndAdd(redis: Redis, req: CoalescedRequest, addJob: () => Promise<unknown>, followUp: FollowUp | undefined, expect: string): Promise<boolean> {
+  const answer = (await redis.eval(CLAIM, 1, req.key, req.lane, req.reason, String(req.ttlMs), req.force ? '1' : '0', String(CLAIM_LOST_MS), expect)) as [number, string?, number?];
+  if (answer[0] === 2) {
+    const [, other, age] = answer;
+    if (followUp && other !== undefined) {
+      followUp(Math.max(0, CLAIM_LOST_MS - (age ?? 0)) + FOLLOW_UP_SLACK_MS, () => claimAndAdd(redis, req, addJob, followUp, other));
+    }
+    return false;
+  }
+  if (answer[0] !== 1 || answer[1] === undefined) return false;
+  const claimed = answer[1];
   try {
     await addJob();
   } catch (err) {

@@ -19,7 +19,7 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { mailboxKey, redisBoxPart, type MailboxRef } from '../spool/types.js';
 import { jobBox } from './box-fields.js';
-import { requestCoalesced, type Lane } from './coalesce.js';
+import { requestCoalesced, type FollowUp, type Lane } from './coalesce.js';
 import { QUEUE_RECONCILE, QUEUE_RECONCILE_BACKGROUND, reconcileJobSchema, type ReconcileJob } from './jobs.js';
 import { errorsLoggedByConnectionOwner } from './redis-connection.js';
 
@@ -50,6 +50,9 @@ export class ReconcileRequester {
   /** The event lane; also where quota retries are scheduled. */
   readonly queue: Queue<ReconcileJob>;
   readonly background: Queue<ReconcileJob>;
+  /** Follow-ups of requests covered by another client's unconfirmed claim (see coalesce.ts). */
+  private readonly followUps = new Set<NodeJS.Timeout>();
+  private closed = false;
 
   constructor(
     private readonly redis: Redis,
@@ -73,8 +76,22 @@ export class ReconcileRequester {
       this.redis,
       { key: pendingKey(this.prefix, ref), reason, lane, ttlMs: PENDING_TTL_MS, force: opts.force === true },
       () => (lane === 'background' ? this.background : this.queue).add(mailboxKey(ref), data),
+      this.followUp,
     );
   }
+
+  private readonly followUp: FollowUp = (afterMs, retry) => {
+    if (this.closed) return;
+    const timer = setTimeout(() => {
+      this.followUps.delete(timer);
+      if (this.closed) return;
+      // A follow-up that fails (Redis gone) leaves the mailbox to the next request or the sweep,
+      // as a failed first request would; the connection's owner logs Redis's errors.
+      retry().catch(() => undefined);
+    }, afterMs);
+    timer.unref();
+    this.followUps.add(timer);
+  };
 
   /** Jobs not yet finished in both lanes (waiting, active, delayed). */
   async unfinished(): Promise<number> {
@@ -83,6 +100,9 @@ export class ReconcileRequester {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    for (const t of this.followUps) clearTimeout(t);
+    this.followUps.clear();
     await Promise.all([this.queue.close(), this.background.close()]);
   }
 }

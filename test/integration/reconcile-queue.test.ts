@@ -17,6 +17,7 @@ import { waitFor } from '../support/wait.js';
 
 const A: MailboxRef = { context: 'default', mailbox: '7100' };
 const B: MailboxRef = { context: 'default', mailbox: '7101' };
+const C: MailboxRef = { context: 'default', mailbox: '7102' };
 
 /** One finished reconcile: which service ran it, and when it held the mailbox (performance.now() ms). */
 interface Run {
@@ -51,7 +52,7 @@ describe('reconcile queue: coalescing and one reconcile per mailbox at a time', 
 
   it('a burst of 100 requests queues one job; a request during a running reconcile queues exactly one more', async () => {
     h = await startHarness({
-      boxes: [{ mailbox: A.mailbox }, { mailbox: B.mailbox }],
+      boxes: [{ mailbox: A.mailbox }, { mailbox: B.mailbox }, { mailbox: C.mailbox }],
       settings: (b) => ({
         ...b,
         spool: { ...(b.spool as object), watch: false, sweepSeconds: 0 },
@@ -78,6 +79,22 @@ describe('reconcile queue: coalescing and one reconcile per mailbox at a time', 
     await redis.set(pendingKey(prefix, B), `event:claimed@${redisNow - CLAIM_LOST_MS - 5_000}:watcher`, 'PX', 60_000);
     assert.equal(await requester.request(B, 'watcher'), true, 'a claim older than CLAIM_LOST_MS with no job is taken over');
     assert.equal(await requester.queue.getWaitingCount(), 2);
+
+    // When no later request comes, the request the lost claim covered looks again once the claim
+    // counts as lost, and queues the job itself; one whose claim was confirmed meanwhile does not.
+    const [sec2, usec2] = await redis.time();
+    const redisNow2 = Number(sec2) * 1000 + Math.floor(Number(usec2) / 1000);
+    await redis.set(pendingKey(prefix, A), `event:claimed@${redisNow2 - 2_000}:watcher`, 'PX', 60_000);
+    assert.equal(await requester.request(A, 'watcher'), false, 'a claim made a moment ago is counted on');
+    await redis.set(pendingKey(prefix, A), 'event:queued:watcher', 'KEEPTTL');
+    await redis.set(pendingKey(prefix, C), `event:claimed@${redisNow2 - 1_000}:watcher`, 'PX', 60_000);
+    assert.equal(await requester.request(C, 'watcher'), false, 'a claim made a moment ago is counted on');
+    assert.equal(await requester.queue.getWaitingCount(), 2, 'nothing queued before the claims count as lost');
+    await waitFor('the covered request to queue the lost claim\'s job', async () => (await requester.queue.getWaitingCount()) === 3 || undefined, { timeoutMs: CLAIM_LOST_MS + 15_000, intervalMs: 100 });
+    await new Promise((r) => setTimeout(r, 1_500)); // A's follow-up was due a second before C's
+    assert.equal(await requester.queue.getWaitingCount(), 3, 'the follow-up of a confirmed claim queued nothing');
+    assert.equal(await redis.get(pendingKey(prefix, C)), 'event:queued:watcher');
+    assert.deepEqual((await requester.queue.getWaiting()).map((j) => j.name).sort(), [mailboxKey(A), mailboxKey(B), mailboxKey(C)].sort());
 
     await h.startService({ onReconciled: record('one') });
     await drained();

@@ -17,6 +17,7 @@ import { Redis } from 'ioredis';
 import { stringify } from 'yaml';
 import { identityMessageId } from '../../src/imap/identity-header.js';
 import { QUEUE_RECONCILE, QUEUE_RECONCILE_BACKGROUND } from '../../src/queue/jobs.js';
+import { lockKey, pendingKey } from '../../src/queue/reconcile-queue.js';
 import { mailboxKey, type MailboxRef } from '../../src/spool/types.js';
 import { leaveVoicemail, listFolder } from '../support/asterisk-spool.js';
 import { exited } from '../support/child.js';
@@ -199,6 +200,13 @@ describe('three vmbridge run processes on one Redis, one killed during a burst',
     return all.reduce((sum, c) => sum + Object.values(c).reduce((a, b) => a + b, 0), 0);
   }
 
+  /** What Redis holds for a mailbox that did not converge, so that a failure says where it stuck. */
+  async function redisState(ref: MailboxRef): Promise<string> {
+    const prefix = h.settings.redis.prefix;
+    const [pending, lock, unfinished] = await Promise.all([redis.get(pendingKey(prefix, ref)), redis.get(lockKey(prefix, ref)), counts('waiting', 'active', 'delayed', 'prioritized')]);
+    return `pending key ${pending ?? 'unset'}, lock ${lock ?? 'free'}, ${unfinished} jobs unfinished`;
+  }
+
   /** Every voicemail in the spool exactly once in its account, and no other email of ours. */
   async function converged(): Promise<string | true> {
     for (const ref of refs) {
@@ -211,8 +219,8 @@ describe('three vmbridge run processes on one Redis, one killed during a burst',
       await client.close();
       const seen = new Map<string, number>();
       for (const e of emails) seen.set(e.messageId, (seen.get(e.messageId) ?? 0) + 1);
-      for (const id of expected) if (seen.get(id) !== 1) return `${mailboxKey(ref)}: ${id} in IMAP ${seen.get(id) ?? 0} times`;
-      for (const id of seen.keys()) if (!expected.has(id)) return `${mailboxKey(ref)}: stray email ${id}`;
+      for (const id of expected) if (seen.get(id) !== 1) return `${mailboxKey(ref)}: ${id} in IMAP ${seen.get(id) ?? 0} times (${await redisState(ref)})`;
+      for (const id of seen.keys()) if (!expected.has(id)) return `${mailboxKey(ref)}: stray email ${id} (${await redisState(ref)})`;
     }
     return true;
   }
