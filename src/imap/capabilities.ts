@@ -63,6 +63,9 @@ export interface ExplainContext {
   readonly trashSource: 'configured' | 'special-use' | 'default';
   /** spool.sweepSeconds: the safety-net reconcile interval (0 = off). */
   readonly sweepSeconds: number;
+  /** imap.idle.maxAccounts (0 = IDLE off) and imap.idle.notify. */
+  readonly idleAccounts: number;
+  readonly idleNotify: boolean;
 }
 
 /**
@@ -72,6 +75,7 @@ export interface ExplainContext {
 export function explainCapabilities(caps: ServerCapabilities, ctx: ExplainContext): CapabilityNote[] {
   const strategy: DeleteStrategy = deleteStrategy(ctx.deleteMode, caps);
   const sweep = ctx.sweepSeconds > 0 ? `the next reconcile (a spool change, vmbridge notify, or the sweep every ${ctx.sweepSeconds} s)` : 'the next reconcile (a spool change or vmbridge notify; the sweep is off)';
+  const watchedFolders = caps.notify && ctx.idleNotify ? 'with NOTIFY, every voicemail folder of theirs' : 'the inbox folder only (Work, Family and Friends at the sweep)';
   const note = (name: CapabilityName, present: boolean, consequence: string, level: 'ok' | 'warn' = 'ok'): CapabilityNote => ({ name, present, level, consequence });
   const deleting = describeStrategy(strategy, ctx.trash);
   const noBare = 'a bare EXPUNGE is never sent';
@@ -87,10 +91,16 @@ export function explainCapabilities(caps: ServerCapabilities, ctx: ExplainContex
       : `filing a voicemail email is UID COPY, then the original is flagged \\Deleted (no UIDPLUS); ${noBare}`, caps.uidplus ? 'ok' : 'warn');
 
   return [
-    note('IDLE', caps.idle, caps.idle
-      ? `used: the inbox folder of up to imap.idle.maxAccounts accounts is watched, so a mail client's change there is picked up within a second or two; other folders at ${sweep}`
-      : `not offered: changes made in mail clients are picked up at ${sweep}`),
-    note('NOTIFY', caps.notify, `${caps.notify ? 'not used yet' : 'not used'}: IMAP folders are not watched between reconciles`),
+    note('IDLE', caps.idle, !caps.idle
+      ? `not offered: changes made in mail clients are picked up at ${sweep}`
+      : ctx.idleAccounts === 0
+        ? `not used (imap.idle.maxAccounts is 0): changes made in mail clients are picked up at ${sweep}`
+        : `used: up to ${ctx.idleAccounts} accounts (imap.idle.maxAccounts) are watched, so a mail client's change there is picked up within a second or two; ${watchedFolders}; other accounts at ${sweep}`),
+    note('NOTIFY', caps.notify, !caps.notify
+      ? `not offered: a watched account's Work, Family and Friends folders are picked up at ${sweep}`
+      : !ctx.idleNotify || ctx.idleAccounts === 0 || !caps.idle
+        ? `not used (${!caps.idle ? 'no IDLE' : ctx.idleAccounts === 0 ? 'imap.idle.maxAccounts is 0' : 'imap.idle.notify is false'}): only IDLE's selected folder would be heard`
+        : 'used: one IDLE connection per watched account hears every voicemail folder, not only the inbox'),
     note('CONDSTORE', caps.condstore, caps.condstore
       ? 'used: a reconcile fetches only the messages of a folder that changed since its last look (CHANGEDSINCE), and the whole folder only after an expunge'
       : 'not offered: each reconcile reads UIDs and flags of every message in the mapped folders (headers only for UIDs it has not seen)'),

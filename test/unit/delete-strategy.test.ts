@@ -66,12 +66,22 @@ describe('capabilities', () => {
 
   it('are explained in what vmbridge does because of them', () => {
     const caps: ServerCapabilities = { uidplus: false, move: true, condstore: true, qresync: true, idle: true, notify: false, quota: true, specialUse: true };
-    const notes = explainCapabilities(caps, { deleteMode: 'auto', trash: 'Trash', trashSource: 'special-use', sweepSeconds: 300 });
+    const notes = explainCapabilities(caps, { deleteMode: 'auto', trash: 'Trash', trashSource: 'special-use', sweepSeconds: 300, idleAccounts: 100, idleNotify: true });
     assert.deepEqual(notes.map((n) => n.name), ['IDLE', 'NOTIFY', 'CONDSTORE', 'QRESYNC', 'MOVE', 'UIDPLUS', 'QUOTA', 'SPECIAL-USE']);
+    // IDLE and NOTIFY say what is heard and what waits for the sweep, as the settings have it.
+    assert.match(notes.find((n) => n.name === 'IDLE')!.consequence, /^used: up to 100 accounts .*the inbox folder only \(Work, Family and Friends at the sweep\); other accounts at the next reconcile .*every 300 s/);
+    assert.match(notes.find((n) => n.name === 'NOTIFY')!.consequence, /^not offered: /);
+    const withNotify = explainCapabilities({ ...caps, notify: true }, { deleteMode: 'auto', trash: 'Trash', trashSource: 'special-use', sweepSeconds: 300, idleAccounts: 100, idleNotify: true });
+    assert.match(withNotify.find((n) => n.name === 'IDLE')!.consequence, /with NOTIFY, every voicemail folder of theirs/);
+    assert.match(withNotify.find((n) => n.name === 'NOTIFY')!.consequence, /^used: /);
+    const notifyOff = explainCapabilities({ ...caps, notify: true }, { deleteMode: 'auto', trash: 'Trash', trashSource: 'special-use', sweepSeconds: 300, idleAccounts: 100, idleNotify: false });
+    assert.match(notifyOff.find((n) => n.name === 'NOTIFY')!.consequence, /^not used \(imap\.idle\.notify is false\)/);
+    const idleOff = explainCapabilities({ ...caps, notify: true }, { deleteMode: 'auto', trash: 'Trash', trashSource: 'special-use', sweepSeconds: 300, idleAccounts: 0, idleNotify: true });
+    assert.match(idleOff.find((n) => n.name === 'IDLE')!.consequence, /^not used \(imap\.idle\.maxAccounts is 0\)/);
     const uidplus = notes.find((n) => n.name === 'UIDPLUS')!;
     assert.equal(uidplus.level, 'warn');
     assert.equal(uidplus.consequence, 'deleted voicemail emails are moved to "Trash" with UID MOVE (MOVE present); a bare EXPUNGE is never sent');
-    const flagged = explainCapabilities({ ...caps, move: false }, { deleteMode: 'auto', trash: 'Trash', trashSource: 'default', sweepSeconds: 0 });
+    const flagged = explainCapabilities({ ...caps, move: false }, { deleteMode: 'auto', trash: 'Trash', trashSource: 'default', sweepSeconds: 0, idleAccounts: 100, idleNotify: true });
     assert.match(flagged.find((n) => n.name === 'UIDPLUS')!.consequence, /only flagged \\Deleted.*\(no MOVE either\); a bare EXPUNGE is never sent$/);
     assert.equal(flagged.find((n) => n.name === 'MOVE')!.level, 'warn');
   });

@@ -190,6 +190,8 @@ async function describeServer(client: ImapFlow, user: string, settings: Settings
     trash: trash.path,
     trashSource: trash.source,
     sweepSeconds: settings.spool.sweepSeconds,
+    idleAccounts: settings.imap.idle.maxAccounts,
+    idleNotify: settings.imap.idle.notify,
   });
   for (const n of notes) {
     out.push({
