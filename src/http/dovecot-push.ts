@@ -11,6 +11,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
+import { afterBody } from './after-body.js';
 
 export const DOVECOT_PUSH_PATH = '/dovecot-push';
 
@@ -113,7 +114,7 @@ export function handleDovecotPush(req: IncomingMessage, res: ServerResponse, opt
   };
   if (req.method !== 'POST') return refuse(405, 'only POST');
   if (opts.token !== undefined && !bearerMatches(req.headers.authorization, opts.token)) {
-    return refuse(401, 'missing or wrong bearer token');
+    return afterBody(req, () => refuse(401, 'missing or wrong bearer token'));
   }
   readBody(req).then(
     (body) => {

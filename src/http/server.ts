@@ -10,6 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
+import { afterBody } from './after-body.js';
 import { ConfigError } from '../errors.js';
 import { DOVECOT_PUSH_PATH, handleDovecotPush, type DovecotPushOptions } from './dovecot-push.js';
 import type { Metrics } from './metrics.js';
@@ -47,6 +48,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<Server> 
     const failed = (err: unknown): void => send(500, `${err instanceof Error ? err.message : String(err)}\n`);
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (path === DOVECOT_PUSH_PATH && opts.push) return handleDovecotPush(req, res, opts.push);
+    if (path === DOVECOT_PUSH_PATH) return afterBody(req, () => send(404, 'push is not enabled here (http.push.enabled)\n'));
     const status = opts.status;
     if (status && (path === QUEUES_PATH || path.startsWith(`${QUEUES_PATH}/`))) {
       if (!requireLogin(req, res, status.credentials)) return;

@@ -2,8 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ago, arrivalResults } from '../../src/cli/doctor/push.js';
 import { DEFAULT_HTTP_PORT, settingsSchema } from '../../src/config/schema.js';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { ConfigError } from '../../src/errors.js';
 import { Metrics } from '../../src/http/metrics.js';
 import { startHttpServer } from '../../src/http/server.js';
@@ -154,6 +153,30 @@ describe('the HTTP listener setting', () => {
       );
     } finally {
       await new Promise<void>((r) => taken.close(() => r()));
+    }
+  });
+});
+
+describe('http server: a push POST where push is off', () => {
+  it('is refused with 404 only once its body has arrived, so Dovecot is not left waiting out its timeout', async () => {
+    const server = await startHttpServer({ host: '127.0.0.1', port: 0, metrics: new Metrics({}, { defaultMetrics: false }), readiness: () => [] });
+    const port = (server.address() as AddressInfo).port;
+    const socket = connect(port, '127.0.0.1');
+    let got = '';
+    socket.on('data', (d: Buffer) => { got += d.toString('latin1'); });
+    try {
+      await new Promise<void>((r) => socket.once('connect', () => r()));
+      const body = '{"user":"u","events":[{"event":"MessageNew","mailbox":"INBOX","uid":1}]}';
+      socket.write(`POST /dovecot-push HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 10)}`);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(got, '', 'no answer while the body is still coming');
+      socket.write(body.slice(10));
+      for (let i = 0; i < 200 && !got.includes('\r\n\r\n'); i++) await new Promise((r) => setTimeout(r, 10));
+      assert.match(got, /^HTTP\/1\.1 404 /);
+      assert.match(got, /http\.push\.enabled/);
+    } finally {
+      socket.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
     }
   });
 });
