@@ -28,7 +28,7 @@ import { requestBadFormat, type ServerEvent } from './ami/events.js';
 import { MwiState } from './ami/mwi-state.js';
 import { externalProvider, mwiDelete, mwiGet, mwiUpdate } from './ami/mwiext-actions.js';
 import { AmiSession } from './ami/session.js';
-import { hasVoicemail, inboxCount, mailboxDirs } from './ami/spool.js';
+import { hasVoicemail, inboxCount, mailboxDirExists, mailboxDirs } from './ami/spool.js';
 import {
   publishCounts,
   pollMailbox,
@@ -152,7 +152,10 @@ export class AmiTestServer {
       provider,
       boxes,
       // find_user: exact context and mailbox.
-      findBox: async (context, mailbox) => (await boxes()).find((b) => b.context === context && b.mailbox === mailbox),
+      findBox: async (context, mailbox) => {
+        if (opts.voicemailBoxes) return opts.voicemailBoxes.find((b) => b.context === context && b.mailbox === mailbox);
+        return (await mailboxDirExists(spoolDir, context, mailbox)) ? { context, mailbox } : undefined;
+      },
       channels: () => this.fakeChannels,
       external,
       ...(entityId ? { entityId } : {}),

@@ -4,7 +4,7 @@
  * `.lock` hard-link protocol (test/support/asterisk-spool.ts), so product code that takes the
  * same lock really contends with this server.
  */
-import { chmod, copyFile, mkdir, readFile, readdir, rename } from 'node:fs/promises';
+import { chmod, copyFile, lstat, mkdir, readFile, readdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SPOOL_FOLDERS, type MailboxRef, type SpoolFolder } from '../../../src/spool/types.js';
 import { deleteMessage, lastMessageIndex, listFolder, withFolderLock, type ListedMessage } from '../asterisk-spool.js';
@@ -91,6 +91,22 @@ export async function hasVoicemail(spoolDir: string, spec: string): Promise<bool
     if ((await folderCount(spoolDir, context, mailbox, 'Urgent', true)) > 0) return true;
   }
   return false;
+}
+
+/**
+ * Whether `<spool>/voicemail/<context>/<mailbox>` is there, as mailboxDirs would list it, without
+ * listing every mailbox (a server with 10,000 answers each action by name). A name that is not one
+ * directory entry (empty, a dot name, a slash) is no mailbox.
+ */
+export async function mailboxDirExists(spoolDir: string, context: string, mailbox: string): Promise<boolean> {
+  const entry = (n: string): boolean => n !== '' && n !== '.' && n !== '..' && !/[/\0]/.test(n);
+  if (!entry(context) || !entry(mailbox)) return false;
+  try {
+    await lstat(join(spoolDir, 'voicemail', context, mailbox));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Every `<spool>/voicemail/<context>/<mailbox>/` directory. */
