@@ -17,6 +17,7 @@ import type { BoxInfo, Directory } from '../src/sync/directory.js';
 import { reconcileIfKnownQuiet, reconcileMailbox, type ReconcileDeps, type ReconcileResult } from '../src/sync/reconcile.js';
 import { startWorker, type ClosableWorker } from '../src/queue/worker-close.js';
 import { failedForGood, RECONCILE_MAX_STALLED } from '../src/queue/job-end.js';
+import { BackgroundPace } from '../src/queue/background-pace.js';
 
 export interface ReconcileWorkerDeps extends ReconcileDeps {
   readonly redis: Redis;
@@ -45,25 +46,52 @@ export interface ReconcileWorker {
   close(graceMs?: number): Promise<boolean>;
 }
 
-/** Background reconciles at once: half the event lane's unless set, so events keep room. */
+/** Background reconciles at once while events are around: half the event lane's unless set. */
 export function backgroundConcurrency(sync: { readonly concurrency: number; readonly backgroundConcurrency?: number | undefined }): number {
   return sync.backgroundConcurrency ?? Math.max(1, Math.floor(sync.concurrency / 2));
 }
 
+/** Background reconciles at once while no event has been reconciled for CALM_MS: twice the event lane's unless set. */
+export function backgroundCalmConcurrency(sync: { readonly concurrency: number; readonly backgroundConcurrency?: number | undefined; readonly backgroundCalmConcurrency?: number | undefined }): number {
+  return Math.max(backgroundConcurrency(sync), sync.backgroundCalmConcurrency ?? sync.concurrency * 2);
+}
+
+/** How long after an event's reconcile the background lane stays at its low pace. */
+export const CALM_MS = 5_000;
+/** How often the background lane's pace is looked at again (it drops at once when an event starts). */
+const PACE_CHECK_MS = 250;
+
 export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorker {
-  const lanes = [
-    startLane(deps, QUEUE_RECONCILE, deps.settings.sync.concurrency, 'worker'),
-    startLane(deps, QUEUE_RECONCILE_BACKGROUND, backgroundConcurrency(deps.settings.sync), 'worker-background'),
-  ];
+  const sync = deps.settings.sync;
+  const pace = new BackgroundPace({ busy: backgroundConcurrency(sync), calm: backgroundCalmConcurrency(sync), calmMs: CALM_MS });
+  const background = startLane(deps, QUEUE_RECONCILE_BACKGROUND, pace.concurrency(), 'worker-background');
+  const follow = (): void => {
+    const want = pace.concurrency();
+    if (background.worker.concurrency !== want) background.worker.concurrency = want;
+  };
+  const event = startLane(deps, QUEUE_RECONCILE, sync.concurrency, 'worker', {
+    started: () => { pace.eventStarted(); follow(); },
+    ended: () => pace.eventEnded(),
+  });
+  const timer = setInterval(follow, PACE_CHECK_MS);
+  timer.unref();
+  const lanes = [event, background];
   return {
     async close(graceMs) {
+      clearInterval(timer);
       const done = await Promise.all(lanes.map((l) => l.close(graceMs)));
       return done.every(Boolean);
     },
   };
 }
 
-function startLane(deps: ReconcileWorkerDeps, queue: string, concurrency: number, connectionName: string): ClosableWorker<ReconcileJob> {
+/** Told when a job of the lane starts and ends (the event lane's, for the background pace). */
+interface LaneHooks {
+  readonly started: () => void;
+  readonly ended: () => void;
+}
+
+function startLane(deps: ReconcileWorkerDeps, queue: string, concurrency: number, connectionName: string, hooks?: LaneHooks): ClosableWorker<ReconcileJob> {
   const { settings, log } = deps;
   const prefix = settings.redis.prefix;
   // BullMQ blocks on this connection waiting for jobs, so it cannot be shared with other commands.
@@ -71,44 +99,11 @@ function startLane(deps: ReconcileWorkerDeps, queue: string, concurrency: number
   const started = startWorker(
     queue,
     async (job: Job<ReconcileJob>) => {
-      const data = reconcileJobSchema.parse(job.data);
-      const ref: MailboxRef = refOfJob(data);
-      const box = deps.directory().boxes.get(mailboxKey(ref));
-      if (!box) {
-        log.warn({ mailbox: mailboxKey(ref), reason: data.reason }, 'mailbox is not in voicemail.conf (or has no IMAP account): not synced');
-        return { skipped: true };
-      }
-      const lock = await acquireMailboxLock(deps.redis, lockKey(prefix, ref));
-      const started = performance.now();
-      // Epoch times, so that the lines of several processes on one Redis can be laid side by side
-      // (docs/scale-out.md): no two spans of one mailbox may overlap.
-      const heldFrom = Date.now();
-      log.debug({ mailbox: mailboxKey(ref), reason: data.reason, queue, job: job.id, heldFrom }, 'reconcile started');
-      // From the request (the job's creation) to now: queueing, and waiting for the mailbox's lock.
-      const waitedMs = Math.max(0, Date.now() - job.timestamp);
+      hooks?.started();
       try {
-        // Cleared only once the lock is ours: a request arriving from here on queues one more run.
-        await deps.redis.del(pendingKey(prefix, ref));
-        // A pass over every mailbox first looks whether anything changed since it was last quiet.
-        const result = await reconcileMailbox(deps, box, { quickLook: laneOf(data.reason) === 'background' });
-        const ms = performance.now() - started;
-        if (result.applied > 0 || result.skipped.length > 0) {
-          log.info({ mailbox: mailboxKey(ref), reason: data.reason, ops: result.applied, skipped: result.skipped.length, held: result.plan.held.length, ms: Math.round(ms), waitedMs, phases: result.phases }, 'reconciled');
-        }
-        // The job's creation is when the change it is about was first heard (requests coalesce into it).
-        await deps.onReconciled?.(ref, result, ms, job.timestamp);
-        return { ops: result.applied };
-      } catch (err) {
-        await publishSpoolCounts(deps, ref, err, job.timestamp);
-        if (err instanceof SafetyStopError) {
-          deps.onSafetyStop?.(ref);
-          log.error({ mailbox: mailboxKey(ref), err: err.message }, 'reconcile stopped for safety');
-          throw new UnrecoverableError(err.message);
-        }
-        throw err;
+        return await reconcileJobRun(deps, queue, job);
       } finally {
-        log.debug({ mailbox: mailboxKey(ref), reason: data.reason, queue, job: job.id, heldFrom, heldUntil: Date.now() }, 'reconcile ended');
-        await lock.release().catch(() => undefined);
+        hooks?.ended();
       }
     },
     connection,
@@ -134,6 +129,51 @@ function startLane(deps: ReconcileWorkerDeps, queue: string, concurrency: number
   });
   worker.on('error', (err) => log.error({ err: describeRedisError(err, settings.redis) }, 'reconcile worker error'));
   return started;
+}
+
+/** One reconcile job: the mailbox's lock, the pending key cleared, the reconcile, what follows it. */
+async function reconcileJobRun(deps: ReconcileWorkerDeps, queue: string, job: Job<ReconcileJob>): Promise<unknown> {
+  const { settings, log } = deps;
+  const prefix = settings.redis.prefix;
+  const data = reconcileJobSchema.parse(job.data);
+  const ref: MailboxRef = refOfJob(data);
+  const box = deps.directory().boxes.get(mailboxKey(ref));
+  if (!box) {
+    log.warn({ mailbox: mailboxKey(ref), reason: data.reason }, 'mailbox is not in voicemail.conf (or has no IMAP account): not synced');
+    return { skipped: true };
+  }
+  const lock = await acquireMailboxLock(deps.redis, lockKey(prefix, ref));
+  const started = performance.now();
+  // Epoch times, so that the lines of several processes on one Redis can be laid side by side
+  // (docs/scale-out.md): no two spans of one mailbox may overlap.
+  const heldFrom = Date.now();
+  log.debug({ mailbox: mailboxKey(ref), reason: data.reason, queue, job: job.id, heldFrom }, 'reconcile started');
+  // From the request (the job's creation) to now: queueing, and waiting for the mailbox's lock.
+  const waitedMs = Math.max(0, Date.now() - job.timestamp);
+  try {
+    // Cleared only once the lock is ours: a request arriving from here on queues one more run.
+    await deps.redis.del(pendingKey(prefix, ref));
+    // A pass over every mailbox first looks whether anything changed since it was last quiet.
+    const result = await reconcileMailbox(deps, box, { quickLook: laneOf(data.reason) === 'background' });
+    const ms = performance.now() - started;
+    if (result.applied > 0 || result.skipped.length > 0) {
+      log.info({ mailbox: mailboxKey(ref), reason: data.reason, ops: result.applied, skipped: result.skipped.length, held: result.plan.held.length, ms: Math.round(ms), waitedMs, phases: result.phases }, 'reconciled');
+    }
+    // The job's creation is when the change it is about was first heard (requests coalesce into it).
+    await deps.onReconciled?.(ref, result, ms, job.timestamp);
+    return { ops: result.applied };
+  } catch (err) {
+    await publishSpoolCounts(deps, ref, err, job.timestamp);
+    if (err instanceof SafetyStopError) {
+      deps.onSafetyStop?.(ref);
+      log.error({ mailbox: mailboxKey(ref), err: err.message }, 'reconcile stopped for safety');
+      throw new UnrecoverableError(err.message);
+    }
+    throw err;
+  } finally {
+    log.debug({ mailbox: mailboxKey(ref), reason: data.reason, queue, job: job.id, heldFrom, heldUntil: Date.now() }, 'reconcile ended');
+    await lock.release().catch(() => undefined);
+  }
 }
 
 /**

@@ -477,6 +477,12 @@ export const settingsSchema = z.strictObject({
      * leaves room for events (docs/sync.md, "Two lanes").
      */
     backgroundConcurrency: z.number().int().min(1).max(256).optional(),
+    /**
+     * The same while no event has been reconciled for 5 s (a first start, a quiet night's sweep):
+     * the pass takes the room nobody else needs and gives it back when an event arrives. Unset:
+     * twice `concurrency`; never below the other.
+     */
+    backgroundCalmConcurrency: z.number().int().min(1).max(256).optional(),
     /** A plan deleting more than this share of a mailbox stops and reports instead. */
     maxDeleteShare: z.number().min(0).max(1).default(0.5),
     /** ...unless it deletes fewer than this many messages. */

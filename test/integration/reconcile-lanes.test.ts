@@ -31,7 +31,7 @@ describe('reconcile lanes: events before background passes', { timeout: 180_000 
         ...b,
         spool: { ...(b.spool as object), watch: false, sweepSeconds: 0 },
         imap: { ...(b.imap as object), idle: { maxAccounts: 0 } },
-        sync: { ...(b.sync as object), concurrency: 1, backgroundConcurrency: 1 },
+        sync: { ...(b.sync as object), concurrency: 1, backgroundConcurrency: 1, backgroundCalmConcurrency: 1 },
         alerts: { quotaCheckSeconds: 0 },
       }),
     });
