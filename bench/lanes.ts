@@ -8,13 +8,22 @@
  *   BENCH_LANES_SAMPLES    voicemails measured idle and again during the backlog (default 20)
  *   BENCH_LANES_BACKGROUND sync.backgroundConcurrency (default: unset, the setting's own default)
  *   BENCH_LANES_IDLE_SECONDS how long the settled service is watched for its idle CPU (default 60)
- *   BENCH_LANES_ACTION_SAMPLES emails read per way of hearing it (push, NOTIFY; default 12)
- *   BENCH_LANES_NOTIFY_ACCOUNTS imap.idle.maxAccounts while NOTIFY is measured (default 40)
+ *   BENCH_LANES_ACTION_SAMPLES emails read per way of hearing it with push or IDLE (default 20)
+ *   BENCH_LANES_IDLE_ACCOUNTS imap.idle.maxAccounts while IDLE is measured (default 100, the setting's)
  *   BENCH_LANES_SWEEP_SECONDS spool.sweepSeconds while only the sweep hears it (default 30)
+ *   BENCH_LANES_CLIENTS_PER_IMAP IMAP sessions per Dovecot imap process (default 10; see below)
+ *   BENCH_LANES_CALM       sync.backgroundCalmConcurrency (default: unset, the setting's own default)
+ *   BENCH_LANES_FIRST_ONLY 1: measure the first pass only, print it, write nothing
+ *   BENCH_LANES_AMI        0: no owning Asterisk (AMI test server) for moves and lamps
+ *   BENCH_LANES_PUSH       0: Dovecot without the push script (the push phase then waits in vain)
  *
  * Private Dovecot with that many users and a master user (as large sites log in), Redis, and
  * vmbridge built and run as a real process. The backlog is the pass a restart makes over every
  * mailbox; each sample is counted only if the backlog still held jobs when it was taken.
+ * The bench's Dovecot serves several sessions per imap process, as a site with hundreds of IDLE
+ * sessions must: each imap process in IDLE takes an inotify instance, every one of them runs as
+ * one user, and past fs.inotify.max_user_instances (128 by default) Dovecot looks at an idling
+ * folder only every 30 s (docs/sync.md, "Dovecot with many IDLE sessions").
  * Writes bench/results/lanes.json and lanes.md.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -24,6 +33,7 @@ import type { ImapFlow } from 'imapflow';
 import { stringify } from 'yaml';
 import type { MailboxRef } from '../src/spool/types.js';
 import { leaveVoicemail, listFolder } from '../test/support/asterisk-spool.js';
+import { startAmiServer } from '../test/support/ami-server.js';
 import { startDovecot } from '../test/support/dovecot.js';
 import { freePort } from '../test/support/ports.js';
 import { shortTempDir } from '../test/support/processes.js';
@@ -39,9 +49,9 @@ interface QueueDepth { waiting: number; prioritized: number; active: number }
 
 async function queueDepth(httpPort: number): Promise<QueueDepth> {
   const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
-  // Both lanes: the event queue and the background one.
-  const read = (state: string): number => ['reconcile', 'reconcile-background']
-    .map((queue) => Number(new RegExp(`^vmbridge_queue_jobs\\{queue="${queue}",state="${state}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN))
+  // Both lanes: the event queue and the background one; and the owning Asterisk's lamps.
+  const read = (state: string): number => ['reconcile', 'reconcile-background', 'mwi-owner']
+    .map((queue) => Number(new RegExp(`^vmbridge_queue_jobs\\{queue="${queue}",state="${state}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? (queue === 'mwi-owner' ? 0 : NaN)))
     .reduce((a, b) => a + b, 0);
   return { waiting: read('waiting'), prioritized: read('prioritized'), active: read('active') };
 }
@@ -106,15 +116,14 @@ async function stop(vm: Vmbridge): Promise<void> {
 
 const DOVEADM_KEY = 'bench-doveadm-key';
 const IDLE_SECONDS = Number(process.env.BENCH_LANES_IDLE_SECONDS ?? 60);
-const ACTION_SAMPLES = Number(process.env.BENCH_LANES_ACTION_SAMPLES ?? 12);
+const ACTION_SAMPLES = Number(process.env.BENCH_LANES_ACTION_SAMPLES ?? 20);
 const SWEEP_SECONDS = Number(process.env.BENCH_LANES_SWEEP_SECONDS ?? 30);
-/**
- * imap.idle.maxAccounts in the NOTIFY phase. Each Dovecot imap process in IDLE with NOTIFY takes
- * inotify instances, and every process of the bench's Dovecot runs as one user: past the kernel's
- * fs.inotify.max_user_instances (128 by default) Dovecot checks the folders only every
- * mailbox_idle_check_interval (30 s). 100 accounts went past it here (docs/sync.md).
- */
-const NOTIFY_ACCOUNTS = Number(process.env.BENCH_LANES_NOTIFY_ACCOUNTS ?? 40);
+const IDLE_ACCOUNTS = Number(process.env.BENCH_LANES_IDLE_ACCOUNTS ?? 100);
+const CLIENTS_PER_IMAP = Number(process.env.BENCH_LANES_CLIENTS_PER_IMAP ?? 10);
+const FIRST_ONLY = process.env.BENCH_LANES_FIRST_ONLY === '1';
+const WITH_AMI = process.env.BENCH_LANES_AMI !== '0';
+const WITH_PUSH = process.env.BENCH_LANES_PUSH !== '0';
+const CALM = process.env.BENCH_LANES_CALM ? Number(process.env.BENCH_LANES_CALM) : undefined;
 
 /**
  * An email read in the user's own mail client until its voicemail is in the spool's Old folder
@@ -185,23 +194,29 @@ async function main(): Promise<void> {
   // Dovecot POSTs every mail change to vmbridge's push endpoint; only the push phase below takes
   // them (http.push.enabled), the other phases answer 404 and hear changes their own way.
   const httpPort = await freePort();
-  const dovecot = await startDovecot({ users: boxes.map((b) => ({ user: `u${b.mailbox}`, pass: `pw-u${b.mailbox}` })), masterUser: MASTER, doveadmApiKey: DOVEADM_KEY, push: { url: `http://127.0.0.1:${httpPort}/dovecot-push` } });
+  const dovecot = await startDovecot({ users: boxes.map((b) => ({ user: `u${b.mailbox}`, pass: `pw-u${b.mailbox}` })), masterUser: MASTER, doveadmApiKey: DOVEADM_KEY, imapClientsPerProcess: CLIENTS_PER_IMAP, ...(WITH_PUSH ? { push: { url: `http://127.0.0.1:${httpPort}/dovecot-push` } } : {}) });
   const redis = await startRedis();
+  // The Asterisk that owns the spool, as the project's AMI test server: vmbridge moves voicemail
+  // through it (VoicemailMove), asks it whether a caller is in VoiceMailMain, and lights its
+  // lamps (VoicemailRefresh), as at a real site.
+  const ami = await startAmiServer({ spoolDir, profile: 'voicemail' });
+  const amiLogin = { host: '127.0.0.1', port: ami.port, username: 'bridge', secret: 'bridge' };
   let vm: Vmbridge | undefined;
   try {
     const confPath = join(dir, 'voicemail.conf');
     await writeFile(confPath, ['[general]', 'format=wav', '', '[default]', ...boxes.map((b) => `${b.mailbox} => 1,Bench ${b.mailbox},u${b.mailbox}@example.invalid,,imapuser=u${b.mailbox}`), ''].join('\n'));
     const configPath = join(dir, 'vmbridge.yaml');
-    interface Heard { push?: boolean; idleAccounts?: number; sweepSeconds?: number }
+    interface Heard { push?: boolean; idleAccounts?: number; notify?: boolean; sweepSeconds?: number }
     const settingsOf = (doveadm: boolean, heard: Heard = {}): Record<string, unknown> => ({
       spool: { dir: spoolDir, voicemailConf: confPath, watch: true, sweepSeconds: heard.sweepSeconds ?? 0 },
       redis: { url: redis.url, prefix: 'lanes' },
-      imap: { host: '127.0.0.1', port: dovecot.port, secure: false, requireTls: false, maxConnections: 100, login: { mode: 'master', masterUser: MASTER.user, masterPassword: MASTER.pass }, ...(doveadm ? { doveadm: { url: dovecot.doveadmUrl, apiKey: DOVEADM_KEY } } : {}), ...(heard.idleAccounts !== undefined ? { idle: { maxAccounts: heard.idleAccounts } } : {}) },
+      imap: { host: '127.0.0.1', port: dovecot.port, secure: false, requireTls: false, maxConnections: 100, login: { mode: 'master', masterUser: MASTER.user, masterPassword: MASTER.pass }, ...(doveadm ? { doveadm: { url: dovecot.doveadmUrl, apiKey: DOVEADM_KEY } } : {}), ...(heard.idleAccounts !== undefined ? { idle: { maxAccounts: heard.idleAccounts, notify: heard.notify ?? true } } : {}) },
       email: { messageIdDomain: 'bench.invalid', audio: 'original' },
       log: { level: 'info' },
       http: { host: '127.0.0.1', port: httpPort, push: { enabled: heard.push === true } },
       alerts: { quotaCheckSeconds: 0 },
-      ...(BACKGROUND !== undefined ? { sync: { backgroundConcurrency: BACKGROUND } } : {}),
+      ...(WITH_AMI ? { asterisk: { ami: amiLogin }, mwi: { targets: [{ name: 'owner', kind: 'ami-refresh', ...amiLogin }] } } : {}),
+      sync: { ...(BACKGROUND !== undefined ? { backgroundConcurrency: BACKGROUND } : {}), ...(CALM !== undefined ? { backgroundCalmConcurrency: CALM } : {}) },
     });
     await writeFile(configPath, stringify(settingsOf(false)));
     const doveadmConfigPath = join(dir, 'vmbridge-doveadm.yaml');
@@ -213,6 +228,11 @@ async function main(): Promise<void> {
     await vm.ready;
     await drained(httpPort, 'first pass');
     const firstPassSeconds = (performance.now() - t0) / 1000;
+    if (FIRST_ONLY) {
+      const actions = [...ami.received.reduce((m, a) => m.set(a.action, (m.get(a.action) ?? 0) + 1), new Map<string, number>())].map(([a, n]) => `${n} ${a}`).join(', ');
+      process.stdout.write(`first pass over ${MAILBOXES} mailboxes: ${Math.round(firstPassSeconds * 10) / 10} s; AMI actions: ${actions} (BENCH_LANES_FIRST_ONLY: nothing else measured, no results written)\n`);
+      return;
+    }
 
     const observers = new Map<string, ImapFlow>();
     for (const b of measured) observers.set(b.mailbox, await open(dovecot.port, `u${b.mailbox}`));
@@ -266,9 +286,10 @@ async function main(): Promise<void> {
     const connections = await imapConnections(httpPort);
     await stop(vm);
 
-    // Email action -> spool + MWI, for the measured mailboxes (outside the first 100), heard
-    // three ways: Dovecot push with no IDLE at all; IDLE with NOTIFY, which chooses accounts with
-    // unread voicemail first (the measured ones have some); neither, only the sweep (beside doveadm).
+    // Email action -> spool + MWI, for the measured mailboxes, heard four ways: Dovecot push with
+    // no IDLE at all (every account outside any IDLE set); inside the IDLE set (chosen by need:
+    // the measured accounts have unread voicemail), with NOTIFY and without; and outside any IDLE
+    // set without push, where only the sweep (beside doveadm) finds it.
     const actionPhase = async (name: string, heard: Heard, samples: number, limitMs: number): Promise<Stats> => {
       const path = join(dir, `vmbridge-${name}.yaml`);
       await writeFile(path, stringify(settingsOf(true, heard)));
@@ -293,8 +314,14 @@ async function main(): Promise<void> {
       await stop(vm);
       return stats(out);
     };
+    // Enough unread voicemail for every read below; the first phase's start-up pass emails it.
+    const reads = 3 * ACTION_SAMPLES + 4;
+    for (const b of measured) {
+      for (let i = 0; i < Math.ceil(reads / measured.length); i++) await leaveVoicemail(spoolDir, b, { callerid: `"To read ${i}" <${7000 + i}>`, duration: 2, formats: ['wav'] });
+    }
     const readPush = await actionPhase('push', { push: true, idleAccounts: 0 }, ACTION_SAMPLES, 60_000);
-    const readNotify = await actionPhase('notify', { idleAccounts: NOTIFY_ACCOUNTS }, ACTION_SAMPLES, 60_000);
+    const readNotify = await actionPhase('notify', { idleAccounts: IDLE_ACCOUNTS, notify: true }, ACTION_SAMPLES, 60_000);
+    const readIdle = await actionPhase('idle', { idleAccounts: IDLE_ACCOUNTS, notify: false }, ACTION_SAMPLES, 60_000);
     const readSweep = await actionPhase('sweep', { idleAccounts: 0, sweepSeconds: SWEEP_SECONDS }, 4, (SWEEP_SECONDS + 120) * 1000);
     vm = undefined;
     // Idle through the long passes, a session may have been dropped by now: nothing to log out then.
@@ -327,9 +354,12 @@ async function main(): Promise<void> {
       idleCpuFloorPercent: cpuIdle.floor,
       idleSeconds: IDLE_SECONDS,
       imapConnectionsIdle: connections,
-      emailReadToSpool: { push: readPush, idleNotify: readNotify, notifyAccounts: NOTIFY_ACCOUNTS, sweepOnly: readSweep, sweepSeconds: SWEEP_SECONDS },
+      emailReadToSpool: { push: readPush, idleNotify: readNotify, idleOnly: readIdle, idleAccounts: IDLE_ACCOUNTS, sweepOnly: readSweep, sweepSeconds: SWEEP_SECONDS },
+      dovecotClientsPerImapProcess: CLIENTS_PER_IMAP,
+      amiActions: Object.fromEntries([...ami.received.reduce((m, a) => m.set(a.action, (m.get(a.action) ?? 0) + 1), new Map<string, number>())].sort()),
     };
     const row = (label: string, s: Stats | undefined): string => (s ? `| ${label} | ${s.n} | ${s.p50} | ${s.p95} | ${s.max} |` : `| ${label} | 0 | | | |`);
+    const row99 = (label: string, s: Stats): string => `| ${label} | ${s.n} | ${s.p50} | ${s.p99} | ${s.max} |`;
     const md = [
       `vmbridge lanes benchmark, ${result.date}, ${MAILBOXES} mailboxes (master-user login), sync.backgroundConcurrency ${result.backgroundConcurrency}`,
       '',
@@ -342,12 +372,15 @@ async function main(): Promise<void> {
       `first pass over ${MAILBOXES} mailboxes: ${result.firstPassSeconds} s; pass after a restart (with the voicemails measured above): ${result.restartPassSeconds} s; peak RSS ${rssMiB} MiB`,
       `quiet pass after a restart (nothing changed): ${result.quietPassSeconds} s, beside the floor of LOGIN + STATUS + LOGOUT per account ${laneConcurrency} at a time: ${result.floorPassSeconds} s (${result.quietPassOverFloor}x; issue target for a sweep: at most 2x)`,
       `the same quiet pass with imap.doveadm (one doveadm API call for every user, then no IMAP login for a quiet mailbox): ${result.doveadmPassSeconds} s (${result.doveadmPassOverFloor}x the same floor)`,
-      '| email read -> voicemail in Old (ms) | n | p50 | p95 | max |',
-      '| --- | --- | --- | --- | --- |',
-      row('Dovecot push, no IDLE', readPush),
-      row(`IDLE with NOTIFY, ${NOTIFY_ACCOUNTS} accounts (those with unread voicemail chosen first)`, readNotify),
-      row(`neither: the sweep every ${SWEEP_SECONDS} s, beside doveadm`, readSweep),
       '',
+      `| email read -> voicemail in Old (ms; Dovecot: ${CLIENTS_PER_IMAP} sessions per imap process) | n | p50 | p99 | max |`,
+      '| --- | --- | --- | --- | --- |',
+      row99('Dovecot push, no IDLE (outside any IDLE set)', readPush),
+      row99(`inside the IDLE set (imap.idle.maxAccounts ${IDLE_ACCOUNTS}, chosen by unread voicemail), with NOTIFY`, readNotify),
+      row99(`inside the IDLE set, without NOTIFY (imap.idle.notify false)`, readIdle),
+      row99(`outside any IDLE set, no push: the sweep every ${SWEEP_SECONDS} s, beside doveadm`, readSweep),
+      '',
+      `the owning Asterisk (the project's AMI test server) was sent, over the whole run: ${Object.entries(result.amiActions).map(([a, n]) => `${n} ${a}`).join(', ')}; its lamp queue (mwi-owner) counts in every pass's time above`,
       `settled afterwards, over ${IDLE_SECONDS} s: vmbridge ${cpuIdle.vmbridge} % of one core (floor, a bare Node process with one timer, the same minute: ${cpuIdle.floor} %); IMAP connections open: ${connections.idle} IDLE, ${connections.command} command`,
       `target ${result.target}: ${result.met ? 'met' : 'not met'} (ratio ${ratio})`,
       '',
@@ -358,6 +391,7 @@ async function main(): Promise<void> {
     process.stdout.write(md);
   } finally {
     if (vm) await stop(vm).catch(() => undefined);
+    await ami.close();
     await redis.stop();
     await dovecot.stop();
   }

@@ -36,6 +36,14 @@ export interface DovecotOptions {
    */
   readonly maxUserIpConnections?: number;
   /**
+   * IMAP sessions one imap process serves (service imap's client_limit; 1 otherwise). Each imap
+   * process in IDLE takes an inotify instance, and every process of an instance runs as one
+   * user: past the kernel's fs.inotify.max_user_instances (128 by default) Dovecot logs
+   * "Inotify instance limit ... exceeded, disabling" and looks at an idling folder only every
+   * mailbox_idle_check_interval (30 s). Hundreds of IDLE sessions need a few per process.
+   */
+  readonly imapClientsPerProcess?: number;
+  /**
    * Load Dovecot's push_notification plugin with the Lua driver and config/dovecot/vmbridge-push.lua,
    * which POSTs each mail transaction's events to `url` (the script's plugin settings
    * vmbridge_push_url, vmbridge_push_token, vmbridge_push_timeout_msecs). Without it no plugin
@@ -312,6 +320,10 @@ export async function startDovecot(opts: DovecotOptions): Promise<DovecotServer>
     if (opts.maxUserIpConnections !== undefined) {
       if (!Number.isInteger(opts.maxUserIpConnections) || opts.maxUserIpConnections < 1) throw new Error(`maxUserIpConnections must be a whole number >= 1, not ${opts.maxUserIpConnections}`);
       await writeFile(join(dir, 'imap-limits.conf'), `mail_max_userip_connections = ${opts.maxUserIpConnections}\n`);
+    }
+    if (opts.imapClientsPerProcess !== undefined) {
+      if (!Number.isInteger(opts.imapClientsPerProcess) || opts.imapClientsPerProcess < 1) throw new Error(`imapClientsPerProcess must be a whole number >= 1, not ${opts.imapClientsPerProcess}`);
+      await writeFile(join(dir, 'imap-service.conf'), `client_limit = ${opts.imapClientsPerProcess}\n`);
     }
     if (opts.push) {
       const scriptPath = join(dir, 'vmbridge-push.lua');
