@@ -7,7 +7,7 @@
  * server puts personal folders under a prefix (Cyrus and Courier by default: "INBOX.", so Work is
  * "INBOX.Work"), the prefix is added; where it has none (Dovecot's default), names stay as written.
  */
-import type { ImapFlow } from 'imapflow';
+import type { ImapFlow, ListResponse } from 'imapflow';
 import type { Settings } from '../config/schema.js';
 import { IMAP_ROLES, type ImapRole } from '../sync/placement.js';
 import { ImapError } from '../errors.js';
@@ -27,17 +27,25 @@ interface FolderListing {
 const listings = new WeakMap<ImapFlow, FolderListing>();
 
 async function listing(client: ImapFlow): Promise<FolderListing> {
-  let found = listings.get(client);
-  if (!found) {
-    const list = await client.list();
-    const delimiter = list.find((f) => f.delimiter)?.delimiter ?? client.namespace?.delimiter ?? '/';
-    // Only the server's own flag counts, not imapflow's guess from a folder's name: a folder that
-    // merely looks like a trash folder in some language may be the user's own. Flags are atoms,
-    // compared without regard to case (Cyrus writes "\trash").
-    const flaggedTrash = list.find((f) => [...(f.flags ?? [])].some((flag) => flag.toLowerCase() === '\\trash'))?.path;
-    found = { delimiter, prefix: personalPrefix(client, delimiter), paths: new Set(list.map((f) => f.path)), flaggedTrash };
-    listings.set(client, found);
-  }
+  return listings.get(client) ?? remember(client, await client.list());
+}
+
+/**
+ * Keeps a LIST answer this connection got for another reason (the quick look's LIST-STATUS lists
+ * every folder too) as its listing, so that the folder roles need no LIST of their own.
+ */
+export function rememberListing(client: ImapFlow, list: readonly ListResponse[]): void {
+  remember(client, list);
+}
+
+function remember(client: ImapFlow, list: readonly ListResponse[]): FolderListing {
+  const delimiter = list.find((f) => f.delimiter)?.delimiter ?? client.namespace?.delimiter ?? '/';
+  // Only the server's own flag counts, not imapflow's guess from a folder's name: a folder that
+  // merely looks like a trash folder in some language may be the user's own. Flags are atoms,
+  // compared without regard to case (Cyrus writes "\trash").
+  const flaggedTrash = list.find((f) => [...(f.flags ?? [])].some((flag) => flag.toLowerCase() === '\\trash'))?.path;
+  const found = { delimiter, prefix: personalPrefix(client, delimiter), paths: new Set(list.map((f) => f.path)), flaggedTrash };
+  listings.set(client, found);
   return found;
 }
 

@@ -11,9 +11,9 @@
  * change made while it runs makes the next quick look differ.
  */
 import { createHash } from 'node:crypto';
-import type { ImapFlow } from 'imapflow';
+import type { ImapFlow, ListResponse } from 'imapflow';
 import { accountKey } from '../../imap/account.js';
-import { rolePaths, type RolePaths } from '../../imap/folders.js';
+import { rememberListing, rolePaths, type RolePaths } from '../../imap/folders.js';
 import type { QuietMark } from '../quiet-marks.js';
 import type { FolderStatuses } from '../../imap/doveadm.js';
 import type { SyncRecord } from '../plan.js';
@@ -76,7 +76,11 @@ function statusText(st: { uidValidity?: bigint | undefined; uidNext?: number | u
 
 /** One round trip for every folder (LIST-STATUS, RFC 5819) instead of one STATUS each. */
 async function listStatus(client: ImapFlow, paths: readonly string[]): Promise<Record<string, string> | undefined> {
-  const listed = new Map((await client.list({ statusQuery: STATUS_QUERY })).map((e) => [e.path, e]));
+  return statusesOf(await client.list({ statusQuery: STATUS_QUERY }), paths);
+}
+
+function statusesOf(list: readonly ListResponse[], paths: readonly string[]): Record<string, string> | undefined {
+  const listed = new Map(list.map((e) => [e.path, e]));
   const out: Record<string, string> = {};
   for (const path of paths) {
     const entry = listed.get(path);
@@ -103,14 +107,27 @@ const samePaths = (a: Record<string, string>, b: Record<string, string>): boolea
   return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k] === b[k]);
 };
 
+/**
+ * Without a mark, which folders are mapped comes from a LIST. Where the server has LIST-STATUS,
+ * that one LIST gives the statuses as well, and is kept as the connection's listing for the full
+ * look that follows (one round trip, not three, for a mailbox's first background reconcile).
+ */
+async function unmarkedStatus(client: ImapFlow, settings: Parameters<typeof rolePaths>[1]): Promise<Record<string, string> | undefined> {
+  if (!client.capabilities.has('LIST-STATUS')) return folderStatus(client, uniquePaths(await rolePaths(client, settings)));
+  // As in folderStatus: the selected folder's STATUS may come from the session's own view.
+  if (client.mailbox) await client.noop();
+  const list = await client.list({ statusQuery: STATUS_QUERY });
+  rememberListing(client, list);
+  return statusesOf(list, uniquePaths(await rolePaths(client, settings)));
+}
+
 export async function quickLook(run: MailboxRun, store: StoreView, client: ImapFlow): Promise<QuickLook> {
   const { deps, box } = run;
   const marks = deps.quietMarks;
   if (!marks) return { unchanged: false, mark: undefined, candidate: undefined };
   const [mark, loaded] = await Promise.all([marks.get(box.ref), deps.state.load(box.ref)]);
   // The mark's folders when there is one (no LIST needed); else the mapped folders as found now.
-  const paths: string[] = mark ? Object.keys(mark.folders) : uniquePaths(await rolePaths(client, deps.settings.imap.folders));
-  const folders = await folderStatus(client, paths);
+  const folders = mark ? await folderStatus(client, Object.keys(mark.folders)) : await unmarkedStatus(client, deps.settings.imap.folders);
   if (!folders) return { unchanged: false, mark, candidate: undefined };
   const candidate = { store: storeDigest(store), records: recordsDigest(loaded.records), account: accountKey(box.account), folders };
   const unchanged = mark !== undefined && loaded.dropped.length === 0
