@@ -51,9 +51,17 @@ export function backgroundConcurrency(sync: { readonly concurrency: number; read
   return sync.backgroundConcurrency ?? Math.max(1, Math.floor(sync.concurrency / 2));
 }
 
-/** Background reconciles at once while no event has been reconciled for CALM_MS: twice the event lane's unless set. */
-export function backgroundCalmConcurrency(sync: { readonly concurrency: number; readonly backgroundConcurrency?: number | undefined; readonly backgroundCalmConcurrency?: number | undefined }): number {
-  return Math.max(backgroundConcurrency(sync), sync.backgroundCalmConcurrency ?? sync.concurrency * 2);
+/**
+ * Background reconciles at once while no event has been reconciled for CALM_MS: twice the event
+ * lane's unless set. Unset, it leaves the event lane its IMAP connections (imap.maxConnections
+ * less sync.concurrency), so that an event arriving in a calm pass finds a connection free.
+ */
+export function backgroundCalmConcurrency(
+  sync: { readonly concurrency: number; readonly backgroundConcurrency?: number | undefined; readonly backgroundCalmConcurrency?: number | undefined },
+  imapMaxConnections = Number.POSITIVE_INFINITY,
+): number {
+  const calm = sync.backgroundCalmConcurrency ?? Math.min(sync.concurrency * 2, imapMaxConnections - sync.concurrency);
+  return Math.max(backgroundConcurrency(sync), calm);
 }
 
 /** How long after an event's reconcile the background lane stays at its low pace. */
@@ -63,7 +71,7 @@ const PACE_CHECK_MS = 250;
 
 export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorker {
   const sync = deps.settings.sync;
-  const pace = new BackgroundPace({ busy: backgroundConcurrency(sync), calm: backgroundCalmConcurrency(sync), calmMs: CALM_MS });
+  const pace = new BackgroundPace({ busy: backgroundConcurrency(sync), calm: backgroundCalmConcurrency(sync, deps.settings.imap.maxConnections), calmMs: CALM_MS });
   const background = startLane(deps, QUEUE_RECONCILE_BACKGROUND, pace.concurrency(), 'worker-background');
   const follow = (): void => {
     const want = pace.concurrency();

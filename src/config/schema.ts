@@ -480,7 +480,7 @@ export const settingsSchema = z.strictObject({
     /**
      * The same while no event has been reconciled for 5 s (a first start, a quiet night's sweep):
      * the pass takes the room nobody else needs and gives it back when an event arrives. Unset:
-     * twice `concurrency`; never below the other.
+     * twice `concurrency`, at most imap.maxConnections less `concurrency`; never below the other.
      */
     backgroundCalmConcurrency: z.number().int().min(1).max(256).optional(),
     /** A plan deleting more than this share of a mailbox stops and reports instead. */

@@ -38,6 +38,10 @@ describe('background pace', () => {
     assert.equal(backgroundCalmConcurrency({ concurrency: 4 }), 8);
     assert.equal(backgroundCalmConcurrency({ concurrency: 4, backgroundCalmConcurrency: 16 }), 16);
     assert.equal(backgroundCalmConcurrency({ concurrency: 4, backgroundConcurrency: 12 }), 12, 'never below backgroundConcurrency');
+    assert.equal(backgroundCalmConcurrency({ concurrency: 4 }, 50), 8);
+    assert.equal(backgroundCalmConcurrency({ concurrency: 4 }, 10), 6, 'unset, it leaves the event lane its IMAP connections');
+    assert.equal(backgroundCalmConcurrency({ concurrency: 4 }, 4), 2, 'but never below backgroundConcurrency');
+    assert.equal(backgroundCalmConcurrency({ concurrency: 4, backgroundCalmConcurrency: 16 }, 10), 16, 'a value set is taken as it is');
     assert.ok(CALM_MS > 0);
   });
 });
