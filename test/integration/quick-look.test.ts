@@ -13,6 +13,7 @@ import type { MailboxRef } from '../../src/spool/types.js';
 import type { ReconcileResult } from '../../src/sync/reconcile.js';
 import { deleteMessage, leaveVoicemail, listFolder } from '../support/asterisk-spool.js';
 import { startHarness, type Harness } from '../support/harness.js';
+import { startImapTap, type ImapTap } from '../support/imap-tap.js';
 import { waitFor } from '../support/wait.js';
 
 const REF: MailboxRef = { context: 'default', mailbox: '7400' };
@@ -22,23 +23,28 @@ const WAIT = { timeoutMs: 30_000, intervalMs: 50 };
 for (const omit of [[], ['LIST-STATUS']] as const) describe(`quick look${omit.length ? ' without LIST-STATUS' : ''}: a quiet mailbox is skipped by the sweep until something changes`, { timeout: 180_000 }, () => {
   let h: Harness;
   let service: Service;
+  let tap: ImapTap;
   const results: ReconcileResult[] = [];
   before(async () => {
+    // vmbridge reaches Dovecot through the tap, which writes down its commands.
+    tap = await startImapTap();
     h = await startHarness({
       boxes: [{ mailbox: REF.mailbox }],
       omitCapabilities: omit,
       settings: (b) => ({
         ...b,
         spool: { ...(b.spool as object), watch: false, sweepSeconds: 0 },
-        imap: { ...(b.imap as object), idle: { maxAccounts: 0 } },
+        imap: { ...(b.imap as object), port: tap.port, idle: { maxAccounts: 0 } },
         alerts: { quotaCheckSeconds: 0 },
       }),
     });
+    tap.upstreamPort = h.dovecot.port;
     await leaveVoicemail(h.spoolDir, REF, { callerid: '"First" <5550001>', duration: 2 });
     service = await h.startService({ onReconciled: (_ref, r) => void results.push(r) });
   });
   after(async () => {
     await h?.stop();
+    await tap?.close();
   });
 
   /** One sweep reconcile of the mailbox; its result. */
@@ -69,6 +75,15 @@ for (const omit of [[], ['LIST-STATUS']] as const) describe(`quick look${omit.le
 
   it('the start-up pass imports and marks the mailbox quiet; the next sweeps skip it', async () => {
     await waitFor('the start-up reconcile', () => results.length > 0 || undefined, WAIT);
+    // With no mark yet, the folders are listed once before the full look: where the server has
+    // LIST-STATUS, that one LIST also gives every status (and the full look reuses it); else a
+    // STATUS follows for each of the four mapped folders.
+    const first = tap.connections[0]!.lines.map((l) => l.line.split(' ').slice(1).join(' '));
+    const untilSelect = first.slice(0, first.findIndex((l) => l.startsWith('SELECT ')));
+    const seen = untilSelect.join(' | ');
+    assert.equal(untilSelect.filter((l) => l.startsWith('LIST "" "*"')).length, 1, `one listing of every folder before the first SELECT: ${seen}`);
+    assert.equal(untilSelect.filter((l) => l.startsWith('LIST "" "*" RETURN (STATUS')).length, omit.length > 0 ? 0 : 1, seen);
+    assert.equal(untilSelect.filter((l) => l.startsWith('STATUS ')).length, omit.length > 0 ? 4 : 0, seen);
     // The import applied an op: no mark yet. The first quiet sweep looks in full and marks it.
     assert.notEqual((await sweep()).unchanged, true);
     const quiet = await sweep();

@@ -40,14 +40,25 @@ export function recordsDigest(records: ReadonlyMap<string, SyncRecord>): string 
   return createHash('sha256').update(lines.join('\n')).digest('base64url');
 }
 
-/** STATUS of each folder, as one comparable string each; undefined when one lacks HIGHESTMODSEQ or fails. */
-async function folderStatus(client: ImapFlow, paths: readonly string[]): Promise<Record<string, string> | undefined> {
-  const out: Record<string, string> = {};
+/**
+ * STATUS of each folder, as one comparable string each; undefined when one lacks HIGHESTMODSEQ or
+ * fails. `paths` are the folders, or how to find them (the mapped folders as the server lists
+ * them now). A LIST-STATUS answer lists every folder, so it is kept as the connection's listing:
+ * finding the folders then needs no LIST of its own, nor does the full look that may follow.
+ */
+async function folderStatus(client: ImapFlow, paths: readonly string[] | (() => Promise<readonly string[]>)): Promise<Record<string, string> | undefined> {
+  const wanted = async (): Promise<readonly string[]> => (typeof paths === 'function' ? paths() : paths);
   // A server may answer STATUS for the folder this session has selected from the session's own
   // view (Dovecot does), which other sessions' changes reach only at the next sync: NOOP first.
   if (client.mailbox) await client.noop();
-  if (client.capabilities.has('LIST-STATUS')) return listStatus(client, paths);
-  for (const path of paths) {
+  if (client.capabilities.has('LIST-STATUS')) {
+    // One round trip for every folder (RFC 5819) instead of one STATUS each.
+    const list = await client.list({ statusQuery: STATUS_QUERY });
+    rememberListing(client, list);
+    return statusesOf(list, await wanted());
+  }
+  const out: Record<string, string> = {};
+  for (const path of await wanted()) {
     let st;
     try {
       st = await client.status(path, STATUS_QUERY);
@@ -74,11 +85,7 @@ function statusText(st: { uidValidity?: bigint | undefined; uidNext?: number | u
   return `${st.uidValidity}/${st.uidNext ?? ''}/${st.messages ?? ''}/${st.highestModseq}`;
 }
 
-/** One round trip for every folder (LIST-STATUS, RFC 5819) instead of one STATUS each. */
-async function listStatus(client: ImapFlow, paths: readonly string[]): Promise<Record<string, string> | undefined> {
-  return statusesOf(await client.list({ statusQuery: STATUS_QUERY }), paths);
-}
-
+/** The folders' statuses out of a LIST-STATUS answer; a folder it does not list is absent. */
 function statusesOf(list: readonly ListResponse[], paths: readonly string[]): Record<string, string> | undefined {
   const listed = new Map(list.map((e) => [e.path, e]));
   const out: Record<string, string> = {};
@@ -107,27 +114,13 @@ const samePaths = (a: Record<string, string>, b: Record<string, string>): boolea
   return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k] === b[k]);
 };
 
-/**
- * Without a mark, which folders are mapped comes from a LIST. Where the server has LIST-STATUS,
- * that one LIST gives the statuses as well, and is kept as the connection's listing for the full
- * look that follows (one round trip, not three, for a mailbox's first background reconcile).
- */
-async function unmarkedStatus(client: ImapFlow, settings: Parameters<typeof rolePaths>[1]): Promise<Record<string, string> | undefined> {
-  if (!client.capabilities.has('LIST-STATUS')) return folderStatus(client, uniquePaths(await rolePaths(client, settings)));
-  // As in folderStatus: the selected folder's STATUS may come from the session's own view.
-  if (client.mailbox) await client.noop();
-  const list = await client.list({ statusQuery: STATUS_QUERY });
-  rememberListing(client, list);
-  return statusesOf(list, uniquePaths(await rolePaths(client, settings)));
-}
-
 export async function quickLook(run: MailboxRun, store: StoreView, client: ImapFlow): Promise<QuickLook> {
   const { deps, box } = run;
   const marks = deps.quietMarks;
   if (!marks) return { unchanged: false, mark: undefined, candidate: undefined };
   const [mark, loaded] = await Promise.all([marks.get(box.ref), deps.state.load(box.ref)]);
   // The mark's folders when there is one (no LIST needed); else the mapped folders as found now.
-  const folders = mark ? await folderStatus(client, Object.keys(mark.folders)) : await unmarkedStatus(client, deps.settings.imap.folders);
+  const folders = await folderStatus(client, mark ? Object.keys(mark.folders) : async () => uniquePaths(await rolePaths(client, deps.settings.imap.folders)));
   if (!folders) return { unchanged: false, mark, candidate: undefined };
   const candidate = { store: storeDigest(store), records: recordsDigest(loaded.records), account: accountKey(box.account), folders };
   const unchanged = mark !== undefined && loaded.dropped.length === 0
