@@ -66,27 +66,37 @@ export function backgroundCalmConcurrency(
 
 /** How long after an event's reconcile the background lane stays at its low pace. */
 export const CALM_MS = 5_000;
-/** How often the background lane's pace is looked at again (it drops at once when an event starts). */
-const PACE_CHECK_MS = 250;
 
 export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorker {
   const sync = deps.settings.sync;
   const pace = new BackgroundPace({ busy: backgroundConcurrency(sync), calm: backgroundCalmConcurrency(sync, deps.settings.imap.maxConnections), calmMs: CALM_MS });
   const background = startLane(deps, QUEUE_RECONCILE_BACKGROUND, pace.concurrency(), 'worker-background');
+  // The pace changes as an event's job starts and when the calm window after the last one ends:
+  // the lane is set then, and nothing looks in between.
+  let calmEnds: NodeJS.Timeout | undefined;
   const follow = (): void => {
     const want = pace.concurrency();
     if (background.worker.concurrency !== want) background.worker.concurrency = want;
+    clearTimeout(calmEnds);
+    const wait = pace.calmInMs();
+    if (wait === undefined || wait === 0) return;
+    calmEnds = setTimeout(follow, wait);
+    calmEnds.unref();
   };
   const event = startLane(deps, QUEUE_RECONCILE, sync.concurrency, 'worker', {
-    started: () => { pace.eventStarted(); follow(); },
-    ended: () => pace.eventEnded(),
+    started: () => {
+      pace.eventStarted();
+      follow();
+    },
+    ended: () => {
+      pace.eventEnded();
+      follow();
+    },
   });
-  const timer = setInterval(follow, PACE_CHECK_MS);
-  timer.unref();
   const lanes = [event, background];
   return {
     async close(graceMs) {
-      clearInterval(timer);
+      clearTimeout(calmEnds);
       const done = await Promise.all(lanes.map((l) => l.close(graceMs)));
       return done.every(Boolean);
     },

@@ -36,8 +36,16 @@ export class BackgroundPace {
 
   /** Background reconciles allowed at once now. */
   concurrency(): number {
-    const { busy, calm, calmMs } = this.settings;
-    if (this.running > 0 || this.now() - this.lastEventAt < calmMs) return busy;
-    return Math.max(busy, calm);
+    const { busy, calm } = this.settings;
+    return this.calmInMs() === 0 ? Math.max(busy, calm) : busy;
+  }
+
+  /**
+   * How long until the calm pace applies if no event comes meanwhile: 0 when it does now,
+   * undefined while an event's reconcile runs (its end starts the window).
+   */
+  calmInMs(): number | undefined {
+    if (this.running > 0) return undefined;
+    return Math.max(0, this.settings.calmMs - (this.now() - this.lastEventAt));
   }
 }

@@ -8,6 +8,7 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { ReconcileRequester } from '../../src/queue/reconcile-queue.js';
+import { CALM_MS } from '../../workers/reconcile.js';
 import { mailboxKey, type MailboxRef } from '../../src/spool/types.js';
 import { leaveVoicemail } from '../support/asterisk-spool.js';
 import { startHarness, type Harness } from '../support/harness.js';
@@ -38,7 +39,7 @@ describe('background pace: calm and busy', { timeout: 180_000 }, () => {
     await h?.stop();
   });
 
-  it('a pass runs up to 4 at once while no event is around, and 1 at a time from the moment an event is being reconciled', async () => {
+  it('a pass runs up to 4 at once while no event is around, 1 at a time from the moment an event is being reconciled, and 4 again once the calm window has passed', async () => {
     h = await startHarness({
       boxes: [...PASS, EVENT].map((mailbox) => ({ mailbox })),
       settings: (b) => ({
@@ -95,10 +96,20 @@ describe('background pace: calm and busy', { timeout: 180_000 }, () => {
     const second = passSpans(busyFrom);
     assert.equal(second.length, PASS.length);
     // 100 ms: the lane's pace drops when the event's job starts, a moment before it has its lock.
-    const whileBusy = second.filter((s) => s.from > event.from + 100 && s.from < event.until + 4_000);
+    // A second short of CALM_MS after its end: the pass is still at its low pace.
+    const whileBusy = second.filter((s) => s.from > event.from + 100 && s.from < event.until + CALM_MS - 1_000);
     assert.ok(whileBusy.length > 0, 'the pass had reconciles left when the event came; the test proved nothing');
     assert.deepEqual(whileBusy.map((s) => alongside(s, second)).filter((n) => n > 0), [], `${whileBusy.length} pass reconciles started while the event ran or just after it, each alone`);
     assert.ok(second.some((s) => s.from < event.from && alongside(s, second) > 0), 'before the event the pass ran several at once');
+
+    // Once the calm window after the event has passed, with no event since, the next pass runs
+    // several at once again: the lane is raised by itself, not by the next event.
+    await new Promise((r) => setTimeout(r, Math.max(0, event.until + CALM_MS + 500 - performance.now())));
+    const againFrom = await pass(3);
+    await drained('the pass after the calm window');
+    const again = passSpans(againFrom);
+    assert.equal(again.length, PASS.length);
+    assert.ok(mostAtOnce(again) > 1, `after the calm window the pass ran ${mostAtOnce(again)} at once`);
     await drained('the last events');
   });
 });

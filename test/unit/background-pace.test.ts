@@ -12,8 +12,10 @@ describe('background pace', () => {
     let now = 1_000;
     const pace = new BackgroundPace({ busy: 2, calm: 8, calmMs: 5_000 }, () => now);
     assert.equal(pace.concurrency(), 8, 'no event yet');
+    assert.equal(pace.calmInMs(), 0);
     pace.eventStarted();
     assert.equal(pace.concurrency(), 2, 'an event is being reconciled');
+    assert.equal(pace.calmInMs(), undefined, 'its end starts the window');
     now += 60_000;
     assert.equal(pace.concurrency(), 2, 'however long it runs');
     pace.eventStarted();
@@ -21,10 +23,13 @@ describe('background pace', () => {
     now += 10_000;
     assert.equal(pace.concurrency(), 2, 'one of two events still runs');
     pace.eventEnded();
+    assert.equal(pace.calmInMs(), 5_000);
     now += 4_999;
     assert.equal(pace.concurrency(), 2, 'within calmMs of the last end');
+    assert.equal(pace.calmInMs(), 1, 'when to look again');
     now += 2;
     assert.equal(pace.concurrency(), 8, 'calm again');
+    assert.equal(pace.calmInMs(), 0);
     pace.eventEnded(); // an unmatched end (a job that had started before) does not go below zero
     now += 5_001;
     pace.eventStarted();
