@@ -38,6 +38,8 @@ import { startDovecot } from '../test/support/dovecot.js';
 import { freePort } from '../test/support/ports.js';
 import { shortTempDir } from '../test/support/processes.js';
 import { startRedis } from '../test/support/redis.js';
+import { backgroundCalmConcurrency } from '../workers/reconcile.js';
+import { settingsSchema } from '../src/config/schema.js';
 import { open, peakRssMiB, progress, ROOT, startVmbridge, stats, type Stats, type Vmbridge } from './support.js';
 
 const MAILBOXES = Number(process.env.BENCH_LANES_MAILBOXES ?? 2000);
@@ -121,6 +123,9 @@ const SWEEP_SECONDS = Number(process.env.BENCH_LANES_SWEEP_SECONDS ?? 30);
 const IDLE_ACCOUNTS = Number(process.env.BENCH_LANES_IDLE_ACCOUNTS ?? 100);
 const CLIENTS_PER_IMAP = Number(process.env.BENCH_LANES_CLIENTS_PER_IMAP ?? 10);
 const FIRST_ONLY = process.env.BENCH_LANES_FIRST_ONLY === '1';
+const IMAP_CONNECTIONS = 100;
+/** sync.concurrency, which the bench leaves at its default. */
+const SYNC_CONCURRENCY = settingsSchema.shape.sync.parse({}).concurrency;
 const WITH_AMI = process.env.BENCH_LANES_AMI !== '0';
 const WITH_PUSH = process.env.BENCH_LANES_PUSH !== '0';
 const CALM = process.env.BENCH_LANES_CALM ? Number(process.env.BENCH_LANES_CALM) : undefined;
@@ -201,6 +206,12 @@ async function main(): Promise<void> {
   // lamps (VoicemailRefresh), as at a real site.
   const ami = await startAmiServer({ spoolDir, profile: 'voicemail' });
   const amiLogin = { host: '127.0.0.1', port: ami.port, username: 'bridge', secret: 'bridge' };
+  /** The actions the owning Asterisk was sent so far, by name. */
+  const amiActionCounts = (): Record<string, number> => {
+    const counts: Record<string, number> = {};
+    for (const a of ami.received) counts[a.action] = (counts[a.action] ?? 0) + 1;
+    return Object.fromEntries(Object.entries(counts).sort());
+  };
   let vm: Vmbridge | undefined;
   try {
     const confPath = join(dir, 'voicemail.conf');
@@ -210,7 +221,7 @@ async function main(): Promise<void> {
     const settingsOf = (doveadm: boolean, heard: Heard = {}): Record<string, unknown> => ({
       spool: { dir: spoolDir, voicemailConf: confPath, watch: true, sweepSeconds: heard.sweepSeconds ?? 0 },
       redis: { url: redis.url, prefix: 'lanes' },
-      imap: { host: '127.0.0.1', port: dovecot.port, secure: false, requireTls: false, maxConnections: 100, login: { mode: 'master', masterUser: MASTER.user, masterPassword: MASTER.pass }, ...(doveadm ? { doveadm: { url: dovecot.doveadmUrl, apiKey: DOVEADM_KEY } } : {}), ...(heard.idleAccounts !== undefined ? { idle: { maxAccounts: heard.idleAccounts, notify: heard.notify ?? true } } : {}) },
+      imap: { host: '127.0.0.1', port: dovecot.port, secure: false, requireTls: false, maxConnections: IMAP_CONNECTIONS, login: { mode: 'master', masterUser: MASTER.user, masterPassword: MASTER.pass }, ...(doveadm ? { doveadm: { url: dovecot.doveadmUrl, apiKey: DOVEADM_KEY } } : {}), ...(heard.idleAccounts !== undefined ? { idle: { maxAccounts: heard.idleAccounts, notify: heard.notify ?? true } } : {}) },
       email: { messageIdDomain: 'bench.invalid', audio: 'original' },
       log: { level: 'info' },
       http: { host: '127.0.0.1', port: httpPort, push: { enabled: heard.push === true } },
@@ -235,7 +246,7 @@ async function main(): Promise<void> {
       r.disconnect();
       const calls = [...stats.matchAll(/^cmdstat_(\w+):calls=(\d+)/gm)].map((m) => [m[1]!, Number(m[2])] as const).sort((a, b) => b[1] - a[1]);
       process.stdout.write(`Redis commands per mailbox: ${calls.slice(0, 12).map(([c, n]) => `${c} ${Math.round((n / MAILBOXES) * 10) / 10}`).join(', ')}\n`);
-      const actions = [...ami.received.reduce((m, a) => m.set(a.action, (m.get(a.action) ?? 0) + 1), new Map<string, number>())].map(([a, n]) => `${n} ${a}`).join(', ');
+      const actions = Object.entries(amiActionCounts()).map(([a, n]) => `${n} ${a}`).join(', ');
       process.stdout.write(`first pass over ${MAILBOXES} mailboxes: ${Math.round(firstPassSeconds * 10) / 10} s (vmbridge CPU ${Math.round((await cpuSeconds(vm.child.pid!)) * 10) / 10} s); AMI actions: ${actions} (BENCH_LANES_FIRST_ONLY: nothing else measured, no results written)\n`);
       return;
     }
@@ -277,9 +288,9 @@ async function main(): Promise<void> {
     const t2 = performance.now();
     await vm.ready;
     const quietPassSeconds = (performance.now() - t2) / 1000 + (await drained(httpPort, 'quiet restart pass'));
-    // The quiet pass meets no event, so the background lane runs at its calm pace
-    // (sync.backgroundCalmConcurrency: twice sync.concurrency, 4, unless set): the floor as well.
-    const laneConcurrency = Math.max(BACKGROUND ?? 2, CALM ?? 8);
+    // The quiet pass meets no event, so the background lane runs at its calm pace: the floor as
+    // well, worked out as the service does from the settings the bench gives it.
+    const laneConcurrency = backgroundCalmConcurrency({ concurrency: SYNC_CONCURRENCY, backgroundConcurrency: BACKGROUND, backgroundCalmConcurrency: CALM }, IMAP_CONNECTIONS);
     const floorPassSeconds = await floorPass(dovecot.port, boxes.map((b) => `u${b.mailbox}`), laneConcurrency);
     const rssMiB = Math.max(rssRestart, await peakRssMiB(vm.child.pid!));
     await stop(vm);
@@ -364,7 +375,7 @@ async function main(): Promise<void> {
       imapConnectionsIdle: connections,
       emailReadToSpool: { push: readPush, idleNotify: readNotify, idleOnly: readIdle, idleAccounts: IDLE_ACCOUNTS, sweepOnly: readSweep, sweepSeconds: SWEEP_SECONDS },
       dovecotClientsPerImapProcess: CLIENTS_PER_IMAP,
-      amiActions: Object.fromEntries([...ami.received.reduce((m, a) => m.set(a.action, (m.get(a.action) ?? 0) + 1), new Map<string, number>())].sort()),
+      amiActions: amiActionCounts(),
     };
     const row = (label: string, s: Stats | undefined): string => (s ? `| ${label} | ${s.n} | ${s.p50} | ${s.p95} | ${s.max} |` : `| ${label} | 0 | | | |`);
     const row99 = (label: string, s: Stats): string => `| ${label} | ${s.n} | ${s.p50} | ${s.p99} | ${s.max} |`;
