@@ -29,7 +29,7 @@ describe('mail client to spool on real Dovecot and Redis', { timeout: 600_000 },
   let ami: AmiTestServer;
   let service: Service | undefined;
   const clients = new Map<string, MailClient>();
-  const mailboxes = ['2000', '2001', '2002', '2003', '2004', '2005', '3000', '3001'];
+  const mailboxes = ['2000', '2001', '2002', '2003', '2004', '2005', '3000', '3001', '3002'];
 
   const mc = (ref: MailboxRef): MailClient => clients.get(ref.mailbox)!;
 
@@ -264,6 +264,21 @@ describe('mail client to spool on real Dovecot and Redis', { timeout: 600_000 },
       }
       await inSpool(ref, id, 'Old');
       assert.ok(actions('VoicemailMove', id).length > 0);
+    });
+
+    it('the owning AMI down: the spool change waits, a new voicemail still becomes its email; once AMI is back the change is made', async () => {
+      const ref = box('3002');
+      const { id, email } = await newVoicemail(ref);
+      const port = ami.port;
+      await ami.close();
+      await inFolder(ref, 'INBOX', (c) => c.messageFlagsAdd(String(email.uid), ['\\Seen'], { uid: true }));
+      // The reconcile that emails this one has seen the read too, with AMI down.
+      const later = await leaveVoicemail(h.spoolDir, ref, { callerid: '"While down" <5553002>', duration: 2 });
+      await emailOf(ref, later.msgId, 'INBOX');
+      assert.deepEqual(await whereInSpool(ref, id), ['INBOX'], 'no spool change while whether a caller is in VoiceMailMain cannot be told');
+      ami = await startAmiServer({ spoolDir: h.spoolDir, port });
+      await inSpool(ref, id, 'Old');
+      assert.ok(actions('VoicemailMove', id).length > 0, 'moved by Asterisk once it was back');
     });
   });
 });
